@@ -1,0 +1,190 @@
+"""Samples/s end to end to RabbitMQ's AMQP 1.0, side by side in one run.
+
+* telemetry_lib ``amqp1``, acknowledged (unsettled: every message ACCEPTED
+  by the broker) and pre-settled, through the delivery core;
+* peer (a): the old oslo.messaging AMQP 1.0 driver's pattern -- one
+  blocking send per message with proton's ``BlockingConnection``, the same
+  STF envelopes (so only the transport pattern differs);
+* peer (b): Ceilometer 27's ``notifier://`` publisher over oslo.messaging's
+  rabbit driver (AMQP 0-9-1, the same broker), 1,000 samples per call as a
+  pipeline flush sends them.
+
+A separate consumer process drains each queue while the publishers run.
+Needs the private node of ``tools/rabbitmq.sh start`` (started here if not
+running) and, for peer (b), Ceilometer 27 (``tox -e bench`` installs it).
+"""
+
+import argparse
+import datetime
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+from oslo_config import cfg
+
+from telemetry_lib import delivery
+from telemetry_lib.formats import stf
+from telemetry_lib import opts
+from telemetry_lib import Sample
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PORT = int(os.environ.get('TELEMETRY_RABBIT_PORT', 5682))
+BROKER = '127.0.0.1:%d' % PORT
+UTC = datetime.timezone.utc
+
+
+def make_samples(n):
+    now = datetime.datetime.now(UTC)
+    return [Sample('disk.read.bytes', 'cumulative', 'B', i, user_id='u',
+                   project_id='p', resource_id='vm-%d' % (i % 500),
+                   timestamp=now, resource_metadata={
+                       'host': 'compute-%d' % (i % 8), 'display_name': 'vm',
+                       'flavor': {'name': 'm1.small', 'vcpus': 1}})
+            for i in range(n)]
+
+
+def consume(address, quiet=3.0):
+    """Child process: drain ``address``; print how many messages."""
+    from proton.utils import BlockingConnection
+    conn = BlockingConnection('amqp://%s' % BROKER,
+                              allowed_mechs='ANONYMOUS', timeout=30)
+    rcv = conn.create_receiver(address, credit=2000)
+    print('READY', flush=True)
+    n = 0
+    while True:
+        try:
+            rcv.receive(timeout=quiet)
+        except Exception:
+            break
+        rcv.accept()
+        n += 1
+    print(n, flush=True)
+    conn.close()
+
+
+class Consumer:
+    def __init__(self, address):
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, '--consume', address],
+            stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == 'READY'
+
+    def wait(self):
+        out, _ = self.proc.communicate(timeout=600)
+        return int(out.strip() or 0)
+
+
+def ours(conf, samples, settle):
+    queue = '/queue/bench-%s' % uuid.uuid4().hex[:8]
+    consumer = Consumer(queue)
+    d = delivery.build(conf, 'amqp1://%s%s?settle=%s&max_batch_size=5000'
+                       '&max_latency=0&max_queue_samples=%d&max_queue_bytes=%d'
+                       % (BROKER, queue, settle, len(samples) + 1, 2 ** 31))
+    started = time.perf_counter()
+    d.put(samples)
+    outcome = d.flush(600)
+    took = time.perf_counter() - started
+    st = d.stats()
+    d.close(5)
+    messages = consumer.wait()
+    assert outcome and st.published == len(samples), (outcome, st)
+    return len(samples) / took, messages
+
+
+def blocking(samples):
+    from proton import Message
+    from proton.utils import BlockingConnection
+    queue = '/queue/bench-%s' % uuid.uuid4().hex[:8]
+    consumer = Consumer(queue)
+    conn = BlockingConnection('amqp://%s' % BROKER,
+                              allowed_mechs='ANONYMOUS', timeout=60)
+    sender = conn.create_sender(queue)
+    started = time.perf_counter()
+    sent = 0
+    for i in range(0, len(samples), 1000):
+        enc = stf.encode_samples(samples[i:i + 1000], 'telemetry.publisher.b')
+        for chunk in enc.chunks:
+            sender.send(Message(body=chunk.body.decode(), address=queue))
+            sent += 1
+    took = time.perf_counter() - started
+    conn.close()
+    return len(samples) / took, consumer.wait()
+
+
+def ceilometer_notifier(samples):
+    from urllib import parse
+    try:
+        from ceilometer import messaging as cmessaging
+        from ceilometer.publisher import messaging as cpub
+        from ceilometer.publisher import utils as cutils
+        from ceilometer import sample as csample
+    except ImportError as exc:
+        return None, 'Ceilometer not installed (%s)' % exc
+    conf = cfg.ConfigOpts()
+    conf.register_opts(cpub.NOTIFIER_OPTS, group='publisher_notifier')
+    conf.register_opts(cutils.OPTS, group='publisher')
+    conf.register_opts([cfg.StrOpt('host', default='bench')])
+    conf([], default_config_files=[])
+    cmessaging.setup()
+    topic = 'bench-%s' % uuid.uuid4().hex[:8]
+    theirs = [csample.Sample(
+        name=s.name, type=s.type, unit=s.unit, volume=s.volume,
+        user_id=s.user_id, project_id=s.project_id,
+        resource_id=s.resource_id, timestamp=s.timestamp.isoformat(),
+        resource_metadata=s.resource_metadata) for s in samples]
+    pub = cpub.SampleNotifierPublisher(conf, parse.urlparse(
+        'notifier://guest:guest@%s/?topic=%s' % (BROKER, topic)))
+    started = time.perf_counter()
+    for i in range(0, len(theirs), 1000):
+        pub.publish_samples(theirs[i:i + 1000])
+    took = time.perf_counter() - started
+    return len(samples) / took, 'notifications of 1,000 samples each'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--samples', type=int, default=200000)
+    parser.add_argument('--blocking-samples', type=int, default=20000)
+    parser.add_argument('--consume', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.consume:
+        consume(args.consume)
+        return 0
+    subprocess.run(['bash', os.path.join(HERE, '..', 'tools',
+                                         'rabbitmq.sh'), 'start'],
+                   check=True, stdout=subprocess.DEVNULL)
+    conf = cfg.ConfigOpts()
+    opts.register_all(conf)
+    conf([], project='telemetry_lib', default_config_files=[])
+    samples = make_samples(args.samples)
+    rows = []
+    for settle, label in (('unsettled', 'acknowledged'),
+                          ('presettled', 'pre-settled')):
+        rate, msgs = ours(conf, samples, settle)
+        rows.append(('telemetry_lib amqp1 (pipelined)', label, rate,
+                     '%d messages <= %d bytes' % (msgs,
+                                                  stf.DEFAULT_MAX_BYTES)))
+    rate, msgs = blocking(samples[:args.blocking_samples])
+    rows.append(('peer a: one blocking send per message', 'acknowledged',
+                 rate, '%d messages, same envelopes' % msgs))
+    rate, note = ceilometer_notifier(samples[:50000])
+    rows.append(('peer b: Ceilometer 27 notifier:// (rabbit)',
+                 'AMQP 0-9-1', rate, note))
+    print('\nSamples/s to RabbitMQ 3.10 on 127.0.0.1 (%d samples for ours, '
+          '%d for peer a, 50,000 for peer b)\n'
+          % (args.samples, args.blocking_samples))
+    header = '%-44s %-13s %12s  %s' % ('path', 'delivery', 'samples/s',
+                                       'note')
+    print(header)
+    print('-' * len(header))
+    for path, mode, rate, note in rows:
+        print('%-44s %-13s %12s  %s' % (
+            path, mode, '-' if rate is None else '{:,.0f}'.format(rate),
+            note))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The long-running agent: scheduling, routing, health and self-metrics."""

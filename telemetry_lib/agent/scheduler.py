@@ -1,0 +1,194 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Calls pollsters on their intervals.
+
+All polling.yaml sources with the same interval share one timer thread; each
+tick stamps one timestamp on every sample of that run and hands the
+pollsters to a worker pool, so a slow pollster never delays another. A
+pollster still running when its next tick comes is skipped for that tick
+(counted as an overrun) rather than run twice at once.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import datetime
+import logging
+import threading
+import time
+
+LOG = logging.getLogger(__name__)
+UTC = datetime.timezone.utc
+
+
+@dataclasses.dataclass
+class PollsterStats:
+    """What the agent exports about one pollster."""
+
+    runs: int = 0
+    errors: int = 0
+    overruns: int = 0
+    samples: int = 0
+    seconds_sum: float = 0.0
+    last_seconds: float = 0.0
+
+
+class _Job:
+    """One pollster under one interval, with the meters its sources want."""
+
+    def __init__(self, name, pollster, filters, resources):
+        self.name = name
+        self.pollster = pollster
+        self.filters = filters
+        self.resources = resources
+        self.running = False
+
+    def wanted(self, meter):
+        return any(f(meter) for f in self.filters)
+
+
+class Scheduler:
+    """Runs pollsters as a :class:`PollingDefinition` says.
+
+    :param pollsters: ``{name: Pollster}``.
+    :param on_samples: called with the (non-empty) sample list of each run,
+        from a worker thread.
+    :param on_cycle: called with ``(interval, samples, pollsters, seconds)``
+        when every run of a tick has finished.
+    """
+
+    def __init__(self, definition, pollsters, on_samples, on_cycle=None,
+                 workers=4):
+        self._on_samples = on_samples
+        self._on_cycle = on_cycle
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix='pollster')
+        self._stop = threading.Event()
+        self._threads = []
+        self._lock = threading.Lock()
+        self.stats = collections.defaultdict(PollsterStats)
+        self.groups = self._plan(definition, pollsters)
+
+    @staticmethod
+    def _plan(definition, pollsters):
+        groups = {}
+        for source in definition.sources:
+            for name, pollster in pollsters.items():
+                if not any(source.filter(m) for m in pollster.meters):
+                    continue
+                jobs = groups.setdefault(source.interval, {})
+                job = jobs.get(name)
+                if job is None:
+                    jobs[name] = _Job(name, pollster, [source.filter],
+                                      list(source.resources))
+                else:
+                    job.filters.append(source.filter)
+                    job.resources.extend(source.resources)
+        return {interval: list(jobs.values())
+                for interval, jobs in groups.items()}
+
+    def start(self):
+        for interval, jobs in sorted(self.groups.items()):
+            t = threading.Thread(target=self._timer, args=(interval, jobs),
+                                 name='polling every %ss' % interval,
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _timer(self, interval, jobs):
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            self.tick(jobs, interval)
+            next_tick += interval
+            # Keep the cadence; after a long stall, start again from now
+            # instead of firing the missed ticks in a burst.
+            delay = next_tick - time.monotonic()
+            if delay < 0:
+                next_tick = time.monotonic()
+                delay = 0
+            self._stop.wait(delay)
+
+    def tick(self, jobs, interval=0.0):
+        """Submit one run of ``jobs``; return the futures submitted."""
+        timestamp = datetime.datetime.now(UTC)
+        started = time.monotonic()
+        report = {'left': 0, 'samples': 0, 'ran': 0}
+        futures = []
+        with self._lock:
+            runnable = []
+            for job in jobs:
+                if job.running:
+                    self.stats[job.name].overruns += 1
+                    LOG.warning('pollster %s is still running from the '
+                                'last tick; skipping this one', job.name)
+                    continue
+                job.running = True
+                runnable.append(job)
+            report['left'] = len(runnable)
+        for job in runnable:
+            try:
+                future = self._pool.submit(self._run, job, timestamp)
+            except RuntimeError:        # the pool is shut down: stopping
+                with self._lock:
+                    job.running = False
+                continue
+            future.add_done_callback(
+                lambda f, job=job: self._done(f, job, report, interval,
+                                              started))
+            futures.append(future)
+        return futures
+
+    def _run(self, job, timestamp):
+        started = time.monotonic()
+        try:
+            samples = [s for s in job.pollster.poll(timestamp, job.resources
+                                                    or None)
+                       if job.wanted(s.name)]
+        except Exception:
+            with self._lock:
+                self.stats[job.name].errors += 1
+            LOG.exception('pollster %s failed', job.name)
+            samples = []
+        finally:
+            took = time.monotonic() - started
+            with self._lock:
+                st = self.stats[job.name]
+                st.runs += 1
+                st.seconds_sum += took
+                st.last_seconds = took
+        if samples:
+            with self._lock:
+                self.stats[job.name].samples += len(samples)
+            try:
+                self._on_samples(samples)
+            except Exception:
+                LOG.exception('routing the samples of %s failed', job.name)
+        return len(samples)
+
+    def _done(self, future, job, report, interval, started):
+        with self._lock:
+            job.running = False
+            report['left'] -= 1
+            report['ran'] += 1
+            if not future.cancelled() and future.exception() is None:
+                report['samples'] += future.result()
+            last = report['left'] == 0
+        if last and self._on_cycle is not None:
+            self._on_cycle(interval, report['samples'], report['ran'],
+                           time.monotonic() - started)
+
+    def stop(self, timeout=None):
+        """Stop the timers; wait up to ``timeout`` for running polls."""
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,238 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The polling agent: polling.yaml → pollsters → pipeline → publishers.
+
+Signals: SIGTERM or SIGINT stops polling, flushes every publisher within
+``[agent] shutdown_timeout`` and exits 0 (a second one exits at once);
+SIGHUP reloads polling.yaml and pipeline.yaml, and a broken file keeps the
+running pipeline and logs one clear error.
+"""
+
+import collections
+import logging
+import os
+import signal
+import threading
+
+from oslo_config import cfg
+
+from telemetry_lib.agent.http import AgentHTTPServer
+from telemetry_lib.agent.scheduler import Scheduler
+from telemetry_lib.collector import base as collector_base
+from telemetry_lib.exceptions import ConfigError
+from telemetry_lib.pipeline import definitions
+from telemetry_lib.pipeline import manager as pipeline_manager
+from telemetry_lib.pipeline import PipelineDefinition
+from telemetry_lib.pipeline import PipelineManager
+from telemetry_lib.pipeline import PollingDefinition
+
+LOG = logging.getLogger(__name__)
+
+POLLING_OPTS = [
+    cfg.StrOpt('cfg_file', default='polling.yaml',
+               help='Polling definition (Ceilometer format). A relative '
+                    'name is looked up in the config directories, then '
+                    "among the package's defaults."),
+]
+AGENT_OPTS = [
+    cfg.BoolOpt('http_enabled', default=True,
+                help='Serve /metrics and /healthz.'),
+    cfg.HostAddressOpt('http_host', default='127.0.0.1',
+                       help='Address of the /metrics and /healthz endpoint; '
+                            'loopback unless you mean to expose it.'),
+    cfg.PortOpt('http_port', default=9610,
+                help='Port of the endpoint; 0 picks a free one.'),
+    cfg.FloatOpt('shutdown_timeout', default=10.0, min=0,
+                 help='Seconds to flush publishers on SIGTERM/SIGINT.'),
+    cfg.FloatOpt('healthz_high_water', default=0.9, min=0, max=1,
+                 help='/healthz fails when a queue holds more than this '
+                      'fraction of its bound.'),
+    cfg.IntOpt('pollster_workers', default=4, min=1,
+               help='Threads that run pollsters.'),
+]
+
+DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'data')
+
+
+def register_opts(conf):
+    conf.register_opts(POLLING_OPTS, group='polling')
+    conf.register_opts(AGENT_OPTS, group='agent')
+    pipeline_manager.register_opts(conf)
+
+
+def find_config_file(conf, name):
+    """An absolute or existing path as is; else the file in the config
+    directories; else the package's default of that name.
+    """
+    if os.path.isabs(name) or os.path.exists(name):
+        return name
+    found = conf.find_file(name)
+    if found:
+        return found
+    default = os.path.join(DATA_DIR, os.path.basename(name))
+    if os.path.exists(default):
+        return default
+    raise ConfigError('not found in the config directories nor among the '
+                      'defaults', path=name)
+
+
+class Agent:
+    """Builds and runs the polling agent from ``conf``.
+
+    :raises ConfigError: when a file or publisher is invalid at start.
+    """
+
+    def __init__(self, conf, pollsters=None):
+        register_opts(conf)
+        self.conf = conf
+        self.reloads = collections.Counter()
+        self._pollsters = (pollsters if pollsters is not None
+                           else collector_base.load_pollsters(conf))
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._reload_requested = threading.Event()
+        self._last_totals = (0, 0)
+        self.pipeline, self.polling = self._load()
+        self.scheduler = self._scheduler(self.polling)
+        self.http = None
+        if conf.agent.http_enabled:
+            self.http = AgentHTTPServer(self, conf.agent.http_host,
+                                        conf.agent.http_port,
+                                        conf.agent.healthz_high_water)
+
+    # -- building ----------------------------------------------------------
+
+    def _load(self):
+        polling = PollingDefinition.load(
+            find_config_file(self.conf, self.conf.polling.cfg_file))
+        definition = PipelineDefinition.load(
+            find_config_file(self.conf, self.conf.pipeline.pipeline_cfg_file),
+            check_url=definitions.publisher_installed)
+        return PipelineManager(self.conf, definition), polling
+
+    def _scheduler(self, polling):
+        return Scheduler(polling, self._pollsters, self._route,
+                         self._cycle_done,
+                         workers=self.conf.agent.pollster_workers)
+
+    def pipelines(self):
+        with self._lock:
+            return [self.pipeline]
+
+    def _route(self, samples):
+        with self._lock:
+            pipeline = self.pipeline
+        pipeline.publish(samples)
+
+    def _cycle_done(self, interval, samples, pollsters, seconds):
+        stats = [st for p in self.pipelines() for st in p.stats()]
+        published = sum(st.published for st in stats)
+        dropped = sum(st.dropped_total for st in stats)
+        last_pub, last_drop = self._last_totals
+        self._last_totals = (published, dropped)
+        LOG.info('polling every %ss: %d samples from %d pollsters in '
+                 '%.2fs; published %d, dropped %d since the last cycle',
+                 interval, samples, pollsters, seconds,
+                 published - last_pub, dropped - last_drop)
+
+    # -- running -----------------------------------------------------------
+
+    def describe(self):
+        """Lines telling a person what the agent does and where data goes."""
+        lines = ['polling %s every %ss' % (', '.join(sorted(
+            j.name for j in jobs)), interval)
+            for interval, jobs in sorted(self.scheduler.groups.items())]
+        if not self.scheduler.groups:
+            lines.append('no installed pollster matches %s'
+                         % self.polling.path)
+        for url, d in sorted(self.pipeline.deliveries.items()):
+            where = getattr(getattr(d.publisher, 'storage', None), 'path',
+                            None)
+            lines.append('samples go to %s%s' % (
+                d.publisher.url, ' (%s)' % where if where else ''))
+        if self.http is not None:
+            lines.append('metrics at %s/metrics, health at %s/healthz'
+                         % (self.http.url, self.http.url))
+        return lines
+
+    def start(self):
+        if self.http is not None:
+            self.http.start()
+        self.scheduler.start()
+
+    def request_reload(self):
+        self._reload_requested.set()
+
+    def reload(self):
+        """Load the YAML files again; keep the running pipeline if they or
+        a publisher are broken. Returns True when the new one runs.
+        """
+        try:
+            pipeline, polling = self._load()
+        except ConfigError as exc:
+            self.reloads['failed'] += 1
+            LOG.error('Reload failed, the running pipeline stays: %s', exc)
+            return False
+        old_scheduler = self.scheduler
+        old_scheduler.stop(timeout=1.0)
+        with self._lock:
+            old_pipeline, self.pipeline = self.pipeline, pipeline
+            self.polling = polling
+        self.scheduler = self._scheduler(polling)
+        self.scheduler.start()
+        threading.Thread(target=old_pipeline.close, daemon=True, args=(
+            self.conf.agent.shutdown_timeout,)).start()
+        self.reloads['ok'] += 1
+        LOG.info('Reloaded %s and %s', polling.path,
+                 pipeline.definition.path)
+        return True
+
+    def stop(self, timeout=None):
+        """Stop polling, flush and close every publisher; return True when
+        nothing was left undelivered.
+        """
+        timeout = self.conf.agent.shutdown_timeout if timeout is None \
+            else timeout
+        self.scheduler.stop(timeout=1.0)
+        outcomes = self.pipeline.close(timeout)
+        if self.http is not None:
+            self.http.stop()
+        clean = True
+        for url, outcome in outcomes.items():
+            if outcome.pending or outcome.dropped:
+                clean = False
+                LOG.warning('%s: %d item(s) not delivered at shutdown '
+                            '(%d dropped, %d left in the spool)', url,
+                            outcome.pending + outcome.dropped,
+                            outcome.dropped, outcome.spooled)
+        return clean
+
+    def run(self):
+        """Run until SIGTERM/SIGINT; return the process exit code."""
+        def on_stop(signum, frame):
+            if self._stopping.is_set():
+                LOG.warning('Second signal: exiting now')
+                os._exit(1)
+            LOG.info('Signal %d: stopping', signum)
+            self._stopping.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, lambda s, f: self.request_reload())
+        self.start()
+        while not self._stopping.wait(0.2):
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self.reload()
+        self.stop()
+        return 0

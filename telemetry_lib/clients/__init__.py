@@ -1,0 +1,1 @@
+"""Clients of backend services, shared by the drivers that use them."""

@@ -1,0 +1,1 @@
+"""Console scripts: thin, they parse arguments, build objects and run."""

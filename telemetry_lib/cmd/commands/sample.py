@@ -1,0 +1,127 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""``sample collect`` and ``sample publish``."""
+
+import datetime
+import fnmatch
+import sys
+import time
+
+from cliff import lister
+
+from telemetry_lib.collector import base as collector_base
+from telemetry_lib import delivery
+from telemetry_lib.exceptions import InvalidSample
+from telemetry_lib.exceptions import TelemetryError
+from telemetry_lib.formats import ceilometer
+from telemetry_lib.formats import jsoncodec
+
+UTC = datetime.timezone.utc
+
+
+class SampleCollect(lister.Lister):
+    """Run the installed pollsters now and print their samples.
+
+    Without --once the pollsters run twice, a second apart, and the second
+    run is printed, so utilisation meters have something to compare with.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('--meter', default='*', metavar='GLOB',
+                            help='Only meters matching this glob.')
+        parser.add_argument('--once', action='store_true',
+                            help='Poll once (utilisation may read 0).')
+        return parser
+
+    def take_action(self, args):
+        pollsters = {name: p for name, p in collector_base.load_pollsters(
+            self.app.conf).items()
+            if any(fnmatch.fnmatchcase(m, args.meter) for m in p.meters)}
+        if not args.once:
+            self._poll(pollsters, args.meter)
+            time.sleep(1.0)
+        rows = [(s.name, s.type, s.unit, s.volume, s.resource_id,
+                 s.timestamp.isoformat())
+                for s in self._poll(pollsters, args.meter)]
+        return (('Meter', 'Type', 'Unit', 'Volume', 'Resource',
+                 'Timestamp'), rows)
+
+    @staticmethod
+    def _poll(pollsters, pattern):
+        now = datetime.datetime.now(UTC)
+        return [s for p in pollsters.values() for s in p.poll(now)
+                if fnmatch.fnmatchcase(s.name, pattern)]
+
+
+class SamplePublish(lister.Lister):
+    """Publish samples read as JSON from stdin through a publisher URL.
+
+    Input: a JSON list (or JSON lines) of samples, in our field names
+    (name, type, unit, volume, resource_id, ...) or in Ceilometer's wire
+    form (counter_name, counter_type, ...). Delivery options in the URL
+    apply. Prints what was published, retried and dropped; the exit code is
+    1 if anything was dropped, failed or left undelivered.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('url', metavar='URL')
+        parser.add_argument('--timeout', type=float, default=30.0,
+                            help='Seconds to deliver before giving up '
+                                 '(default 30).')
+        return parser
+
+    def take_action(self, args):
+        samples, bad = read_samples(sys.stdin.read())
+        for problem in bad:
+            print('invalid sample: %s' % problem, file=sys.stderr)
+        d = delivery.build(self.app.conf, args.url)
+        d.put(samples)
+        outcome = d.close(args.timeout)
+        st = d.stats()
+        self._failed = bool(bad or st.dropped_total or outcome.pending)
+        rows = [('read', len(samples) + len(bad)), ('invalid', len(bad)),
+                ('published', st.published), ('retried', st.retried),
+                ('pending', outcome.pending)]
+        rows += [('dropped: %s' % reason, n)
+                 for reason, n in sorted(st.dropped.items())]
+        return ('What', 'Count'), rows
+
+    def run(self, parsed_args):
+        self._failed = False
+        status = super().run(parsed_args)
+        return status or (1 if self._failed else 0)
+
+
+def read_samples(text):
+    """Samples from a JSON list or JSON lines; ``(samples, problems)``."""
+    text = text.strip()
+    if not text:
+        return [], []
+    try:
+        data = jsoncodec.loads(text)
+        items = data if isinstance(data, list) else [data]
+    except jsoncodec.DecodeError:
+        try:
+            items = [jsoncodec.loads(line) for line in text.splitlines()
+                     if line.strip()]
+        except jsoncodec.DecodeError as exc:
+            raise TelemetryError('stdin is neither a JSON list nor JSON '
+                                 'lines: %s' % exc) from None
+    samples, problems = [], []
+    for i, item in enumerate(items):
+        try:
+            samples.append(ceilometer.from_plain_dict(item))
+        except InvalidSample as exc:
+            problems.append('item %d: %s' % (i, exc))
+    return samples, problems

@@ -1,0 +1,1 @@
+"""Collectors: pollsters (called on an interval) and listeners."""

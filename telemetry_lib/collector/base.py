@@ -1,0 +1,61 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The collector contracts."""
+
+import abc
+
+from telemetry_lib import plugins
+
+
+class Pollster(metaclass=abc.ABCMeta):
+    """Base class of every pollster plugin (``telemetry_lib.pollster``).
+
+    * ``meters`` lists every meter name it can produce, so ``polling.yaml``
+      globs select pollsters without running them.
+    * ``poll`` is called from a worker thread, never concurrently with
+      itself; it may block (a slow one does not delay other pollsters) and
+      returns the samples of one run, all stamped with ``timestamp``.
+    * It may raise: the agent counts and logs the error and polls again at
+      the next interval.
+
+    :param conf: the caller's ``ConfigOpts``.
+    """
+
+    #: Meter names this pollster produces.
+    meters = ()
+    #: Seconds between polls when polling.yaml says nothing.
+    default_interval = 10.0
+
+    def __init__(self, conf):
+        self.conf = conf
+
+    @abc.abstractmethod
+    def poll(self, timestamp, resources=None):
+        """Return an iterable of :class:`~telemetry_lib.sample.Sample`.
+
+        :param timestamp: the run's time, to stamp every sample with.
+        :param resources: the ``resources`` of the polling.yaml source, if
+            any (pollsters that poll one host ignore them).
+        """
+
+
+def load_pollsters(conf, names=None):
+    """Instantiate the installed pollsters, all or those in ``names``.
+
+    :returns: ``{entry point name: Pollster}``.
+    """
+    found = {}
+    for name in names or plugins.names(plugins.POLLSTER_NAMESPACE):
+        cls = plugins.load_class(plugins.POLLSTER_NAMESPACE, name,
+                                 base=Pollster)
+        found[name] = cls(conf)
+    return found

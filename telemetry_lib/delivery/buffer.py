@@ -1,0 +1,279 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The bounded queue in front of a publisher, and its in-memory store.
+
+:class:`Buffer` owns the bounds, the overflow policy and the hand-off to the
+delivery worker; where the items live is a *store*: :class:`MemoryStore`
+here, :class:`~telemetry_lib.delivery.spool.SpoolStore` on disk. A store
+keeps items in arrival order and knows which ones are in flight (taken by
+the worker, not yet settled), which an eviction never touches.
+"""
+
+import collections
+import threading
+import time
+
+from telemetry_lib.delivery import stats as st
+
+
+class Entry:
+    """One queued item: the item (or its spooled key) and its size."""
+
+    __slots__ = ('item', 'size', 'key')
+
+    def __init__(self, item, size, key=None):
+        self.item = item
+        self.size = size
+        self.key = key
+
+
+def approx_size(item):
+    """A cheap estimate of an item's memory, to bound the queue in bytes.
+
+    Deliberately rough: computing real sizes would cost more per item than
+    the rest of the queueing together.
+    """
+    metadata = getattr(item, 'resource_metadata', None)
+    if metadata is None:
+        metadata = getattr(item, 'traits', ())
+    return 256 + 64 * len(metadata)
+
+
+class MemoryStore:
+    """Items in a deque; lost with the process (use the spool for more)."""
+
+    def __init__(self, size_of=approx_size):
+        self._size_of = size_of
+        self._queue = collections.deque()
+        self.count = 0          # queued + in flight
+        self.nbytes = 0
+        self.in_flight = 0
+
+    recovered = 0
+
+    @property
+    def queued(self):
+        return self.count - self.in_flight
+
+    def prepare(self, items):
+        """Entries for ``items``, and how many could not be stored."""
+        size_of = self._size_of
+        return [Entry(i, size_of(i)) for i in items], 0
+
+    def append(self, entries):
+        self._queue.extend(entries)
+        self.count += len(entries)
+        self.nbytes += sum(e.size for e in entries)
+
+    def take(self, max_items):
+        queue = self._queue
+        n = min(max_items, len(queue))
+        taken = [queue.popleft() for _ in range(n)]
+        self.in_flight += n
+        return taken
+
+    def settle(self, entries):
+        """Forget entries for good (delivered or dropped)."""
+        self.in_flight -= len(entries)
+        self.count -= len(entries)
+        self.nbytes -= sum(e.size for e in entries)
+
+    def release(self, entries):
+        """Put in-flight entries back at the head, in their order."""
+        self.in_flight -= len(entries)
+        self._queue.extendleft(reversed(entries))
+
+    def evict_oldest(self, items_needed, bytes_needed):
+        """Remove the oldest queued (not in-flight) entries until enough
+        room is made; return ``(count, bytes)`` removed.
+        """
+        count = size = 0
+        queue = self._queue
+        while queue and (count < items_needed or size < bytes_needed):
+            entry = queue.popleft()
+            count += 1
+            size += entry.size
+        self.count -= count
+        self.nbytes -= size
+        return count, size
+
+    def close(self):
+        self._queue.clear()
+
+
+class Buffer:
+    """A bounded queue with an overflow policy, shared by one producer side
+    (``put``, any thread) and one consumer (the delivery worker).
+
+    All counting of accepted and overflow-dropped items happens here, under
+    the buffer's lock, which the delivery also uses for its own counters.
+    """
+
+    def __init__(self, store, options, counters, loss_log,
+                 clock=time.monotonic):
+        self.store = store
+        self.options = options
+        self.counters = counters
+        self.loss_log = loss_log
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        self._clock = clock
+        self._oldest = clock() if store.queued else None
+        self.flushing = 0
+        self.closing = False
+
+    # -- producer side -----------------------------------------------------
+
+    def put(self, items):
+        """Queue ``items`` under the overflow policy; return how many were
+        accepted. Never raises for a full queue: drops are counted.
+        """
+        entries, unstorable = self.store.prepare(items)
+        with self.lock:
+            self.counters.received += len(items)
+            if unstorable:
+                self.drop_locked(st.DROP_UNENCODABLE, unstorable)
+            if self.closing:
+                self.drop_locked(st.DROP_CLOSED, len(entries))
+                return 0
+            policy = self.options.overflow
+            if policy == 'drop_oldest':
+                accepted = self._put_evicting(entries)
+            elif policy == 'block':
+                accepted = self._put_blocking(entries)
+            else:
+                accepted = self._put_fitting(entries)
+            return accepted
+
+    def _fitting_prefix(self, entries):
+        room = self.options.max_queue_samples - self.store.count
+        byte_room = self.options.max_queue_bytes - self.store.nbytes
+        n = 0
+        for entry in entries:
+            too_big = entry.size > byte_room and (n or self.store.count)
+            if n >= room or too_big:
+                break
+            byte_room -= entry.size
+            n += 1
+        return n
+
+    def _accept(self, entries):
+        if not entries:
+            return 0
+        if self.store.queued == 0:
+            self._oldest = self._clock()
+        self.store.append(entries)
+        self.changed.notify_all()
+        return len(entries)
+
+    def _put_fitting(self, entries):
+        n = self._fitting_prefix(entries)
+        if n < len(entries):
+            self.drop_locked(st.DROP_OVERFLOW, len(entries) - n,
+                             'queue full, newest refused')
+        return self._accept(entries[:n])
+
+    def _put_evicting(self, entries):
+        opts = self.options
+        # Of the incoming items, only the newest that could ever fit.
+        keep, size = 0, 0
+        for entry in reversed(entries):
+            if keep >= opts.max_queue_samples or (
+                    keep and size + entry.size > opts.max_queue_bytes):
+                break
+            keep += 1
+            size += entry.size
+        skipped = len(entries) - keep
+        entries = entries[skipped:]
+        need_items = self.store.count + keep - opts.max_queue_samples
+        need_bytes = self.store.nbytes + size - opts.max_queue_bytes
+        evicted = skipped
+        if need_items > 0 or need_bytes > 0:
+            count, _ = self.store.evict_oldest(max(need_items, 0),
+                                               max(need_bytes, 0))
+            evicted += count
+            if self.store.queued == 0:
+                self._oldest = None
+        # In-flight items cannot be evicted: if they still hold the room,
+        # the oldest of the incoming make way, never the newest.
+        fit = self._fitting_prefix(entries[::-1])
+        evicted += len(entries) - fit
+        if evicted:
+            self.drop_locked(st.DROP_OVERFLOW, evicted,
+                             'queue full, oldest evicted')
+        return self._accept(entries[len(entries) - fit:])
+
+    def _put_blocking(self, entries):
+        deadline = self._clock() + self.options.block_timeout
+        accepted = 0
+        while entries:
+            n = self._fitting_prefix(entries)
+            accepted += self._accept(entries[:n])
+            entries = entries[n:]
+            if not entries:
+                break
+            remaining = deadline - self._clock()
+            if remaining <= 0 or self.closing:
+                self.drop_locked(st.DROP_OVERFLOW, len(entries),
+                                 'queue full for %.1fs'
+                                 % self.options.block_timeout)
+                break
+            self.changed.wait(remaining)
+        return accepted
+
+    def drop_locked(self, reason, count, detail=''):
+        """Count a loss; the caller holds the lock."""
+        if count:
+            self.counters.dropped[reason] += count
+            self.loss_log.dropped(reason, count, detail)
+
+    # -- consumer side -----------------------------------------------------
+
+    def next_batch(self):
+        """Block until a batch is due, then take it; ``None`` once closing
+        has emptied the queue.
+        """
+        opts = self.options
+        with self.lock:
+            while True:
+                queued = self.store.queued
+                if queued:
+                    age = self._clock() - self._oldest
+                    if (queued >= opts.max_batch_size or self.flushing
+                            or self.closing or age >= opts.max_latency):
+                        taken = self.store.take(opts.max_batch_size)
+                        if self.store.queued == 0:
+                            self._oldest = None
+                        return taken
+                    self.changed.wait(opts.max_latency - age)
+                elif self.closing:
+                    return None
+                else:
+                    self.changed.wait()
+
+    def settle(self, entries, published=0, reason=None, detail=''):
+        """Settle in-flight entries: ``published`` of them were delivered,
+        the rest are dropped for ``reason``.
+        """
+        with self.lock:
+            self.store.settle(entries)
+            self.counters.published += published
+            self.drop_locked(reason, len(entries) - published, detail)
+            self.changed.notify_all()
+
+    def release(self, entries):
+        """Return in-flight entries to the head of the queue."""
+        with self.lock:
+            self.store.release(entries)
+            if self._oldest is None:
+                self._oldest = self._clock()
+            self.changed.notify_all()

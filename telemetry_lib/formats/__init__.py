@@ -1,0 +1,1 @@
+"""Wire encodings shared by drivers: pure functions, no I/O."""

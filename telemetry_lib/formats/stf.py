@@ -1,0 +1,313 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""What Red Hat's Service Telemetry Framework consumes: pure functions.
+
+Ceilometer messages in the oslo.messaging 2.0 envelope (the body the old
+AMQP 1.0 driver sent to a Qpid Dispatch Router), and collectd value lists
+as collectd's amqp1 plugin writes them.
+
+The Smart Gateway is stricter than the format, so what it would drop is
+never produced: each message is kept under ``max_bytes`` by splitting
+batches; strings with a ``"`` (made ``'``) or a trailing ``\\`` (removed)
+are made safe; ``user_metadata`` values are sent as strings; float event
+traits are sent as text and null ones are omitted. Every such change is
+counted in the returned ``Counter`` so the publisher can report it.
+"""
+
+import collections
+import datetime
+import typing
+
+from telemetry_lib.formats import ceilometer
+from telemetry_lib.formats import jsoncodec
+from telemetry_lib.sample import new_message_id
+from telemetry_lib.sample import TraitType
+
+UTC = datetime.timezone.utc
+
+#: Below the Smart Gateway's 16384-byte ring buffer, with room for AMQP
+#: framing and properties.
+DEFAULT_MAX_BYTES = 16000
+
+_OUTER_HEAD = b'{"request":{"oslo.version":"2.0","oslo.message":'
+_OUTER_TAIL = b'},"context":{}}'
+
+#: Adjustment reasons.
+QUOTE = 'quote_replaced'
+BACKSLASH = 'trailing_backslash_removed'
+USER_METADATA = 'user_metadata_stringified'
+FLOAT_TRAIT = 'float_trait_as_text'
+NULL_TRAIT = 'null_trait_omitted'
+
+
+class Chunk(typing.NamedTuple):
+    """One message: its body and the batch indexes it carries."""
+
+    body: bytes
+    indexes: typing.List[int]
+
+
+class Encoded(typing.NamedTuple):
+    chunks: typing.List[Chunk]
+    #: indexes too large to fit in one message even alone.
+    oversize: typing.List[int]
+    #: what had to be changed, by reason.
+    adjustments: collections.Counter
+
+
+def envelope_address(topic):
+    """``anycast/ceilometer/<topic>.sample``, as STF's routers expect."""
+    return 'anycast/ceilometer/%s.sample' % topic
+
+
+def oslo_timestamp(dt):
+    """``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, no zone (oslo's format)."""
+    return dt.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S.%f')
+
+
+def _escaped_len(raw):
+    """Bytes JSON text ``raw`` takes once embedded in a JSON string, quotes
+    apart. Valid JSON text holds no raw control character and orjson keeps
+    non-ASCII as UTF-8, so embedding adds exactly one byte per ``"`` and
+    per ``\\``: counting is exact, and much cheaper than encoding again.
+    """
+    return len(raw) + raw.count(b'"') + raw.count(b'\\')
+
+
+# -- making strings safe --------------------------------------------------
+
+def _safe_str(text, counts):
+    if '"' in text:
+        text = text.replace('"', "'")
+        counts[QUOTE] += 1
+    if text.endswith('\\'):
+        text = text.rstrip('\\')
+        counts[BACKSLASH] += 1
+    return text
+
+
+def _safe(value, counts):
+    if isinstance(value, str):
+        return _safe_str(value, counts)
+    if isinstance(value, dict):
+        return {_safe(k, counts): _safe(v, counts) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_safe(v, counts) for v in value]
+    return value
+
+
+def _unsafe_user_metadata(metadata):
+    """Whether ``user_metadata`` has a value the Smart Gateway refuses."""
+    user_md = metadata.get('user_metadata') if metadata else None
+    if type(user_md) is not dict:
+        return False
+    for value in user_md.values():
+        if type(value) is not str:
+            return True
+    return False
+
+
+def _fix_sample(msg, secret, counts):
+    msg = _safe(msg, counts)
+    md = msg.get('resource_metadata')
+    user_md = md.get('user_metadata') if isinstance(md, dict) else None
+    if isinstance(user_md, dict):
+        for key, value in list(user_md.items()):
+            if not isinstance(value, str):
+                user_md[key] = _safe_str(
+                    value if isinstance(value, str) else
+                    jsoncodec.dumps(value).decode(), counts)
+                counts[USER_METADATA] += 1
+    # The signature covers what is sent, so it is computed again.
+    msg['message_signature'] = ceilometer.compute_signature(msg, secret)
+    return msg
+
+
+# -- Ceilometer envelopes ---------------------------------------------------
+
+def _pack(msgs, fix, event_type, publisher_id, max_bytes, now):
+    """Greedy packing of payload items into envelopes of at most
+    ``max_bytes``, as if added one by one, but encoded a chunk at a time:
+    one ``orjson.dumps`` call per candidate chunk costs a fifth of one per
+    item. Sizes are exact (see :func:`_escaped_len`); a chunk that holds a
+    string to make safe has its items fixed with ``fix`` first.
+    """
+    ts = oslo_timestamp(now)
+    pub = jsoncodec.dumps(publisher_id)
+    chunks, oversize = [], []
+
+    def head(message_id):
+        return b''.join((b'{"message_id":"', message_id.encode(),
+                         b'","publisher_id":', pub, b',"event_type":"',
+                         event_type.encode(),
+                         b'","priority":"SAMPLE","payload":'))
+    tail = b',"timestamp":"' + ts.encode() + b'"}'
+    # Every message id has the same length, so the frame costs the same.
+    budget = max_bytes - (len(_OUTER_HEAD) + len(_OUTER_TAIL) + 2
+                          + _escaped_len(head(new_message_id()))
+                          + _escaped_len(tail))
+    n, pos, per = len(msgs), 0, None
+
+    def encode(first, count=None):
+        """The JSON of the items from ``first`` (a list of ``count``, or
+        the one item), made safe first if it needs to be.
+        """
+        def dumps():
+            return jsoncodec.dumps(msgs[first] if count is None
+                                   else msgs[first:first + count])
+        blob = dumps()
+        if b'\\"' in blob:
+            for i in range(first, first + (count or 1)):
+                if b'\\"' in jsoncodec.dumps(msgs[i]):
+                    msgs[i] = fix(msgs[i])
+            blob = dumps()
+        return blob
+
+    while pos < n:
+        # A guess a little under the last chunk's bytes per item, encoded
+        # in one call; shrunk until it fits...
+        k = min(n - pos, max(1, int(0.95 * budget / per) if per else 8))
+        while True:
+            blob = encode(pos, k)
+            size = _escaped_len(blob)
+            if size <= budget or k == 1:
+                break
+            k = max(1, min(k - 1, int(k * budget / size)))
+        if size > budget:
+            oversize.append(pos)
+            pos += 1
+            continue
+        # ...then grown one item at a time: sizes add up (a comma and the
+        # item), so the first item that does not fit ends the chunk exactly
+        # where adding them one by one would.
+        parts = [blob[1:-1]]
+        while pos + k < n:
+            one = encode(pos + k)
+            cost = _escaped_len(one) + 1
+            if size + cost > budget:
+                break
+            parts.append(one)
+            size += cost
+            k += 1
+        inner = head(new_message_id()) + b'[' + b','.join(parts) + b']' \
+            + tail
+        chunks.append(Chunk(_OUTER_HEAD + jsoncodec.dumps(
+            inner.decode('utf-8')) + _OUTER_TAIL, list(range(pos, pos + k))))
+        per = size / k
+        pos += k
+    return chunks, oversize
+
+
+def encode_samples(samples, publisher_id, secret=None,
+                   max_bytes=DEFAULT_MAX_BYTES, now=None):
+    """Samples as STF ``metering`` envelopes.
+
+    :returns: :class:`Encoded`; chunk bodies are UTF-8 JSON text, to be
+        sent as an AMQP string.
+    """
+    counts = collections.Counter()
+    msgs = ceilometer.samples_to_wire(samples, secret)
+    for i, sample in enumerate(samples):
+        if _unsafe_user_metadata(sample.resource_metadata):
+            msgs[i] = _fix_sample(msgs[i], secret, counts)
+    chunks, oversize = _pack(
+        msgs, lambda m: _fix_sample(m, secret, counts), 'metering',
+        publisher_id, max_bytes, now or datetime.datetime.now(UTC))
+    return Encoded(chunks, oversize, counts)
+
+
+def _event_message(event, secret, counts):
+    traits = []
+    for t in event.traits:
+        if t.value is None:
+            counts[NULL_TRAIT] += 1
+            continue
+        if t.dtype == TraitType.FLOAT:
+            counts[FLOAT_TRAIT] += 1
+            traits.append([t.name, int(TraitType.TEXT), repr(t.value)])
+        elif t.dtype == TraitType.DATETIME:
+            traits.append([t.name, t.dtype, t.value.isoformat()])
+        else:
+            traits.append([t.name, t.dtype, t.value])
+    msg = {'message_id': event.message_id, 'event_type': event.event_type,
+           'generated': event.generated.isoformat(), 'traits': traits,
+           'raw': event.raw}
+    msg['message_signature'] = ceilometer.compute_signature(msg, secret)
+    return msg
+
+
+def _fix_event(msg, secret, counts):
+    msg = _safe(msg, counts)
+    msg['message_signature'] = ceilometer.compute_signature(msg, secret)
+    return msg
+
+
+def encode_events(events, publisher_id, secret=None,
+                  max_bytes=DEFAULT_MAX_BYTES, now=None):
+    """Events as STF ``event`` envelopes (see :func:`encode_samples`)."""
+    counts = collections.Counter()
+    msgs = [_event_message(e, secret, counts) for e in events]
+    chunks, oversize = _pack(
+        msgs, lambda m: _fix_event(m, secret, counts), 'event',
+        publisher_id, max_bytes, now or datetime.datetime.now(UTC))
+    return Encoded(chunks, oversize, counts)
+
+
+def decode_envelope(body):
+    """The inner message of an envelope (for tests and tools)."""
+    outer = jsoncodec.loads(body)
+    return jsoncodec.loads(outer['request']['oslo.message'])
+
+
+# -- collectd --------------------------------------------------------------
+
+_DSTYPES = {'gauge': 'gauge', 'cumulative': 'derive', 'delta': 'absolute'}
+
+
+def collectd_value_list(sample, interval):
+    """One collectd value list for a sample.
+
+    The mapping (documented in the user guide): an optional leading
+    ``host.`` is dropped; the first remaining segment of the meter name is
+    the plugin, the rest joined with ``_`` is the type (``value`` if none);
+    the device after ``:`` in the resource id is the plugin instance; the
+    host is ``resource_metadata['host']`` or the resource id before ``:``;
+    gauge → ``gauge``, cumulative → ``derive``, delta → ``absolute``.
+    """
+    parts = sample.name.split('.')
+    if parts[0] == 'host' and len(parts) > 1:
+        parts = parts[1:]
+    plugin, rest = parts[0], parts[1:]
+    host, _, device = sample.resource_id.partition(':')
+    host = sample.resource_metadata.get('host') or host
+    return {
+        'values': [sample.volume],
+        'dstypes': [_DSTYPES[sample.type]],
+        'dsnames': ['value'],
+        'time': sample.timestamp.timestamp(),
+        'interval': float(interval),
+        'host': host,
+        'plugin': plugin,
+        'plugin_instance': device,
+        'type': '_'.join(rest) if rest else 'value',
+        'type_instance': '',
+    }
+
+
+def encode_collectd(samples, interval, per_message=1):
+    """collectd JSON bodies (bytes), ``per_message`` value lists each (1,
+    as collectd sends).
+    """
+    lists = [collectd_value_list(s, interval) for s in samples]
+    return [Chunk(jsoncodec.dumps(lists[i:i + per_message]),
+                  list(range(i, min(i + per_message, len(lists)))))
+            for i in range(0, len(lists), per_message)]

@@ -1,0 +1,51 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Every option of telemetry_lib, for oslo-config-generator and the docs.
+
+The options are declared beside the code that reads them; this module only
+gathers them (entry point ``oslo.config.opts``: ``telemetry_lib``).
+"""
+
+import itertools
+
+from telemetry_lib.agent import service as agent_service
+from telemetry_lib.clients import gnocchi as gnocchi_client
+from telemetry_lib.delivery import options as delivery_options
+from telemetry_lib.pipeline import manager as pipeline_manager
+from telemetry_lib.publisher import amqp1 as amqp1_publisher
+from telemetry_lib.publisher import base as publisher_base
+from telemetry_lib.publisher import notifier as notifier_publisher
+from telemetry_lib.storage import base as storage_base
+from telemetry_lib.storage import sqlite as sqlite_storage
+
+
+def list_opts():
+    return [
+        ('DEFAULT', itertools.chain(delivery_options.STATE_OPTS)),
+        ('agent', itertools.chain(agent_service.AGENT_OPTS)),
+        (amqp1_publisher.GROUP, itertools.chain(amqp1_publisher.OPTS)),
+        (delivery_options.GROUP, itertools.chain(delivery_options.OPTS)),
+        (gnocchi_client.GROUP, itertools.chain(gnocchi_client.OPTS)),
+        (notifier_publisher.GROUP, itertools.chain(notifier_publisher.OPTS)),
+        (pipeline_manager.GROUP, itertools.chain(pipeline_manager.OPTS)),
+        ('polling', itertools.chain(agent_service.POLLING_OPTS)),
+        (publisher_base.GROUP, itertools.chain(publisher_base.OPTS)),
+        (storage_base.GROUP, itertools.chain(storage_base.OPTS,
+                                             sqlite_storage.OPTS)),
+    ]
+
+
+def register_all(conf):
+    """Register every option on ``conf`` (the caller's, never global)."""
+    for group, opts in list_opts():
+        conf.register_opts(list(opts),
+                           group=None if group == 'DEFAULT' else group)

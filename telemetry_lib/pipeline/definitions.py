@@ -1,0 +1,367 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Ceilometer's ``pipeline.yaml``, ``event_pipeline.yaml`` and
+``polling.yaml``, loaded into validated definitions.
+
+Ceilometer's own files load unchanged and mean the same. Every problem is a
+:class:`~telemetry_lib.exceptions.ConfigError` naming the file, the line,
+the source or sink and the field, raised at load time; nothing here touches
+the network or builds a publisher.
+"""
+
+import fnmatch
+import logging
+import re
+
+import yaml
+
+from telemetry_lib.exceptions import ConfigError
+from telemetry_lib import plugins
+from telemetry_lib.url import TelemetryURL
+
+LOG = logging.getLogger(__name__)
+
+
+class _Mapping(dict):
+    """A YAML mapping that remembers the line it started on."""
+
+    __slots__ = ('line',)
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader, node):
+    loader.flatten_mapping(node)
+    mapping = _Mapping(loader.construct_pairs(node, deep=True))
+    mapping.line = node.start_mark.line + 1
+    return mapping
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                        _construct_mapping)
+
+
+def load_yaml(path):
+    """Parse a YAML file; mappings in it know their line (``.line``)."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return yaml.load(f, Loader=_Loader)  # nosec B506: SafeLoader
+    except OSError as exc:
+        raise ConfigError('cannot read: %s' % exc.strerror, path=path) \
+            from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError('not UTF-8 text: %s' % exc, path=path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, 'problem_mark', None)
+        problem = getattr(exc, 'problem', None) or str(exc)
+        context = getattr(exc, 'context', None)
+        context_mark = getattr(exc, 'context_mark', None)
+        reason = 'invalid YAML: %s' % problem
+        if context:
+            reason += ' (%s%s)' % (context, ' that starts on line %d'
+                                   % (context_mark.line + 1)
+                                   if context_mark else '')
+        raise ConfigError(reason, path=path,
+                          line=mark.line + 1 if mark else None) from None
+
+
+class NameFilter:
+    """Ceilometer's meter (or event type) selection.
+
+    ``*`` selects all, ``name`` or a glob includes, ``!name`` excludes; a
+    list of excludes alone means "all but these". The precedence is
+    Ceilometer's: an exclude wins over an include.
+    """
+
+    def __init__(self, patterns):
+        self.patterns = tuple(patterns)
+        excludes = [p[1:] for p in self.patterns if p.startswith('!')]
+        includes = [p for p in self.patterns if not p.startswith('!')]
+        self._exclude = _compile(excludes)
+        self._include = _compile(includes)
+        self._default = not includes
+
+    def __call__(self, name):
+        if self._exclude is not None and self._exclude(name):
+            return False
+        if self._include is not None and self._include(name):
+            return True
+        return self._default
+
+    def __repr__(self):
+        return 'NameFilter(%r)' % (list(self.patterns),)
+
+
+def _compile(globs):
+    if not globs:
+        return None
+    return re.compile('|'.join(fnmatch.translate(g) for g in globs)).match
+
+
+def check_filter(patterns, label):
+    """Ceilometer's rules for a meter or event list; return an error text
+    or ``None``.
+    """
+    if not isinstance(patterns, list) or not patterns:
+        return 'must be a non-empty list of %s names or globs' % label
+    bad = [p for p in patterns if not isinstance(p, str) or not p]
+    if bad:
+        return 'entries must be non-empty strings, not %r' % (bad[0],)
+    includes = [p for p in patterns if p[0] not in '!*']
+    if includes and any(p[0] == '!' for p in patterns):
+        return 'both included and excluded %s given; use one or the other' \
+            % label
+    if '*' in patterns and includes:
+        return 'included %s given with the "*" wildcard' % label
+    return None
+
+
+class SourceDefinition:
+    """A pipeline source: which meters (or events) go to which sinks."""
+
+    def __init__(self, name, patterns, sinks, line=None):
+        self.name = name
+        self.filter = NameFilter(patterns)
+        self.sinks = tuple(sinks)
+        self.line = line
+
+    def __repr__(self):
+        return '<source %s %r -> %s>' % (self.name, self.filter.patterns,
+                                         ', '.join(self.sinks))
+
+
+class SinkDefinition:
+    """A pipeline sink: publisher URLs."""
+
+    def __init__(self, name, publishers, line=None):
+        self.name = name
+        self.publishers = tuple(publishers)
+        self.line = line
+
+
+class PipelineDefinition:
+    """A validated ``pipeline.yaml`` (``kind='samples'``) or
+    ``event_pipeline.yaml`` (``kind='events'``).
+    """
+
+    def __init__(self, kind, sources, sinks, path=None):
+        self.kind = kind
+        self.sources = tuple(sources)
+        self.sinks = {s.name: s for s in sinks}
+        self.path = path
+
+    @classmethod
+    def load(cls, path, kind='samples', check_url=None):
+        """Load and validate a file.
+
+        :param check_url: ``f(TelemetryURL)`` called for each publisher URL,
+            raising ``ConfigError`` for a bad one (e.g.
+            :func:`publisher_installed`); its problems are reported with the
+            others, on the sink's line.
+        """
+        return cls.from_data(load_yaml(path), kind, path, check_url)
+
+    @classmethod
+    def from_data(cls, data, kind='samples', path=None, check_url=None):
+        field = 'meters' if kind == 'samples' else 'events'
+        err = _Errors(path)
+        if not isinstance(data, dict):
+            err.fail('the top level must be a mapping with "sources" and '
+                     '"sinks"', data)
+        for key in ('sources', 'sinks'):
+            if not isinstance(data.get(key), list) or not data[key]:
+                err.fail('"%s" must be a non-empty list' % key, data,
+                         field=key)
+        sinks = err.each(data['sinks'], _sink, err, check_url)
+        _check_unique(sinks, 'sink', err)
+        names = {s.get('name') for s in data['sinks'] if isinstance(s, dict)}
+        sources = err.each(data['sources'], _source, field, names, err)
+        _check_unique(sources, 'source', err)
+        err.done()
+        return cls(kind, sources, sinks, path)
+
+
+def _source(data, field, sink_names, err):
+    where = _where('source', data, err)
+    name = data['name']
+    problem = check_filter(data.get(field), field[:-1])
+    if problem:
+        err.fail(problem, data, where, field)
+    sinks = data.get('sinks')
+    if not isinstance(sinks, list) or not sinks:
+        err.fail('must be a non-empty list of sink names', data, where,
+                 'sinks')
+    for sink in sinks:
+        if sink not in sink_names:
+            err.fail('sink %r is not defined (defined: %s)'
+                     % (sink, ', '.join(sorted(sink_names))), data, where,
+                     'sinks')
+    if len(set(sinks)) != len(sinks):
+        err.fail('a sink is listed twice', data, where, 'sinks')
+    return SourceDefinition(name, data[field], sinks, _line(data))
+
+
+def publisher_installed(url):
+    """A ``check_url`` that only asks whether the scheme is installed."""
+    plugins.require(plugins.PUBLISHER_NAMESPACE, url.scheme)
+
+
+def _sink(data, err, check_url=None):
+    where = _where('sink', data, err)
+    publishers = data.get('publishers')
+    if not isinstance(publishers, list) or not publishers:
+        err.fail('must be a non-empty list of publisher URLs', data, where,
+                 'publishers')
+    problems = []
+    for text in publishers:
+        try:
+            url = TelemetryURL.parse(text)
+            if check_url is not None:
+                check_url(url)
+        except ConfigError as exc:
+            problems.append(ConfigError(
+                '%r: %s' % (text, exc.reason), path=err.path,
+                line=_line(data), where=where, field='publishers'))
+    if problems:
+        err.problems.extend(problems[:-1])
+        raise problems[-1]
+    if data.get('transformers'):
+        LOG.warning('%s: transformers were removed from Ceilometer and are '
+                    'not supported; they are ignored', where)
+    return SinkDefinition(data['name'], publishers, _line(data))
+
+
+class PollingSourceDefinition:
+    """A ``polling.yaml`` source: meters polled every ``interval`` s."""
+
+    def __init__(self, name, interval, meters, resources=(), discovery=(),
+                 line=None):
+        self.name = name
+        self.interval = interval
+        self.filter = NameFilter(meters)
+        self.resources = tuple(resources)
+        self.discovery = tuple(discovery)
+        self.line = line
+
+
+class PollingDefinition:
+    """A validated ``polling.yaml``."""
+
+    def __init__(self, sources, path=None):
+        self.sources = tuple(sources)
+        self.path = path
+
+    @classmethod
+    def load(cls, path):
+        return cls.from_data(load_yaml(path), path)
+
+    @classmethod
+    def from_data(cls, data, path=None):
+        err = _Errors(path)
+        if not isinstance(data, dict) or not isinstance(
+                data.get('sources'), list) or not data['sources']:
+            err.fail('"sources" must be a non-empty list', data,
+                     field='sources')
+        sources = err.each(data['sources'], _polling_source, err)
+        _check_unique(sources, 'source', err)
+        err.done()
+        return cls(sources, path)
+
+
+def _polling_source(s, err):
+    where = _where('source', s, err)
+    interval = s.get('interval')
+    if isinstance(interval, bool) or not isinstance(
+            interval, (int, float)) or interval <= 0:
+        err.fail('must be a number of seconds > 0, not %r' % (interval,), s,
+                 where, 'interval')
+    problem = check_filter(s.get('meters'), 'meter')
+    if problem:
+        err.fail(problem, s, where, 'meters')
+    for key in ('resources', 'discovery'):
+        if s.get(key) is not None and not isinstance(s[key], list):
+            err.fail('must be a list', s, where, key)
+    return PollingSourceDefinition(
+        s['name'], interval, s['meters'], s.get('resources') or (),
+        s.get('discovery') or (), _line(s))
+
+
+class _Errors:
+    """Collects the problems of a file: each source or sink is checked on
+    its own, so one load reports them all.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.problems = []
+
+    def fail(self, message, node=None, where=None, field=None):
+        raise ConfigError(message, path=self.path, line=_line(node),
+                          where=where, field=field)
+
+    def each(self, items, check, *args):
+        """``check(item, *args)`` for each item; the results of those that
+        passed, the problems of the others kept.
+        """
+        results = []
+        for item in items:
+            try:
+                results.append(check(item, *args))
+            except ConfigError as exc:
+                self.problems.append(exc)
+        return results
+
+    def done(self):
+        if len(self.problems) == 1:
+            raise self.problems[0]
+        if self.problems:
+            raise ConfigErrors(self.problems)
+
+
+class ConfigErrors(ConfigError):
+    """Several problems in one file; ``problems`` lists them, ``str()``
+    gives one line each.
+    """
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        first = self.problems[0]
+        super().__init__(first.reason, first.path, first.line, first.where,
+                         first.field)
+
+    def __str__(self):
+        return '\n'.join(str(p) for p in self.problems)
+
+
+def _line(node):
+    return getattr(node, 'line', None)
+
+
+def _where(kind, data, err):
+    if not isinstance(data, dict):
+        err.fail('each %s must be a mapping, not %r' % (kind, data))
+    name = data.get('name')
+    if not isinstance(name, str) or not name:
+        err.fail('each %s needs a "name"' % kind, data, field='name')
+    return '%s %r' % (kind, name)
+
+
+def _check_unique(items, kind, err):
+    seen = set()
+    for item in items:
+        if item.name in seen:
+            err.problems.append(ConfigError(
+                'duplicated %s name %r' % (kind, item.name), path=err.path,
+                line=item.line))
+        seen.add(item.name)

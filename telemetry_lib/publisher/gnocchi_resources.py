@@ -1,0 +1,191 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Ceilometer's ``gnocchi_resources.yaml``: which meter goes to which
+resource type, with which attributes and archive policy.
+
+A user's file loads unchanged. Attribute values are paths into the sample
+(``resource_metadata.display_name``) with Ceilometer's alternatives:
+``resource_metadata.(instance_flavor_id|(flavor.id)|flavor_id)`` is the
+first of the three that has a value.
+"""
+
+import fnmatch
+import os
+
+from telemetry_lib.exceptions import ConfigError
+from telemetry_lib.pipeline.definitions import load_yaml
+
+DEFAULT_FILE = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'data', 'gnocchi_resources.yaml')
+
+
+def parse_path(text):
+    """The alternative key paths of an attribute expression, in order."""
+    text = text.strip()
+    alternatives = [[]]
+    i = 0
+    while i < len(text):
+        if text[i] == '(':
+            depth, j = 0, i
+            while j < len(text):
+                depth += {'(': 1, ')': -1}.get(text[j], 0)
+                if depth == 0:
+                    break
+                j += 1
+            if depth:
+                raise ValueError('unbalanced parentheses in %r' % text)
+            options = [p for alt in _split_top(text[i + 1:j])
+                       for p in parse_path(alt)]
+            alternatives = [a + o for a in alternatives for o in options]
+            i = j + 1
+        elif text[i] == '.':
+            i += 1
+        else:
+            j = i
+            while j < len(text) and text[j] not in '.()':
+                j += 1
+            alternatives = [a + [text[i:j]] for a in alternatives]
+            i = j
+    return alternatives
+
+
+def _split_top(text):
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        depth += {'(': 1, ')': -1}.get(c, 0)
+        if c == '|' and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def evaluate(paths, document):
+    """The value of the first path that resolves in ``document``."""
+    for path in paths:
+        value = document
+        for key in path:
+            if not isinstance(value, dict) or key not in value:
+                value = None
+                break
+            value = value[key]
+        if value is not None:
+            return value
+    return None
+
+
+class ResourceDefinition:
+    """One ``resources:`` entry."""
+
+    def __init__(self, data, default_policy, where):
+        self.resource_type = data['resource_type']
+        metrics = data.get('metrics') or {}
+        if isinstance(metrics, list):       # the older list form
+            metrics = {m: None for m in metrics}
+        self.metrics = {}
+        self.patterns = []
+        for name, spec in metrics.items():
+            policy = (spec or {}).get('archive_policy_name') or \
+                default_policy
+            if '*' in name:
+                self.patterns.append((name, policy))
+            else:
+                self.metrics[name] = policy
+        try:
+            self.attributes = {k: parse_path(v) for k, v in (
+                data.get('attributes') or {}).items()}
+        except ValueError as exc:
+            raise ConfigError(str(exc), where=where,
+                              field='attributes') from None
+        self.event_create = _as_list(data.get('event_create'))
+        self.event_delete = _as_list(data.get('event_delete'))
+        self.event_update = _as_list(data.get('event_update'))
+        self.event_attributes = dict(data.get('event_attributes') or {})
+
+    def policy_of(self, meter):
+        """The archive policy of ``meter``, or ``None`` if not ours."""
+        if meter in self.metrics:
+            return self.metrics[meter]
+        for pattern, policy in self.patterns:
+            if fnmatch.fnmatchcase(meter, pattern):
+                return policy
+        return None
+
+
+def _as_list(value):
+    if not value:
+        return ()
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
+class ResourceDefinitions:
+    """A loaded ``gnocchi_resources.yaml``."""
+
+    def __init__(self, data, path=None):
+        if not isinstance(data, dict) or not isinstance(
+                data.get('resources'), list):
+            raise ConfigError('expected a mapping with a "resources" list',
+                              path=path)
+        self.path = path
+        self.default_policy = data.get('archive_policy_default',
+                                       'ceilometer-low')
+        self.archive_policies = list(data.get('archive_policies') or [])
+        self.resources = []
+        for i, entry in enumerate(data['resources']):
+            if not isinstance(entry, dict) or 'resource_type' not in entry:
+                raise ConfigError('each resource needs a resource_type',
+                                  path=path, line=getattr(entry, 'line',
+                                                          None))
+            self.resources.append(ResourceDefinition(
+                entry, self.default_policy, 'resource %s' % i))
+        self._by_meter = {}
+
+    @classmethod
+    def load(cls, path=None):
+        path = path or DEFAULT_FILE
+        return cls(load_yaml(path), path)
+
+    def lookup(self, meter):
+        """``(definition, archive policy)`` for ``meter``, or ``None``."""
+        found = self._by_meter.get(meter, False)
+        if found is False:
+            found = None
+            for definition in self.resources:
+                policy = definition.policy_of(meter)
+                if policy is not None:
+                    found = (definition, policy)
+                    break
+            self._by_meter[meter] = found
+        return found
+
+    def for_event(self, event_type):
+        """``(definition, action)`` pairs an event type triggers."""
+        out = []
+        for d in self.resources:
+            for action, types in (('create', d.event_create),
+                                  ('delete', d.event_delete),
+                                  ('update', d.event_update)):
+                if any(fnmatch.fnmatchcase(event_type, t) for t in types):
+                    out.append((d, action))
+        return out
+
+    def resource_types(self):
+        """``{type: [attribute, ...]}`` to create in Gnocchi."""
+        types = {}
+        for d in self.resources:
+            attrs = types.setdefault(d.resource_type, [])
+            for name in list(d.attributes) + [
+                    a for a in d.event_attributes if a not in (
+                        'id', 'user_id', 'project_id')]:
+                if name not in attrs:
+                    attrs.append(name)
+        return types

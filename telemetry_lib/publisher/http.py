@@ -1,0 +1,159 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""``http(s)://[user:pass@]host[:port]/path?timeout=5&verify_ssl=...``
+
+POSTs each batch as one JSON array, in the body Ceilometer's HTTP publisher
+sends (samples as their field dictionaries, events serialised), so an
+endpoint written for Ceilometer reads ours unchanged.
+
+URL options (Ceilometer's names): ``timeout`` (seconds, default 5),
+``verify_ssl`` (``true`` by default, ``false``, or a CA bundle path),
+``clientcert`` and ``clientkey`` (client certificate), ``batch`` (``false``
+sends one POST per item), ``raw_only`` (events: only the raw notification
+payloads). Other query options are passed on to the endpoint, as Ceilometer
+does. ``max_retries`` is the delivery core's retry limit here: this
+publisher itself never retries.
+
+Outcomes: 2xx delivered; 408, 425, 429 and 5xx, timeouts and connection
+errors are retryable (``Retry-After`` honoured); any other status is
+permanent.
+"""
+
+import requests
+from requests import adapters
+
+from telemetry_lib.exceptions import InvalidURL
+from telemetry_lib.exceptions import PermanentError
+from telemetry_lib.exceptions import RetryableError
+from telemetry_lib.formats import ceilometer
+from telemetry_lib.formats import jsoncodec
+from telemetry_lib.publisher import base
+
+_RETRYABLE_STATUS = frozenset((408, 425, 429))
+_OWN_OPTIONS = frozenset(('timeout', 'verify_ssl', 'clientcert', 'clientkey',
+                          'batch', 'raw_only', 'ssl'))
+_HEADERS = {'Content-Type': 'application/json'}
+
+
+def _sample_body(sample):
+    body = sample._asdict()
+    body['timestamp'] = sample.timestamp.isoformat()
+    return body
+
+
+class HttpPublisher(base.Publisher):
+    """POSTs JSON batches to an HTTP(S) endpoint."""
+
+    supports_events = True
+
+    def __init__(self, conf, url):
+        # Unknown options are forwarded to the endpoint, not warned about.
+        self.url_options = frozenset(k for k, _ in url.query)
+        super().__init__(conf, url)
+        if not url.hosts:
+            raise InvalidURL('the http publisher needs a host',
+                             where=str(url))
+        if len(url.hosts) > 1:
+            raise InvalidURL('the http publisher takes one host',
+                             where=str(url))
+        self.timeout = url.get_float('timeout', 5.0, minimum=0.001)
+        self.verify = url.get_verify()
+        cert, key = url.get('clientcert'), url.get('clientkey')
+        self.cert = (cert, key) if cert and key else cert
+        self.batch = url.get_bool('batch', True)
+        self.raw_only = url.get_bool('raw_only', False)
+        self.auth = ((url.username, url.password or '')
+                     if url.username else None)
+        scheme = url.scheme if url.scheme in ('http', 'https') else (
+            'https' if url.get_bool('ssl', False) else 'http')
+        self.target = '%s://%s%s' % (scheme, url.hosts[0], url.path or '/')
+        self._params = [(k, v) for k, v in url.query
+                        if k not in _OWN_OPTIONS]
+        self._session = requests.Session()
+        # No retries inside the publisher: the delivery core owns them.
+        self._session.mount(scheme + '://',
+                            adapters.HTTPAdapter(max_retries=0))
+
+    def publish_samples(self, samples):
+        self._post_all([_sample_body(s) for s in samples])
+
+    def publish_events(self, events):
+        if self.raw_only:
+            bodies = [e.raw.get('payload') for e in events]
+            keep = [i for i, b in enumerate(bodies) if b]
+            bodies = [bodies[i] for i in keep]
+        else:
+            bodies = ceilometer.events_to_wire(events)
+        self._post_all(bodies)
+
+    def _post_all(self, bodies):
+        if not bodies:
+            return
+        if self.batch:
+            self._post(jsoncodec.dumps(bodies), len(bodies))
+            return
+        # One POST per item, as Ceilometer's batch=False: report exactly
+        # which failed so the delivered ones are not sent again.
+        failures = {}
+        for i, body in enumerate(bodies):
+            try:
+                self._post(jsoncodec.dumps(body), 1)
+            except (RetryableError, PermanentError) as exc:
+                failures[i] = exc
+        if failures:
+            retryable = [i for i, e in failures.items()
+                         if isinstance(e, RetryableError)]
+            first = next(iter(failures.values()))
+            if retryable:
+                raise RetryableError(str(first), items=retryable)
+            raise PermanentError(str(first), items=list(failures))
+
+    def _post(self, data, count):
+        try:
+            resp = self._session.post(
+                self.target, data=data, params=self._params,
+                headers=_HEADERS, timeout=self.timeout, auth=self.auth,
+                cert=self.cert, verify=self.verify)
+        except requests.Timeout:
+            raise RetryableError('POST %s timed out after %ss'
+                                 % (self.target, self.timeout)) from None
+        except requests.RequestException as exc:
+            raise RetryableError('POST %s failed: %s'
+                                 % (self.target, _short(exc))) from None
+        status = resp.status_code
+        if 200 <= status < 300:
+            return
+        detail = ('POST %s of %d item(s), %d bytes: HTTP %d %s'
+                  % (self.target, count, len(data), status,
+                     _short(resp.text)))
+        if status >= 500 or status in _RETRYABLE_STATUS:
+            raise RetryableError(detail,
+                                 retry_after=_retry_after(resp.headers))
+        raise PermanentError(detail)
+
+    def close(self, timeout=None):
+        self._session.close()
+
+
+def _short(value, limit=200):
+    text = str(value).strip().replace('\n', ' ')
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def _retry_after(headers):
+    value = headers.get('Retry-After')
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None     # an HTTP date: fall back to our own backoff

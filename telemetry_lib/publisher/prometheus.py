@@ -1,0 +1,254 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""``prometheus://?scheme=stf``: a Prometheus exporter of the latest samples.
+
+It keeps the latest value of each series (at most ``max_series``) and serves
+them: beside the agent's own metrics on its ``/metrics`` (the default), on
+another ``path`` of the agent's endpoint, or on a ``port`` of its own. A
+series not updated for ``stale_multiple`` times its own sample interval
+(``default_interval`` until it has one) is dropped, so a deleted VM's series
+disappear. A scrape costs the live series only: each line is rendered when
+its value changes.
+
+Ceilometer's ``prometheus://HOST:9091/metrics/job/JOB`` is a Pushgateway URL
+and is served by :mod:`telemetry_lib.publisher.pushgateway`.
+"""
+
+import collections
+import logging
+import threading
+import time
+
+from telemetry_lib.exceptions import PermanentError
+from telemetry_lib.formats import prometheus as fmt
+from telemetry_lib.httpserver import GetServer
+from telemetry_lib.publisher import base
+
+LOG = logging.getLogger(__name__)
+
+
+class _Series:
+    # ``prefix`` (name and labels) outlives value changes; ``line`` does not.
+    __slots__ = ('labels', 'value', 'timestamp', 'prefix', 'line', 'seen',
+                 'gap')
+
+    def __init__(self, labels):
+        self.labels = labels
+        self.prefix = None
+        self.line = None
+        self.seen = None
+        self.gap = None
+
+
+class SeriesStore:
+    """The exporter's state: latest value per series, bounded, expiring.
+
+    :param clock: monotonic seconds (tests pass their own).
+    """
+
+    def __init__(self, scheme='stf', publisher_id='', max_series=100000,
+                 stale_multiple=3.0, default_interval=60.0,
+                 timestamps=False, clock=time.monotonic):
+        self._series_of = fmt.SERIES_OF[scheme]
+        self._publisher_id = publisher_id
+        self.max_series = max_series
+        self.stale_multiple = stale_multiple
+        self.default_interval = default_interval
+        self.timestamps = timestamps
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._families = {}
+        self._names = collections.defaultdict(set)     # family -> labels
+        self._count = 0
+        self.rejected = collections.Counter()
+
+    def __len__(self):
+        return self._count
+
+    def update(self, samples):
+        """Take the latest values; return the indexes refused (series limit
+        or a type that contradicts the family's).
+        """
+        refused = []
+        now = self._clock()
+        with self._lock:
+            for i, sample in enumerate(samples):
+                name, type_, labels = self._series_of(sample,
+                                                      self._publisher_id)
+                fam = self._families.get(name)
+                if fam is None:
+                    fam = self._families[name] = fmt.Family(
+                        name, type_, '%s (%s)' % (sample.name, sample.unit))
+                elif fam.type != type_:
+                    self.rejected['type_conflict'] += 1
+                    refused.append(i)
+                    continue
+                if not labels.keys() <= self._names[name]:
+                    self._widen(fam, labels)
+                    self._names[name] = set(fam.label_names)
+                key = tuple(labels.get(n, '') for n in fam.label_names)
+                series = fam.series.get(key)
+                if series is None:
+                    if self._count >= self.max_series:
+                        self.rejected['series_limit'] += 1
+                        refused.append(i)
+                        continue
+                    series = fam.series[key] = _Series(labels)
+                    self._count += 1
+                elif series.seen is not None:
+                    series.gap = now - series.seen
+                series.value = sample.volume
+                series.timestamp = sample.timestamp.timestamp()
+                series.seen = now
+                series.line = None
+        return refused
+
+    @staticmethod
+    def _widen(fam, labels):
+        """A label never seen in this family: add it to every series (as an
+        empty value), so the family's label set stays one.
+        """
+        new = sorted(n for n in labels if n not in fam.label_names)
+        if not new:
+            return
+        fam.label_names.extend(new)
+        rekeyed = {}
+        for series in fam.series.values():
+            series.prefix = series.line = None
+            rekeyed[tuple(series.labels.get(n, '') for n in
+                          fam.label_names)] = series
+        fam.series = rekeyed
+
+    def expire(self):
+        """Drop the series whose sources went quiet; return how many."""
+        now = self._clock()
+        gone = 0
+        with self._lock:
+            for fam in self._families.values():
+                for key, s in list(fam.series.items()):
+                    interval = s.gap or self.default_interval
+                    if now - s.seen > self.stale_multiple * interval:
+                        del fam.series[key]
+                        gone += 1
+            self._count -= gone
+        return gone
+
+    def render(self, openmetrics=False):
+        """The exposition text of every live series."""
+        self.expire()
+        with self._lock:
+            if openmetrics:
+                return fmt.render(self._snapshot(), openmetrics=True,
+                                  timestamps=self.timestamps)
+            out = []
+            for fam in self._families.values():
+                if not fam.series:
+                    continue
+                out.append('# HELP %s %s\n# TYPE %s %s\n' % (
+                    fam.name, fmt.escape_help(fam.help), fam.name,
+                    fam.type))
+                value_of = fmt.format_value
+                for s in fam.series.values():
+                    if s.line is None:
+                        if s.prefix is None:
+                            s.prefix = fmt.series_prefix(
+                                fam.name, fam.label_names, s.labels)
+                        s.line = s.prefix + value_of(s.value) + (
+                            ' %d\n' % int(s.timestamp * 1000)
+                            if self.timestamps else '\n')
+                    out.append(s.line)
+            return ''.join(out)
+
+    def _snapshot(self):
+        for fam in self._families.values():
+            copy = fmt.Family(fam.name, fam.type, fam.help, fam.label_names)
+            copy.series = {k: (s.labels, s.value, s.timestamp)
+                           for k, s in fam.series.items()}
+            yield copy
+
+
+class PrometheusExporter(base.Publisher):
+    """Exports the latest samples for Prometheus to scrape."""
+
+    url_options = frozenset(('scheme', 'max_series', 'stale_multiple',
+                             'default_interval', 'timestamps', 'port',
+                             'host', 'path', 'format'))
+
+    @classmethod
+    def for_url(cls, url):
+        if url.hosts and url.path.startswith('/metrics/job'):
+            from telemetry_lib.publisher import pushgateway
+            return pushgateway.PushgatewayPublisher
+        return cls
+
+    def __init__(self, conf, url):
+        super().__init__(conf, url)
+        scheme = url.get_str('scheme', 'stf', choices=fmt.SCHEMES)
+        self.store = SeriesStore(
+            scheme, base.publisher_id(conf),
+            max_series=url.get_int('max_series', 100000, minimum=1),
+            stale_multiple=url.get_float('stale_multiple', 3.0,
+                                         minimum=1.0),
+            default_interval=url.get_float('default_interval', 60.0,
+                                           minimum=0.001),
+            timestamps=url.get_bool('timestamps', False))
+        # STF's names would change under OpenMetrics (counters get
+        # _total), so the stf scheme is always served as text.
+        self.format = url.get_str('format', 'text' if scheme == 'stf'
+                                  else 'auto',
+                                  choices=('auto', 'text', 'openmetrics'))
+        self.path = url.get_str('path', '/metrics')
+        self._server = None
+        port = url.get_int('port', None, minimum=0)
+        if port is not None:
+            self._server = GetServer(
+                url.get_str('host', '127.0.0.1'), port,
+                lambda path, accept: (200,) + self.exposition(accept)
+                if path == self.path else None,
+                name='prometheus exporter').start()
+
+    @property
+    def address(self):
+        """``(host, port)`` of its own server, if it has one."""
+        return (self._server.host, self._server.port) if self._server \
+            else None
+
+    def publish_samples(self, samples):
+        refused = self.store.update(samples)
+        if refused:
+            raise PermanentError('%d sample(s) refused: %s' % (
+                len(refused), dict(self.store.rejected)), items=refused)
+
+    def exposition(self, accept=''):
+        """``(content_type, body)`` for a scrape with this Accept header."""
+        om = self.format == 'openmetrics' or (
+            self.format == 'auto' and 'application/openmetrics-text'
+            in (accept or ''))
+        body = self.store.render(openmetrics=om).encode('utf-8')
+        return (fmt.OPENMETRICS_CONTENT_TYPE if om
+                else fmt.TEXT_CONTENT_TYPE), body
+
+    def http_routes(self):
+        """Paths the agent's endpoint serves for this publisher (none when
+        it has a server of its own).
+        """
+        if self._server is not None:
+            return {}
+        return {self.path: self.exposition}
+
+    def adjustments(self):
+        return dict(self.store.rejected)
+
+    def close(self, timeout=None):
+        if self._server is not None:
+            self._server.stop()
+            self._server = None

@@ -1,0 +1,144 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""``gnocchi://[host:port]``: the storage API over Gnocchi.
+
+One resource: the metric's measures with ``aggregation`` and
+``granularity`` (``refresh=true`` by default, so measures metricd has not
+processed yet are included). All resources: Gnocchi's aggregates API over
+every resource that has the metric. ``rate`` is Gnocchi's ``rate:last``;
+the archive policy must offer the aggregation asked for. Without a
+granularity, the finest one the archive policy keeps. Writes go through the
+publisher's writer (one batch request, resources created as needed).
+"""
+
+import datetime
+
+from gnocchiclient import exceptions as gnocchi_exc
+
+from telemetry_lib.clients import gnocchi as gnocchi_client
+from telemetry_lib.exceptions import StorageError
+from telemetry_lib.publisher import gnocchi as gnocchi_publisher
+from telemetry_lib.publisher import gnocchi_resources
+from telemetry_lib.storage import aggregate
+from telemetry_lib.storage import base
+
+UTC = datetime.timezone.utc
+_METHODS = {'mean': 'mean', 'min': 'min', 'max': 'max', 'sum': 'sum',
+            'count': 'count', 'last': 'last', 'rate': 'rate:last'}
+#: How the resources' per-bucket values combine across resources.
+_ACROSS = {'mean': 'mean', 'min': 'min', 'max': 'max', 'sum': 'sum',
+           'count': 'sum', 'last': 'mean', 'rate': 'sum'}
+
+
+class GnocchiStorage(base.StorageDriver):
+    """Reads (and writes) measures in Gnocchi."""
+
+    def __init__(self, conf, url):
+        super().__init__(conf, url)
+        gnocchi_client.register_opts(conf)
+        self.client = gnocchi_client.make_client(conf, url)
+        self.refresh = url.get_bool('refresh', True)
+        self._url = url
+        self._writer = None
+
+    def _call(self, func, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except gnocchi_exc.NotFound:
+            return None
+        except gnocchi_exc.ClientException as exc:
+            raise StorageError('Gnocchi: %s' % exc, retryable=(
+                exc.code or 500) >= 500) from None
+        except gnocchi_client.CONNECTION_ERRORS as exc:
+            raise StorageError('Gnocchi unreachable: %s' % exc,
+                               retryable=True) from None
+
+    def write(self, samples):
+        if self._writer is None:
+            self._writer = gnocchi_publisher.GnocchiWriter(
+                self.client, gnocchi_resources.ResourceDefinitions.load(
+                    self._url.get_str('resources_definition_file')),
+                archive_policy=self._url.get_str('archive_policy'))
+        retry, lost, errors = self._writer.write(samples)
+        if retry or lost:
+            raise StorageError('; '.join(errors[:3]), retryable=bool(retry))
+
+    def query(self, meter, *, resource_id=None, start=None, stop=None,
+              granularity=None, aggregation='mean'):
+        base.check_query(aggregation, granularity, resource_id)
+        method = _METHODS[aggregation]
+        times = {}
+        if start:
+            times['start'] = start.isoformat()
+        if stop:
+            times['stop'] = stop.isoformat()
+        if resource_id is not None:
+            rows = self._call(
+                self.client.metric.get_measures, meter,
+                resource_id=resource_id.replace('/', '_'),
+                aggregation='mean' if granularity is None else method,
+                granularity=granularity, refresh=self.refresh, **times)
+        else:
+            data = self._call(
+                self.client.aggregates.fetch,
+                '(aggregate %s (metric %s %s))' % (
+                    _ACROSS[aggregation], meter, method),
+                search={'like': {'id': '%'}}, resource_type='generic',
+                granularity=granularity, needed_overlap=0, fill=None,
+                refresh=self.refresh, **times)
+            rows = (data or {}).get('measures', {}).get('aggregated', [])
+        if not rows:
+            return []
+        finest = min(g for _, g, _ in rows)
+        lo = start.timestamp() if start else float('-inf')
+        hi = stop.timestamp() if stop else float('inf')
+        points = []
+        for ts, g, value in rows:
+            if g != finest:
+                continue
+            t = _timestamp(ts)
+            if lo <= t < hi:
+                points.append((t, value))
+        return aggregate.to_points(points)
+
+    def resources(self, meter=None):
+        found, marker = [], None
+        while True:
+            page = self._call(self.client.resource.list,
+                              resource_type='generic', limit=1000,
+                              marker=marker) or []
+            for r in page:
+                if meter is None or meter in (r.get('metrics') or {}):
+                    found.append(r.get('original_resource_id') or r['id'])
+            if len(page) < 1000:
+                return sorted(found)
+            marker = page[-1]['id']
+
+    def meters(self):
+        metrics = self._call(self.client.metric.list) or []
+        return sorted({(m['name'], 'gauge', m.get('unit') or '')
+                       for m in metrics if m.get('name')})
+
+    def close(self, timeout=None):
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _timestamp(value):
+    if isinstance(value, datetime.datetime):
+        dt = value
+    else:
+        dt = datetime.datetime.fromisoformat(str(value).replace('Z',
+                                                                '+00:00'))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()

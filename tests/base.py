@@ -1,0 +1,53 @@
+"""Shared test scaffolding."""
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+import unittest
+
+from oslo_config import cfg
+
+from telemetry_lib import opts
+
+
+def wait_until(predicate, timeout=10.0, interval=0.005):
+    """Poll ``predicate`` until true or ``timeout``; return its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+DATA_DIR = os.path.join(os.path.dirname(__file__), 'unit', 'data')
+
+
+class TestCase(unittest.TestCase):
+    """A test with its own ``ConfigOpts`` (never the global one) and a
+    scratch directory removed afterwards.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.conf = cfg.ConfigOpts()
+        opts.register_all(self.conf)
+        self.conf([], project='telemetry_lib')
+        self.tmpdir = tempfile.mkdtemp(prefix='telemetry-lib-test-')
+        self.addCleanup(shutil.rmtree, self.tmpdir, ignore_errors=True)
+        self.conf.set_override('state_path', self.tmpdir)
+
+    def write_file(self, name, text):
+        path = os.path.join(self.tmpdir, name)
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(text)
+        return path

@@ -1,0 +1,259 @@
+"""The gnocchi publisher and storage driver against a real Gnocchi whose
+measures live in Ceph (tools/gnocchi.sh)."""
+
+import datetime
+import os
+import subprocess
+import time
+import uuid
+
+from telemetry_lib.clients import gnocchi as gnocchi_client
+from telemetry_lib import delivery
+from telemetry_lib import Event
+from telemetry_lib import Sample
+from telemetry_lib.storage import aggregate
+from telemetry_lib.storage import base as storage_base
+from tests import base
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOLS = os.path.join(HERE, '..', '..', 'tools', 'gnocchi.sh')
+DEFINITIONS = os.path.join(HERE, 'data', 'gnocchi_resources.yaml')
+CEPH_CONF = os.environ.get('TELEMETRY_CEPH_CONF',
+                           '/var/tmp/telemetry-ceph/ceph.conf')
+UTC = datetime.timezone.utc
+
+
+class Gnocchi:
+    def __init__(self, port, directory, metricd=True):
+        self.port = port
+        self.env = dict(os.environ, TELEMETRY_GNOCCHI_PORT=str(port),
+                        TELEMETRY_GNOCCHI_DIR=directory,
+                        TELEMETRY_GNOCCHI_METRICD='1' if metricd else '0')
+
+    def _run(self, action):
+        out = subprocess.run(['bash', TOOLS, action], env=self.env,
+                             capture_output=True, text=True, timeout=900)
+        if out.returncode:
+            raise RuntimeError('tools/gnocchi.sh %s: %s' % (action,
+                                                            out.stderr))
+
+    def start(self):
+        self._run('start')
+        return self
+
+    def stop(self):
+        self._run('stop')
+        # Wait until the API no longer answers.
+        base.wait_until(lambda: subprocess.run(
+            ['curl', '-fsS', '-o', '/dev/null', '-u', 'admin:',
+             'http://127.0.0.1:%d/v1/status' % self.port]).returncode != 0,
+            20)
+
+    @property
+    def host(self):
+        return '127.0.0.1:%d' % self.port
+
+
+MAIN = Gnocchi(18041, '/var/tmp/telemetry-gnocchi')
+#: An API of its own (same indexer and Ceph) for the outage test.
+OUTAGE = Gnocchi(18042, '/var/tmp/telemetry-gnocchi-outage', metricd=False)
+
+
+class GnocchiTest(base.TestCase):
+
+    gnocchi = MAIN
+
+    def setUp(self):
+        super().setUp()
+        self.gnocchi.start()
+        self.prefix = 'tl-%s' % uuid.uuid4().hex[:8]
+        self.storage = storage_base.load_storage(
+            self.conf, 'gnocchi://%s' % MAIN.host)
+        self.addCleanup(self.storage.close)
+        self.client = gnocchi_client.make_client(
+            self.conf, self.storage._url)
+
+    def build(self, kind='samples', extra=''):
+        d = delivery.build(self.conf, 'gnocchi://%s?resources_definition_'
+                           'file=%s&max_latency=0&retry_initial_delay=0.05'
+                           '&retry_max_delay=0.5%s' % (
+                               self.gnocchi.host, DEFINITIONS, extra), kind)
+        self.addCleanup(d.close, 5)
+        # Let the background thread create the archive policy and types.
+        writer = d.publisher.writer
+        assert base.wait_until(lambda: not writer.pending_policies
+                               and not writer.pending_types, 30)
+        return d
+
+    def vm(self, i, name, volume, ts, **md):
+        metadata = {'display_name': 'vm-%d' % i, 'host': 'compute-0',
+                    'flavor': {'name': 'm1.small'}, 'disk_name': 'vda',
+                    'instance_id': '%s-vm-%d' % (self.prefix, i)}
+        metadata.update(md)
+        return Sample(name, 'gauge', 'B', volume, user_id='u', project_id='p',
+                      resource_id='%s-vm-%d' % (self.prefix, i),
+                      timestamp=ts, resource_metadata=metadata)
+
+
+class TestPublishAndReadBack(GnocchiTest):
+
+    def test_several_resource_types_arrive_in_ceph(self):
+        d = self.build()
+        now = int(time.time()) - 30
+        sent = {}
+        samples = []
+        for i in range(3):
+            for k in range(5):
+                s = self.vm(i, 'memory.usage', 100 * i + k, now + k)
+                samples.append(s)
+                sent.setdefault((s.resource_id, s.name), []).append(
+                    (now + k, float(s.volume)))
+        disk = Sample('disk.device.read.bytes', 'cumulative', 'B', 4096,
+                      resource_id='%s-vm-0-vda' % self.prefix,
+                      timestamp=now, resource_metadata={
+                          'disk_name': 'vda',
+                          'instance_id': '%s-vm-0' % self.prefix})
+        volume = Sample('volume.size', 'gauge', 'GB', 20,
+                        resource_id='%s-vol/1' % self.prefix, timestamp=now,
+                        resource_metadata={'display_name': 'data'})
+        host = Sample('host.cpu.util', 'gauge', '%', 42.5,
+                      resource_id='%s-host' % self.prefix, timestamp=now,
+                      resource_metadata={'host': 'compute-0'})
+        d.put(samples + [disk, volume, host])
+        assert d.flush(30)
+        assert d.stats().published == 18
+        # Read back after metricd processed them (no refresh).
+        storage = storage_base.load_storage(
+            self.conf, 'gnocchi://%s?refresh=false' % MAIN.host)
+        self.addCleanup(storage.close)
+
+        def read(rid, meter):
+            return [(p.timestamp.timestamp(), p.value) for p in
+                    storage.query(meter, resource_id=rid, granularity=1,
+                                  aggregation='mean')]
+        for (rid, meter), points in sent.items():
+            assert base.wait_until(lambda: read(rid, meter) == points, 60), \
+                (rid, read(rid, meter), points)
+        assert base.wait_until(lambda: read(
+            volume.resource_id, 'volume.size') == [(now, 20.0)], 60)
+        assert base.wait_until(lambda: read(
+            host.resource_id, 'host.cpu.util') == [(now, 42.5)], 60)
+        # '/' is not allowed in a Gnocchi resource id: it became '_'.
+        res = self.client.resource.get('tl_volume',
+                                       '%s-vol_1' % self.prefix)
+        assert res['display_name'] == 'data'
+        inst = self.client.resource.get('tl_instance',
+                                        '%s-vm-1' % self.prefix)
+        assert (inst['display_name'], inst['host'], inst['flavor_name']) \
+            == ('vm-1', 'compute-0', 'm1.small')
+        disk_res = self.client.resource.get('tl_disk', disk.resource_id)
+        assert disk_res['instance_id'] == '%s-vm-0' % self.prefix
+        # The measures are in Ceph: metricd wrote the metric's objects.
+        metric_id = inst['metrics']['memory.usage']
+        objects = subprocess.run(
+            ['rados', '-c', CEPH_CONF, '-p', 'gnocchi', 'ls'],
+            capture_output=True, text=True, timeout=60).stdout
+        assert metric_id in objects
+        # Aggregations through the storage driver, over what was sent.
+        rid = '%s-vm-2' % self.prefix
+        for aggregation in ('mean', 'max', 'min', 'sum', 'count', 'last'):
+            got = [(p.timestamp.timestamp(), p.value) for p in storage.query(
+                'memory.usage', resource_id=rid, granularity=60,
+                aggregation=aggregation)]
+            want = aggregate.aggregate(sent[(rid, 'memory.usage')], 60,
+                                       aggregation)
+            assert got == want, (aggregation, got, want)
+        assert self.prefix + '-vm-1' in storage.resources('memory.usage')
+
+    def test_requests_unknown_created_once_unchanged_never_patched(self):
+        d = self.build()
+        writer = d.publisher.writer
+        ts = time.time() - 60
+        before = dict(writer.requests)
+
+        def delta():
+            return {k: writer.requests[k] - before.get(k, 0)
+                    for k in ('batch', 'create', 'patch')}
+        d.put([self.vm(i, 'memory.usage', i, ts) for i in range(4)])
+        assert d.flush(30)
+        # One batch refused for unknown resources, four created at once,
+        # the batch sent again.
+        assert delta() == {'batch': 2, 'create': 4, 'patch': 0}
+        before = dict(writer.requests)
+        d.put([self.vm(i, 'memory.usage', i, ts + 1) for i in range(4)])
+        assert d.flush(30)
+        assert delta() == {'batch': 1, 'create': 0, 'patch': 0}
+        before = dict(writer.requests)
+        d.put([self.vm(i, 'memory.usage', i, ts + 2,
+                       display_name='renamed' if i == 2 else 'vm-%d' % i)
+               for i in range(4)])
+        assert d.flush(30)
+        assert delta() == {'batch': 1, 'create': 0, 'patch': 1}
+        res = self.client.resource.get('tl_instance',
+                                       '%s-vm-2' % self.prefix)
+        assert res['display_name'] == 'renamed'
+
+    def test_an_event_ends_a_resource(self):
+        d = self.build()
+        d.put([self.vm(0, 'cpu', 1, time.time() - 10)])
+        assert d.flush(30)
+        rid = '%s-vm-0' % self.prefix
+        assert self.client.resource.get('tl_instance', rid)[
+            'ended_at'] is None
+        events = self.build('events')
+        events.put([Event(event_type='compute.instance.delete.start',
+                          generated='2030-01-01T00:00:00Z',
+                          traits=[('instance_id', 1, rid)])])
+        assert events.flush(30)
+        assert events.stats().published == 1
+        ended = self.client.resource.get('tl_instance', rid)['ended_at']
+        assert ended.startswith('2030-01-01T00:00:00')
+
+    def test_bad_archive_policy_costs_only_its_metrics(self):
+        d = self.build()
+        ts = time.time() - 10
+        good = self.vm(0, 'memory.usage', 7, ts)
+        bad = Sample('broken.meter', 'gauge', '1', 1,
+                     resource_id='%s-host' % self.prefix, timestamp=ts,
+                     resource_metadata={'host': 'h'})
+        with self.assertLogs('telemetry_lib.delivery.core', 'WARNING') as cm:
+            d.put([good, bad])
+            assert d.flush(30)
+        st = d.stats()
+        assert st.published == 1 and st.dropped == {'permanent': 1}
+        assert any('archive policy no-such-policy does not exist' in line
+                   for line in cm.output), cm.output
+        assert d.publisher.adjustments() == {'unknown_archive_policy': 1}
+        assert [p.value for p in self.storage.query(
+            'memory.usage', resource_id=good.resource_id, granularity=1)] \
+            == [7]
+
+
+class TestGnocchiOutage(GnocchiTest):
+    """Against an API of its own, since it is stopped."""
+
+    gnocchi = OUTAGE
+
+    def test_nothing_lost_while_gnocchi_is_down(self):
+        d = self.build(extra='&spool=true&spool_dir=%s&max_retries=-1'
+                       % self.tmpdir)
+        ts = int(time.time()) - 120
+        d.put([self.vm(i, 'memory.usage', i, ts) for i in range(5)])
+        assert d.flush(30)
+        self.gnocchi.stop()
+        try:
+            d.put([self.vm(i, 'memory.usage', 10 + i, ts + 1)
+                   for i in range(5)])
+            assert not d.flush(2)
+            assert d.stats().pending == 5
+        finally:
+            self.gnocchi.start()
+        d.put([self.vm(i, 'memory.usage', 20 + i, ts + 2) for i in range(5)])
+        assert d.flush(60)
+        st = d.stats()
+        assert st.published == 15 and st.dropped == {} and st.retried > 0
+        for i in range(5):
+            got = [p.value for p in self.storage.query(
+                'memory.usage', resource_id='%s-vm-%d' % (self.prefix, i),
+                granularity=1)]
+            assert got == [i, 10 + i, 20 + i], got

@@ -1,0 +1,285 @@
+"""Exporter, Pushgateway publisher and PromQL storage driver against a real
+Prometheus and Pushgateway (started by tools/prometheus.sh)."""
+
+import datetime
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+
+import requests
+
+from telemetry_lib import delivery
+from telemetry_lib import Event
+from telemetry_lib.publisher import base as publisher_base
+from telemetry_lib import Sample
+from telemetry_lib.storage import aggregate
+from telemetry_lib.storage import base as storage_base
+from tests import base
+from tests.functional.test_agent import AgentTest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOLS = os.path.join(HERE, '..', '..', 'tools', 'prometheus.sh')
+PROM = os.environ.get('TELEMETRY_PROM_URL', 'http://127.0.0.1:19090')
+GATEWAY = os.environ.get('TELEMETRY_PUSHGATEWAY_URL',
+                         'http://127.0.0.1:19091')
+TARGETS = os.environ.get('TELEMETRY_PROM_TARGETS',
+                         '/var/tmp/telemetry-prometheus/targets')
+UTC = datetime.timezone.utc
+
+
+def start_services():
+    subprocess.run(['bash', TOOLS, 'start'], check=True,
+                   capture_output=True, timeout=600)
+
+
+def promql(query):
+    body = requests.get(PROM + '/api/v1/query', params={'query': query},
+                        timeout=10).json()
+    assert body['status'] == 'success', body
+    return body['data']['result']
+
+
+class PromTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        start_services()
+        self.storage = storage_base.load_storage(
+            self.conf, 'prometheus://' + PROM.split('://', 1)[1])
+        self.addCleanup(self.storage.close)
+
+    def scrape(self, port):
+        """Have Prometheus scrape 127.0.0.1:port (file discovery)."""
+        path = os.path.join(TARGETS, '%s.json' % uuid.uuid4().hex)
+        with open(path + '.tmp', 'w') as f:
+            json.dump([{'targets': ['127.0.0.1:%d' % port]}], f)
+        os.rename(path + '.tmp', path)
+        self.addCleanup(os.unlink, path)
+
+    def scraped_exporter(self):
+        """An exporter on a port of its own that Prometheus scrapes."""
+        port = base.free_port()
+        exporter = publisher_base.load_publisher(
+            self.conf, 'prometheus://?port=%d&timestamps=true' % port)
+        self.addCleanup(exporter.close)
+        self.scrape(port)
+        self.wait_scraped(port)
+        return exporter
+
+    def wait_scraped(self, port):
+        """Until Prometheus has scraped the target once."""
+        assert base.wait_until(lambda: any(
+            s['value'][1] == '1' for s in promql(
+                'up{instance="127.0.0.1:%d"}' % port)), 30)
+
+
+class TestExporterScrapedByPrometheus(PromTest):
+
+    def test_values_read_back_through_the_storage_driver(self):
+        exporter = self.scraped_exporter()
+        meter = 'tl.test.%s' % uuid.uuid4().hex[:8]
+        start = time.time()
+        sent = []
+        for i in range(12):
+            ts = time.time()
+            value = float((i * 7) % 5 + i)
+            exporter.publish_samples([Sample(
+                meter, 'gauge', 'B', value, resource_id='res-1',
+                timestamp=ts, resource_metadata={
+                    'display_name': 'say "hi"\\ back\nnow'})])
+            sent.append((ts, value))
+            time.sleep(0.75)     # > the 0.5 s scrape interval
+        stop = time.time() + 1
+        got = self.storage.query(meter, resource_id='res-1',
+                                 start=_dt(start - 1), stop=_dt(stop))
+        # Prometheus keeps milliseconds: compare at that precision.
+        assert [(ms(p.timestamp.timestamp()), p.value) for p in got] \
+            == [(ms(ts), v) for ts, v in sent]
+        for aggregation in ('mean', 'min', 'max', 'sum', 'count', 'last'):
+            got = {p.timestamp.timestamp(): p.value for p in
+                   self.storage.query(meter, resource_id='res-1',
+                                      start=_dt(start - 1), stop=_dt(stop),
+                                      granularity=3,
+                                      aggregation=aggregation)}
+            want = dict(aggregate.aggregate(
+                [(ms(t) / 1000, v) for t, v in sent], 3, aggregation))
+            assert got == want, (aggregation, got, want)
+        # The label value with a quote, a backslash and a newline came back
+        # intact from Prometheus.
+        (series,) = promql('%s{resource="res-1"}' % self.storage.metric(
+            meter))
+        assert series['metric']['resource_name'] == \
+            'say "hi"\\ back\nnow'
+        assert series['metric']['counter'] == meter
+
+    def test_rate_of_a_counter(self):
+        exporter = self.scraped_exporter()
+        meter = 'tl.count.%s' % uuid.uuid4().hex[:8]
+        start = time.time()
+        for _ in range(12):
+            now = time.time()
+            # Exactly 100 per second of real time, whatever the jitter.
+            exporter.publish_samples([Sample(
+                meter, 'cumulative', 'B', 100.0 * (now - start),
+                resource_id='r', timestamp=now)])
+            last = now
+            time.sleep(0.75)
+        time.sleep(1)
+        got = self.storage.query(meter, resource_id='r', start=_dt(start),
+                                 stop=_dt(time.time()), granularity=3,
+                                 aggregation='rate')
+        # Windows that the samples cover: 100 per second, steadily.
+        full = [p for p in got if start < p.timestamp.timestamp()
+                and p.timestamp.timestamp() + 3 <= last]
+        assert len(full) >= 2, got
+        assert all(abs(p.value - 100.0) < 1.0 for p in full), got
+
+
+class TestAgentWithExporter(AgentTest, PromTest):
+
+    def test_agent_scraped_by_prometheus_read_back_by_the_cli(self):
+        self.scrape(self.port)
+        # The same Prometheus keeps earlier runs' series of this host: look
+        # only at what this agent produced.
+        since = datetime.datetime.now(UTC).isoformat()
+        self.start('''
+            sources:
+              - name: all
+                meters: ["host.memory.*"]
+                sinks: [both]
+            sinks:
+              - name: both
+                publishers:
+                  - "sqlite://%s/db.sqlite?max_latency=0"
+                  - "prometheus://?timestamps=true"
+        ''' % self.tmpdir)
+        host = socket.gethostname()
+        status, page = self.get('/metrics')
+        assert status == 200
+        assert base.wait_until(lambda: 'ceilometer_host_memory_used{' in
+                               self.get('/metrics')[1], 20)
+        assert 'telemetry_delivery_published_total' in self.get(
+            '/metrics')[1]
+
+        def show(storage, *extra, stop):
+            out = self.cli('--storage', storage, 'measures', 'show',
+                           'host.memory.used', '--resource', host,
+                           '--start', since, '--stop',
+                           datetime.datetime.fromtimestamp(
+                               stop, UTC).isoformat(), '-f', 'json',
+                           *extra)
+            assert out.returncode == 0, out.stderr
+            return [(ms(datetime.datetime.fromisoformat(
+                r['Timestamp']).timestamp()) / 1000, r['Value'])
+                for r in json.loads(out.stdout)]
+        prom_url = 'prometheus://' + PROM.split('://', 1)[1]
+        stop = time.time()
+        for _ in range(60):
+            time.sleep(1)
+            stop = time.time() - 0.5
+            from_prom = show(prom_url, stop=stop)
+            if len(from_prom) >= 4:
+                break
+        assert len(from_prom) >= 4, from_prom
+        from_sqlite = show('sqlite://%s/db.sqlite' % self.tmpdir, stop=stop)
+        # Whatever Prometheus scraped is what the agent polled and stored.
+        assert set(from_prom) <= set(from_sqlite), (from_prom, from_sqlite)
+        # The exporter holds the latest value only, so a scrape can miss a
+        # poll: aggregate what Prometheus holds (proven the agent's above).
+        want = dict(aggregate.aggregate(from_prom, 2, 'max'))
+        got = dict(show(prom_url, '--granularity', '2', '--aggregation',
+                        'max', stop=stop))
+        # Buckets wholly inside the window read back: a bucket that runs
+        # past ``stop`` also holds points polled after it.
+        since_ts = datetime.datetime.fromisoformat(since).timestamp()
+        common = {t for t in set(want) & set(got)
+                  if t >= since_ts and t + 2 <= stop}
+        assert len(common) >= 1, (want, got)
+        assert all(got[t] == want[t] for t in common), (want, got)
+        assert self.stop() == 0
+
+
+class TestPushgateway(PromTest):
+
+    def gateway_groups(self):
+        data = requests.get(GATEWAY + '/api/v1/metrics', timeout=10).json()
+        return [g['labels'] for g in data['data']]
+
+    def test_push_scrape_delete_and_escaping(self):
+        job = 'tl-%s' % uuid.uuid4().hex[:8]
+        d = delivery.build(self.conf, 'prometheus://%s/metrics/job/%s/'
+                           'site@base64/%s?group_by=resource&max_latency=0'
+                           % (GATEWAY.split('://', 1)[1], job, 'ZWFzdC8x'),
+                           kind='samples')
+        self.addCleanup(d.close, 2)
+        meter = 'tl.push.%s' % uuid.uuid4().hex[:8]
+        tricky = 'a "quoted" \\ back\nslash'
+        d.put([Sample(meter, 'gauge', 'B', 10 + i, resource_id='vm-%d' % i,
+                      resource_metadata={'display_name': tricky})
+               for i in range(3)])
+        assert d.flush(10)
+        assert d.stats().published == 3
+        groups = [g for g in self.gateway_groups() if g.get('job') == job]
+        assert sorted(g['resource'] for g in groups) == ['vm-0', 'vm-1',
+                                                         'vm-2']
+        assert all(g['site'] == 'east/1' for g in groups)
+        # Prometheus scraped the gateway (honor_labels): our labels, intact.
+        metric = self.storage.metric(meter)
+        assert base.wait_until(lambda: len(promql(metric)) == 3, 20)
+        values = sorted(float(s['value'][1]) for s in promql(metric))
+        assert values == [10, 11, 12]
+        assert all(s['metric']['resource_name'] == tricky
+                   for s in promql(metric))
+        # An ended resource: its group is deleted from the gateway.
+        events = delivery.build(self.conf, 'prometheus://%s/metrics/job/%s/'
+                                'site@base64/%s?group_by=resource'
+                                '&max_latency=0'
+                                % (GATEWAY.split('://', 1)[1], job,
+                                   'ZWFzdC8x'), kind='events')
+        self.addCleanup(events.close, 2)
+        events.put([Event(event_type='compute.instance.delete.end',
+                          traits=[('resource_id', 1, 'vm-1')])])
+        assert events.flush(10)
+        groups = [g for g in self.gateway_groups() if g.get('job') == job]
+        assert sorted(g['resource'] for g in groups) == ['vm-0', 'vm-2']
+
+    def test_inconsistent_push_is_permanent_and_counted(self):
+        job = 'tl-%s' % uuid.uuid4().hex[:8]
+        meter = 'tl.clash.%s' % uuid.uuid4().hex[:8]
+        url = 'pushgateway://%s/metrics/job/%s?group_by=resource&' \
+              'max_latency=0' % (GATEWAY.split('://', 1)[1], job)
+        d = delivery.build(self.conf, url)
+        self.addCleanup(d.close, 2)
+        d.put([Sample(meter, 'gauge', 'B', 1, resource_id='a')])
+        assert d.flush(10)
+        # The same name as a counter in another group: the gateway says 400.
+        d.put([Sample(meter, 'cumulative', 'B', 1, resource_id='b')])
+        assert d.flush(10)
+        st = d.stats()
+        assert st.published == 1 and st.dropped == {'permanent': 1}
+
+
+class TestStorageErrors(base.TestCase):
+
+    def test_unreachable_and_bad_queries(self):
+        from telemetry_lib import StorageError
+        s = storage_base.load_storage(self.conf, 'prometheus://127.0.0.1:1')
+        self.addCleanup(s.close)
+        with self.assertRaises(StorageError) as ctx:
+            s.query('cpu', resource_id='x')
+        assert ctx.exception.retryable
+        with self.assertRaises(StorageError) as ctx:
+            s.query('cpu', granularity=60, aggregation='last')
+        assert 'one resource only' in str(ctx.exception)
+
+
+def ms(ts):
+    """Whole milliseconds, as the exporter writes timestamps."""
+    return int(ts * 1000 + 1e-6)
+
+
+def _dt(ts):
+    return datetime.datetime.fromtimestamp(ts, UTC)

@@ -1,0 +1,377 @@
+import random
+import threading
+import time
+
+from telemetry_lib import delivery
+from telemetry_lib.delivery.retry import RetryPolicy
+from telemetry_lib import InvalidURL
+from telemetry_lib import PermanentError
+from telemetry_lib.publisher import base as publisher_base
+from telemetry_lib import RetryableError
+from telemetry_lib import Sample
+from telemetry_lib.url import TelemetryURL
+from tests import base
+
+FAST = dict(max_latency=0, retry_initial_delay=0.001, retry_max_delay=0.01)
+
+
+def samples(n, start=0):
+    return [Sample('m', 'gauge', '1', i, resource_id='r%d' % i)
+            for i in range(start, start + n)]
+
+
+wait_until = base.wait_until
+
+
+def balanced(st):
+    """Every item ends published, dropped or pending."""
+    return (st.received + st.recovered
+            == st.published + st.dropped_total + st.pending)
+
+
+class ScriptedPublisher(publisher_base.Publisher):
+    """Raises what ``script`` says, call by call, then succeeds; can be held
+    at a gate to keep a batch in flight.
+    """
+
+    def __init__(self, conf, script=(), gated=False):
+        super().__init__(conf, TelemetryURL.parse('scripted://'))
+        self.script = list(script)
+        self.gate = threading.Event()
+        if not gated:
+            self.gate.set()
+        self.batches = []
+        self.entered = threading.Event()
+
+    def publish_samples(self, batch):
+        self.entered.set()
+        self.gate.wait()
+        if self.script:
+            exc = self.script.pop(0)
+            if exc is not None:
+                raise exc
+        self.batches.append([s.volume for s in batch])
+
+    @property
+    def volumes(self):
+        return [v for b in self.batches for v in b]
+
+
+class DeliveryTest(base.TestCase):
+
+    def deliver(self, publisher, **opts):
+        d = delivery.Delivery(publisher, options=delivery.DeliveryOptions(
+            **opts), rng=random.Random(1))
+        self.addCleanup(d.close, 1)
+        return d
+
+
+class TestBatching(DeliveryTest):
+
+    def test_batches_by_size(self):
+        pub = ScriptedPublisher(self.conf)
+        d = self.deliver(pub, max_batch_size=10, max_latency=60)
+        d.put(samples(25))
+        assert wait_until(lambda: len(pub.batches) == 2)
+        assert [len(b) for b in pub.batches] == [10, 10]
+        assert d.flush(5)
+        assert [len(b) for b in pub.batches] == [10, 10, 5]
+        assert pub.volumes == list(range(25))
+
+    def test_batches_by_age(self):
+        pub = ScriptedPublisher(self.conf)
+        d = self.deliver(pub, max_batch_size=1000, max_latency=0.05)
+        started = time.monotonic()
+        d.put(samples(3))
+        assert wait_until(lambda: pub.volumes == [0, 1, 2])
+        assert time.monotonic() - started >= 0.04
+
+    def test_empty_put(self):
+        d = self.deliver(ScriptedPublisher(self.conf))
+        assert d.put([]) == 0
+
+
+class TestOutcomes(DeliveryTest):
+
+    def test_retryable_then_success_delivers_once(self):
+        pub = ScriptedPublisher(self.conf, [RetryableError('down')] * 3)
+        d = self.deliver(pub, **FAST)
+        d.put(samples(5))
+        assert d.flush(5)
+        st = d.stats()
+        assert pub.volumes == list(range(5))
+        assert (st.published, st.retried, st.errors, st.dropped) == (
+            5, 15, 3, {})
+
+    def test_retries_exhausted_are_counted(self):
+        pub = ScriptedPublisher(self.conf, [RetryableError('down')] * 10)
+        d = self.deliver(pub, max_retries=2, **FAST)
+        d.put(samples(4))
+        assert d.flush(5)
+        st = d.stats()
+        assert st.dropped == {'retries_exhausted': 4}
+        assert st.failed == 4 and st.published == 0 and st.retried == 8
+        assert len(pub.script) == 7      # tried 3 times in all
+        assert balanced(st)
+
+    def test_permanent_is_not_retried(self):
+        pub = ScriptedPublisher(self.conf, [PermanentError('400')])
+        d = self.deliver(pub, **FAST)
+        d.put(samples(3))
+        assert d.flush(5)
+        st = d.stats()
+        assert st.dropped == {'permanent': 3} and st.retried == 0
+        assert st.batches == 1
+
+    def test_partial_permanent_failure_costs_only_its_items(self):
+        pub = ScriptedPublisher(self.conf,
+                                [PermanentError('bad', items=[1, 3])])
+        d = self.deliver(pub, **FAST)
+        d.put(samples(5))
+        assert d.flush(5)
+        st = d.stats()
+        assert st.published == 3 and st.dropped == {'permanent': 2}
+
+    def test_partial_retryable_failure_resends_only_its_items(self):
+        pub = ScriptedPublisher(self.conf, [RetryableError('x', items=[2])])
+        d = self.deliver(pub, **FAST)
+        d.put(samples(4))
+        assert d.flush(5)
+        assert pub.batches == [[2]]      # only the failed one came again
+        st = d.stats()
+        assert st.published == 4 and st.retried == 1
+
+    def test_unexpected_exception_is_contained(self):
+        pub = ScriptedPublisher(self.conf, [KeyError('bug')])
+        d = self.deliver(pub, **FAST)
+        with self.assertLogs('telemetry_lib.delivery.core', 'ERROR'):
+            d.put(samples(2))
+            assert d.flush(5)
+        d.put(samples(2, 10))
+        assert d.flush(5)
+        st = d.stats()
+        assert st.dropped == {'publisher_error': 2} and st.published == 2
+        assert pub.volumes == [10, 11]
+
+    def test_retry_after_is_honoured(self):
+        pub = ScriptedPublisher(self.conf,
+                                [RetryableError('slow', retry_after=0.2)])
+        d = self.deliver(pub, max_latency=0, retry_initial_delay=0.001,
+                         retry_max_delay=5)
+        started = time.monotonic()
+        d.put(samples(1))
+        assert d.flush(5)
+        assert time.monotonic() - started >= 0.2
+
+    def test_flush_reports_pending_when_peer_is_down(self):
+        pub = ScriptedPublisher(self.conf, [RetryableError('down')] * 1000)
+        d = self.deliver(pub, max_retries=-1, **FAST)
+        d.put(samples(3))
+        outcome = d.flush(0.2)
+        assert not outcome and outcome.pending == 3
+        assert d.close(0.1).dropped == 3
+
+
+class TestOverflow(DeliveryTest):
+    """A batch of one is held in flight at a gate while more arrive."""
+
+    def fill(self, overflow, incoming=15, **opts):
+        pub = ScriptedPublisher(self.conf, gated=True)
+        d = self.deliver(pub, overflow=overflow, max_queue_samples=10,
+                         max_batch_size=1, **dict(FAST, **opts))
+        d.put(samples(1))
+        assert pub.entered.wait(5)
+        accepted = d.put(samples(incoming, start=100))
+        return pub, d, accepted
+
+    def test_drop_newest(self):
+        pub, d, accepted = self.fill('drop_newest')
+        assert accepted == 9
+        pub.gate.set()
+        assert d.flush(5)
+        st = d.stats()
+        assert st.dropped == {'overflow': 6}
+        assert pub.volumes == [0] + list(range(100, 109))
+        assert balanced(st)
+
+    def test_drop_oldest(self):
+        pub, d, accepted = self.fill('drop_oldest')
+        d.put(samples(3, start=200))
+        pub.gate.set()
+        assert d.flush(5)
+        st = d.stats()
+        # 15 + 3 offered, 9 places: the 9 newest survive.
+        assert pub.volumes == [0] + list(range(109, 115)) + [200, 201, 202]
+        assert st.dropped == {'overflow': 9}
+        assert st.published == 10 and balanced(st)
+
+    def test_block_times_out_then_drops(self):
+        started = time.monotonic()
+        pub, d, accepted = self.fill('block', block_timeout=0.2)
+        assert time.monotonic() - started >= 0.2
+        assert accepted == 9
+        pub.gate.set()
+        assert d.flush(5)
+        assert d.stats().dropped == {'overflow': 6}
+
+    def test_block_waits_for_room(self):
+        pub = ScriptedPublisher(self.conf, gated=True)
+        d = self.deliver(pub, overflow='block', block_timeout=5,
+                         max_queue_samples=10, max_batch_size=5, **FAST)
+        d.put(samples(10))
+        threading.Timer(0.1, pub.gate.set).start()
+        assert d.put(samples(10, start=10)) == 10
+        assert d.flush(5)
+        st = d.stats()
+        assert st.dropped == {} and pub.volumes == list(range(20))
+
+    def test_bytes_bound(self):
+        pub = ScriptedPublisher(self.conf, gated=True)
+        d = self.deliver(pub, overflow='drop_newest',
+                         max_queue_bytes=256 * 4 + 10, max_batch_size=1,
+                         **FAST)
+        accepted = d.put(samples(10))
+        assert accepted == 4
+        pub.gate.set()
+        assert d.flush(5)
+        assert d.stats().dropped == {'overflow': 6}
+
+
+class TestLifecycle(DeliveryTest):
+
+    def test_close_delivers_queued(self):
+        pub = ScriptedPublisher(self.conf)
+        d = delivery.Delivery(pub, options=delivery.DeliveryOptions(
+            max_latency=60))
+        d.put(samples(7))
+        outcome = d.close(5)
+        assert outcome and pub.volumes == list(range(7))
+
+    def test_close_without_spool_counts_what_is_lost(self):
+        pub = ScriptedPublisher(self.conf, [RetryableError('down')] * 1000)
+        d = delivery.Delivery(pub, options=delivery.DeliveryOptions(
+            max_retries=-1, **FAST))
+        d.put(samples(6))
+        outcome = d.close(0.2)
+        assert outcome.dropped == 6 and not outcome
+        assert d.put(samples(2)) == 0
+        st = d.stats()
+        assert st.dropped == {'shutdown': 6, 'closed': 2}
+
+    def test_close_never_hangs_on_a_stuck_publisher(self):
+        pub = ScriptedPublisher(self.conf, gated=True)
+        d = delivery.Delivery(pub, options=delivery.DeliveryOptions(**FAST))
+        d.put(samples(2))
+        assert pub.entered.wait(5)
+        started = time.monotonic()
+        outcome = d.close(0.3)
+        assert time.monotonic() - started < 2.5
+        assert outcome.dropped == 2
+        pub.gate.set()
+
+    def test_spool_survives_restart(self):
+        url = 'test://?fail=retryable&fail_times=-1'
+        opts = dict(spool=True, spool_dir=self.tmpdir, max_retries=-1,
+                    **FAST)
+        down = publisher_base.load_publisher(self.conf, url)
+        d = delivery.Delivery(down, options=delivery.DeliveryOptions(**opts))
+        sent = samples(50)
+        assert d.put(sent) == 50
+        outcome = d.close(0.2)
+        assert outcome.spooled == 50 and outcome.dropped == 0
+
+        # Same URL, so the same spool file; this time the peer works.
+        up = publisher_base.load_publisher(self.conf, url)
+        up._fail_left = 0
+        d2 = delivery.Delivery(up, options=delivery.DeliveryOptions(**opts))
+        self.addCleanup(d2.close, 1)
+        assert d2.stats().recovered == 50
+        assert d2.flush(5)
+        assert [s.id for s in up.samples] == [s.id for s in sent]
+        assert up.samples == sent
+        st = d2.stats()
+        assert st.published == 50 and st.pending == 0 and balanced(st)
+
+    def test_spool_is_exclusive(self):
+        opts = delivery.DeliveryOptions(spool=True, spool_dir=self.tmpdir)
+        pub = publisher_base.load_publisher(self.conf, 'test://')
+        d = delivery.Delivery(pub, options=opts)
+        self.addCleanup(d.close, 1)
+        from telemetry_lib import ConfigError
+        with self.assertRaises(ConfigError) as ctx:
+            delivery.Delivery(publisher_base.load_publisher(
+                self.conf, 'test://'), options=opts)
+        assert 'another process' in str(ctx.exception)
+
+    def test_spool_overflow_drop_oldest(self):
+        pub = ScriptedPublisher(self.conf, gated=True)
+        d = self.deliver(pub, spool=True, spool_dir=self.tmpdir,
+                         overflow='drop_oldest', max_queue_samples=5,
+                         max_batch_size=1, **FAST)
+        d.put(samples(1))
+        assert pub.entered.wait(5)
+        d.put(samples(8, start=10))
+        pub.gate.set()
+        assert d.flush(5)
+        assert pub.volumes == [0, 14, 15, 16, 17]
+        assert d.stats().dropped == {'overflow': 4}
+
+
+class TestOptions(base.TestCase):
+
+    def test_url_overrides_and_ceilometer_policy(self):
+        base_opts = delivery.DeliveryOptions()
+        o = base_opts.with_url(TelemetryURL.parse(
+            'x://?max_batch_size=7&spool=true&spool_dir=/s&overflow=block'))
+        assert (o.max_batch_size, o.spool, o.overflow) == (7, True, 'block')
+        o = base_opts.with_url(TelemetryURL.parse(
+            'notifier://?policy=drop'))
+        assert o.max_retries == 0 and o.overflow == 'drop_newest'
+        o = base_opts.with_url(TelemetryURL.parse(
+            'notifier://?policy=queue&max_queue_length=50&max_retry=3'))
+        assert (o.overflow, o.max_queue_samples, o.max_retries) == (
+            'drop_oldest', 50, 3)
+
+    def test_bad_values(self):
+        for query in ('overflow=sometimes', 'max_batch_size=0',
+                      'max_latency=-1', 'policy=maybe', 'spool=perhaps'):
+            with self.assertRaises(InvalidURL):
+                delivery.DeliveryOptions(spool_dir='/x').with_url(
+                    TelemetryURL.parse('x://?' + query))
+
+    def test_from_conf(self):
+        self.conf.set_override('max_batch_size', 42, group='delivery')
+        o = delivery.DeliveryOptions.from_conf(self.conf)
+        assert o.max_batch_size == 42
+        assert o.spool_dir == self.tmpdir + '/spool'
+
+
+class TestRetryPolicy(base.TestCase):
+
+    def test_backoff_grows_with_jitter_and_cap(self):
+        p = RetryPolicy(0.5, 4.0, 5, rng=random.Random(3))
+        delays = [p.delay(n) for n in range(1, 8)]
+        for n, d in enumerate(delays, 1):
+            cap = min(4.0, 0.5 * 2 ** (n - 1))
+            assert cap / 2 <= d <= cap
+        assert len(set(delays)) == len(delays)
+        assert p.allows(5) and not p.allows(6)
+        assert RetryPolicy(1, 2, -1).allows(10 ** 6)
+        assert p.delay(1, requested=3.0) == 3.0
+        assert p.delay(1, requested=60) == 4.0
+
+
+class TestMixedOutcome(DeliveryTest):
+
+    def test_retryable_with_permanent_items(self):
+        pub = ScriptedPublisher(self.conf, [RetryableError(
+            'released some, rejected one', items=[0, 1],
+            permanent_items=[3])])
+        d = self.deliver(pub, **FAST)
+        d.put(samples(5))
+        assert d.flush(5)
+        st = d.stats()
+        # 2 and 4 delivered at once, 0 and 1 on the retry, 3 dropped.
+        assert pub.batches == [[0, 1]]
+        assert st.published == 4 and st.dropped == {'permanent': 1}
+        assert st.retried == 2 and balanced(st)

@@ -1,0 +1,80 @@
+import json
+import os
+
+from telemetry_lib import delivery
+from telemetry_lib import Event
+from telemetry_lib.formats import ceilometer
+from telemetry_lib import InvalidURL
+from telemetry_lib import PermanentError
+from telemetry_lib.publisher import base as publisher_base
+from telemetry_lib import Sample
+from tests import base
+
+
+def samples(n):
+    return [Sample('cpu', 'cumulative', 'ns', i, resource_id='r%d' % i)
+            for i in range(n)]
+
+
+class TestFilePublisher(base.TestCase):
+
+    def lines(self, path):
+        with open(path) as f:
+            return [json.loads(line) for line in f]
+
+    def test_json_lines_in_ceilometer_form_signed(self):
+        self.conf.set_override('telemetry_secret', 's3cret',
+                               group='publisher')
+        path = os.path.join(self.tmpdir, 'out.json')
+        pub = publisher_base.load_publisher(self.conf,
+                                            'file://%s?json' % path)
+        pub.publish_samples(samples(3))
+        pub.publish_events([Event(event_type='x.y', traits=[('a', 1, 'b')])])
+        pub.close()
+        lines = self.lines(path)
+        assert [m['counter_volume'] for m in lines[:3]] == [0, 1, 2]
+        assert all(ceilometer.verify_signature(m, 's3cret')
+                   for m in lines)
+        assert lines[3]['event_type'] == 'x.y'
+
+    def test_rotation_by_size(self):
+        path = os.path.join(self.tmpdir, 'rot.json')
+        pub = publisher_base.load_publisher(
+            self.conf, 'file://%s?max_bytes=1500&backup_count=2' % path)
+        for _ in range(10):
+            pub.publish_samples(samples(3))
+        pub.close()
+        files = sorted(os.listdir(self.tmpdir))
+        assert files == ['rot.json', 'rot.json.1', 'rot.json.2']
+        for name in files:
+            size = os.path.getsize(os.path.join(self.tmpdir, name))
+            assert 0 < size <= 1500, (name, size)
+            # A batch is never split across two files.
+            assert len(self.lines(os.path.join(self.tmpdir, name))) % 3 == 0
+
+    def test_bad_urls(self):
+        for url in ('file://', 'file:///', 'file://%s' % self.tmpdir,
+                    'file:///x?max_bytes=lots'):
+            with self.assertRaises(InvalidURL):
+                publisher_base.load_publisher(self.conf, url)
+
+    def test_unfixable_path_is_permanent(self):
+        # A path through a regular file: no retry can cure that.
+        path = os.path.join(self.write_file('plain', ''), 'x.json')
+        pub = publisher_base.load_publisher(self.conf, 'file://' + path)
+        with self.assertRaises(PermanentError) as ctx:
+            pub.publish_samples(samples(1))
+        assert 'Not a directory' in str(ctx.exception)
+
+    def test_missing_directory_is_retryable_then_works(self):
+        path = os.path.join(self.tmpdir, 'later', 'x.json')
+        d = delivery.build(self.conf, 'file://%s?max_latency=0&'
+                           'retry_initial_delay=0.01&retry_max_delay=0.05'
+                           '&max_retries=-1' % path)
+        self.addCleanup(d.close, 1)
+        d.put(samples(2))
+        assert not d.flush(0.2)
+        os.mkdir(os.path.dirname(path))
+        assert d.flush(5)
+        assert len(self.lines(path)) == 2
+        assert d.stats().retried >= 2

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Gnocchi 4.7 (PyPI) on 127.0.0.1 with PostgreSQL as indexer and Ceph as
+# storage, for the functional tests and benchmarks. Idempotent: starts the
+# single-node Ceph of tools/ceph.sh, PostgreSQL if it is down, installs
+# Gnocchi in its own virtualenv when missing, and starts gnocchi-api and
+# gnocchi-metricd unless they run.
+#
+#   tools/gnocchi.sh start|stop|env
+#
+# Gnocchi runs from a virtualenv of Debian's /usr/bin/python3 with system
+# site packages: only that Python has Ceph's `rados` module. The project's
+# own test environment stays separate and talks to Gnocchi over HTTP.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+BASE=${TELEMETRY_GNOCCHI_DIR:-/var/tmp/telemetry-gnocchi}
+VENV=${TELEMETRY_GNOCCHI_VENV:-/var/tmp/telemetry-gnocchi-venv}
+PORT=${TELEMETRY_GNOCCHI_PORT:-18041}
+DB=${TELEMETRY_GNOCCHI_DB:-telemetry_gnocchi}
+# A second API on the same indexer and storage needs no metricd of its own.
+METRICD=${TELEMETRY_GNOCCHI_METRICD:-1}
+CEPH_CONF=${TELEMETRY_CEPH_CONF:-/var/tmp/telemetry-ceph/ceph.conf}
+
+log() { echo "gnocchi.sh: $*" >&2; }
+# shellcheck source=tools/lib.sh
+. "$HERE/lib.sh"
+
+postgres() {
+    ensure_packages curl
+    if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+        ensure_packages pg_ctlcluster:postgresql
+        log "starting PostgreSQL"
+        local version
+        version=$(ls /etc/postgresql | sort -n | tail -n 1)
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start
+        for _ in $(seq 1 50); do
+            pg_isready -q -h 127.0.0.1 -p 5432 && break
+            sleep 0.2
+        done
+    fi
+    if ! su postgres -c "psql -h 127.0.0.1 -tAc \"SELECT 1 FROM pg_database WHERE datname='$DB'\"" \
+            2>/dev/null | grep -q 1; then
+        su postgres -c "psql -h 127.0.0.1 -qc 'CREATE DATABASE $DB'"
+    fi
+}
+
+install() {
+    if [ ! -x "$VENV/bin/gnocchi-api" ]; then
+        log "installing Gnocchi into $VENV (a few minutes)"
+        ensure_packages python3-venv
+        /usr/bin/python3 -m venv --system-site-packages "$VENV"
+        "$VENV/bin/pip" install -q 'gnocchi[postgresql,ceph]==4.7.*'
+        # pip may reuse a uwsgi wheel built for another Python 3.11 build,
+        # which then fails (No module named '_csv'): build this one here.
+        "$VENV/bin/pip" install -q --no-cache-dir --force-reinstall \
+            --no-deps uwsgi
+    fi
+}
+
+configure() {
+    mkdir -p "$BASE"
+    cat > "$BASE/gnocchi.conf" <<EOF
+[DEFAULT]
+debug = false
+[api]
+auth_mode = basic
+host = 127.0.0.1
+port = $PORT
+workers = 2
+[indexer]
+url = postgresql://postgres@127.0.0.1:5432/$DB
+[storage]
+driver = ceph
+ceph_pool = gnocchi
+ceph_conffile = $CEPH_CONF
+ceph_username = admin
+[incoming]
+driver = ceph
+ceph_pool = gnocchi
+ceph_conffile = $CEPH_CONF
+ceph_username = admin
+[metricd]
+workers = 1
+metric_processing_delay = 1
+metric_reporting_delay = 60
+metric_cleanup_delay = 60
+[statsd]
+host = 127.0.0.1
+EOF
+}
+
+running() {
+    [ -f "$BASE/$1.pid" ] && kill -0 "$(cat "$BASE/$1.pid")" 2>/dev/null
+}
+
+api_up() {
+    curl -fsS -o /dev/null -u admin: "http://127.0.0.1:$PORT/v1/status" 2>/dev/null
+}
+
+start() {
+    bash "$HERE/ceph.sh" start >/dev/null
+    postgres
+    install
+    configure
+    export VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH
+    # 8 incoming sacks, not 128: metricd scans each of them every second,
+    # which on a test cluster costs Ceph more than the measures do.
+    "$VENV/bin/gnocchi-upgrade" --config-file "$BASE/gnocchi.conf" \
+        --sacks-number 8 \
+        >> "$BASE/upgrade.log" 2>&1
+    if [ "$METRICD" = 1 ] && ! running metricd; then
+        nohup "$VENV/bin/gnocchi-metricd" --config-file "$BASE/gnocchi.conf" \
+            >> "$BASE/metricd.log" 2>&1 &
+        echo $! > "$BASE/metricd.pid"
+    fi
+    if ! api_up; then
+        log "starting gnocchi-api on 127.0.0.1:$PORT"
+        nohup "$VENV/bin/gnocchi-api" --config-file "$BASE/gnocchi.conf" \
+            >> "$BASE/api.log" 2>&1 &
+        echo $! > "$BASE/api.pid"
+        for _ in $(seq 1 300); do
+            api_up && break
+            sleep 0.2
+        done
+        api_up || { log "gnocchi-api did not answer:"; tail -n 30 "$BASE/api.log" >&2; exit 1; }
+    fi
+    env_lines
+}
+
+stop() {
+    for name in api metricd; do
+        if running "$name"; then
+            kill "$(cat "$BASE/$name.pid")" 2>/dev/null || true
+        fi
+    done
+}
+
+env_lines() {
+    echo "TELEMETRY_GNOCCHI_URL=http://127.0.0.1:$PORT"
+    echo "TELEMETRY_CEPH_CONF=$CEPH_CONF"
+}
+
+case "${1:-start}" in
+    start) start ;;
+    stop) stop ;;
+    env) env_lines ;;
+    *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+esac
