@@ -145,6 +145,9 @@ class PrometheusStorage(base.StorageDriver):
                       for t, v in series['values'] if start_ts <= float(t)
                       < stop_ts]
             return aggregate.to_points(sorted(points))
+        if aggregation == 'last' and resource_id is None:
+            raise StorageError('the prometheus driver gives "last" for one '
+                               'resource only; name one with --resource')
         range_ms = int(round(granularity * 1000))
         if self._ranges_closed():
             range_ms -= 1
@@ -190,9 +193,6 @@ class PrometheusStorage(base.StorageDriver):
         if aggregation == 'mean':
             return 'sum(sum_over_time(%s)) / sum(count_over_time(%s))' % (
                 window, window)
-        if aggregation == 'last':
-            raise StorageError('the prometheus driver gives "last" for one '
-                               'resource only; name one with --resource')
         return '%s(%s)' % (_ACROSS[aggregation], expr)
 
     def resources(self, meter=None):

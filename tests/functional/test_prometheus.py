@@ -119,7 +119,8 @@ class TestExporterScrapedByPrometheus(PromTest):
         exporter = self.scraped_exporter()
         meter = 'tl.count.%s' % uuid.uuid4().hex[:8]
         start = time.time()
-        for _ in range(12):
+        # 11 s of samples: at least two whole 3 s buckets lie inside.
+        for _ in range(16):
             now = time.time()
             # Exactly 100 per second of real time, whatever the jitter.
             exporter.publish_samples([Sample(
