@@ -126,8 +126,11 @@ class TestEmbeddedDefault(AgentTest):
             'measures', 'show', 'host.cpu.time', '--resource', host,
             '--granularity', '1', '--aggregation', 'rate', '-f',
             'json').stdout)
-        # CPU time grows by at most (cores x 1e9) ns each second.
-        assert rate and all(0 <= r['Value'] <= os.cpu_count() * 1.01e9
+        # CPU time grows by at most (cores x 1e9) ns each second. Slack:
+        # the kernel counts in 10 ms ticks per field, and a sample carries
+        # its run's scheduled time, read a few ms later, so one 1 s bucket
+        # can show a few percent more (2.05e9 seen on 2 cores).
+        assert rate and all(0 <= r['Value'] <= os.cpu_count() * 1.2e9
                             for r in rate), rate
         png = os.path.join(self.tmpdir, 'mem.png')
         out = self.cli('measures', 'plot', 'host.memory.used', '--resource',
