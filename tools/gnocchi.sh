@@ -19,6 +19,9 @@ PORT=${TELEMETRY_GNOCCHI_PORT:-18041}
 DB=${TELEMETRY_GNOCCHI_DB:-telemetry_gnocchi}
 # A second API on the same indexer and storage needs no metricd of its own.
 METRICD=${TELEMETRY_GNOCCHI_METRICD:-1}
+# basic, or keystone: tools/keystone.sh's Keystone checks the tokens and
+# its catalog gets this API as the "metric" service.
+AUTH=${TELEMETRY_GNOCCHI_AUTH:-basic}
 CEPH_CONF=${TELEMETRY_CEPH_CONF:-/var/tmp/telemetry-ceph/ceph.conf}
 
 log() { echo "gnocchi.sh: $*" >&2; }
@@ -55,15 +58,46 @@ install() {
         "$VENV/bin/pip" install -q --no-cache-dir --force-reinstall \
             --no-deps uwsgi
     fi
+    if [ "$AUTH" = keystone ] && \
+            ! "$VENV/bin/python" -c 'import keystonemiddleware' 2>/dev/null; then
+        "$VENV/bin/pip" install -q keystonemiddleware
+    fi
+}
+
+# The [keystone_authtoken] section of auth_mode = keystone, and a paste
+# file pointing keystonemiddleware at our config file: Gnocchi's own makes
+# it read /etc/gnocchi/gnocchi.conf only.
+keystone_section() {
+    [ "$AUTH" = keystone ] || return 0
+    sed -i "/^\[filter:keystone_authtoken\]/,/^$/ s|^oslo_config_project = gnocchi$|&\noslo_config_file = $BASE/gnocchi.conf|" \
+        "$BASE/api-paste.ini"
+    local url user password
+    url=$(sed -n 's/^TELEMETRY_KEYSTONE_URL=//p' <<< "$KEYSTONE_ENV")
+    user=$(sed -n 's/^TELEMETRY_KEYSTONE_USER=//p' <<< "$KEYSTONE_ENV")
+    password=$(sed -n 's/^TELEMETRY_KEYSTONE_PASSWORD=//p' <<< "$KEYSTONE_ENV")
+    cat <<EOF
+[keystone_authtoken]
+www_authenticate_uri = $url
+auth_url = $url
+auth_type = password
+username = $user
+password = $password
+project_name = service
+user_domain_name = Default
+project_domain_name = Default
+EOF
 }
 
 configure() {
     mkdir -p "$BASE"
+    cp "$("$VENV/bin/python" -c 'import gnocchi.rest, os
+print(os.path.dirname(gnocchi.rest.__file__))')/api-paste.ini" "$BASE/"
     cat > "$BASE/gnocchi.conf" <<EOF
 [DEFAULT]
 debug = false
 [api]
-auth_mode = basic
+auth_mode = $AUTH
+paste_config = $BASE/api-paste.ini
 host = 127.0.0.1
 port = $PORT
 workers = 2
@@ -86,6 +120,7 @@ metric_reporting_delay = 60
 metric_cleanup_delay = 60
 [statsd]
 host = 127.0.0.1
+$(keystone_section)
 EOF
 }
 
@@ -94,10 +129,25 @@ running() {
 }
 
 api_up() {
-    curl -fsS -o /dev/null -u admin: "http://127.0.0.1:$PORT/v1/status" 2>/dev/null
+    # With keystone, an answer at all (401 without a token) means it is up.
+    if [ "$AUTH" = keystone ]; then
+        curl -sS -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null
+    else
+        curl -fsS -o /dev/null -u admin: "http://127.0.0.1:$PORT/v1/status" 2>/dev/null
+    fi
 }
 
 start() {
+    if [ "$AUTH" = keystone ]; then
+        KEYSTONE_ENV=$(bash "$HERE/keystone.sh" start)
+    fi
+    # Already serving (the tests call start before each case): nothing to
+    # check or upgrade again.
+    if api_up && { [ "$METRICD" != 1 ] || running metricd; }; then
+        registered
+        env_lines
+        return 0
+    fi
     bash "$HERE/ceph.sh" start >/dev/null
     postgres
     install
@@ -124,7 +174,20 @@ start() {
         done
         api_up || { log "gnocchi-api did not answer:"; tail -n 30 "$BASE/api.log" >&2; exit 1; }
     fi
+    registered
     env_lines
+}
+
+# With keystone: this API in the catalog (again if Keystone was recreated
+# since), and Keystone's settings for the caller.
+registered() {
+    [ "$AUTH" = keystone ] || return 0
+    local since=${TELEMETRY_KEYSTONE_DIR:-/var/tmp/telemetry-keystone}/bootstrapped
+    if ! [ "$BASE/registered" -nt "$since" ]; then
+        bash "$HERE/keystone.sh" register-metric "http://127.0.0.1:$PORT"
+        touch "$BASE/registered"
+    fi
+    echo "$KEYSTONE_ENV"
 }
 
 stop() {

@@ -26,6 +26,8 @@ from oslo_config import cfg
 import requests
 from requests import adapters
 
+from telemetry_lib.exceptions import ConfigError
+
 GROUP = 'gnocchi'
 OPTS = [
     cfg.StrOpt('auth_mode', default='basic',
@@ -60,12 +62,15 @@ OPTS = [
                 help="Skip TLS verification (don't)."),
 ]
 
-#: Transport-level failures: worth retrying.
-CONNECTION_ERRORS = (ka_exceptions.ConnectionError,
-                     ka_exceptions.ConnectTimeout,
-                     ka_exceptions.ConnectFailure,
-                     ka_exceptions.RetriableConnectionFailure,
-                     requests.ConnectionError, requests.Timeout)
+#: Gnocchi cannot be reached, or Keystone will not let us in (a wrong
+#: password, a project the user has no role on, no ``metric`` service in
+#: the catalog, Keystone itself down). Neither says anything about the
+#: data, so both are retried: the samples wait in the queue or spool while
+#: the operator fixes the network or the credentials. keystoneauth's
+#: exceptions all derive from its ``ClientException``; Gnocchi's own HTTP
+#: answers come as gnocchiclient's exceptions instead.
+UNAVAILABLE = (ka_exceptions.ClientException,
+               requests.ConnectionError, requests.Timeout)
 
 
 def register_opts(conf):
@@ -81,6 +86,11 @@ def make_client(conf, url=None):
         scheme = 'https' if url.get_bool('ssl', False) else 'http'
         endpoint = '%s://%s' % (scheme, url.hosts[0])
     if opts.auth_mode == 'keystone':
+        missing = [name for name in ('auth_url', 'username', 'password')
+                   if not opts[name]]
+        if missing:
+            raise ConfigError('[%s] auth_mode = keystone needs %s'
+                              % (GROUP, ', '.join(missing)))
         from keystoneauth1.identity import v3
         plugin = v3.Password(
             auth_url=opts.auth_url, username=opts.username,

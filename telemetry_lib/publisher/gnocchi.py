@@ -172,8 +172,8 @@ class GnocchiWriter:
                 self._log.problem('ensure', 'cannot create %s %s yet: %s',
                                   kind, name, exc)
                 return
-        except gnocchi_client.CONNECTION_ERRORS as exc:
-            self._log.problem('ensure', 'Gnocchi unreachable while '
+        except gnocchi_client.UNAVAILABLE as exc:
+            self._log.problem('ensure', 'Gnocchi unavailable while '
                               'ensuring %s %s: %s', kind, name, exc)
             return
         pending = self.pending_policies if kind == 'policy' \
@@ -280,8 +280,8 @@ class GnocchiWriter:
                 for res in resources.values():
                     target.extend(res.indexes)
                 resources = {}
-            except gnocchi_client.CONNECTION_ERRORS as exc:
-                errors.append('Gnocchi unreachable: %s' % exc)
+            except gnocchi_client.UNAVAILABLE as exc:
+                errors.append('Gnocchi unavailable: %s' % exc)
                 for res in resources.values():
                     retry.extend(res.indexes)
                 resources = {}
@@ -321,8 +321,8 @@ class GnocchiWriter:
                 return False
             errors.append(self._describe('batch', exc, {
                 rid: res.metrics for rid, res in resources.items()}))
-        except gnocchi_client.CONNECTION_ERRORS as exc:
-            errors.append('Gnocchi unreachable: %s' % exc)
+        except gnocchi_client.UNAVAILABLE as exc:
+            errors.append('Gnocchi unavailable: %s' % exc)
         for res in resources.values():
             retry.extend(res.indexes)
         return True
@@ -340,7 +340,7 @@ class GnocchiWriter:
                     resource_type='generic', limit=len(chunk),
                     query={'in': {'original_resource_id': chunk}})
             except (gnocchi_exc.ClientException,
-                    gnocchi_client.CONNECTION_ERRORS) as exc:
+                    gnocchi_client.UNAVAILABLE) as exc:
                 self._log.problem('ids', 'cannot look up metric ids: %s',
                                   exc)
                 return
@@ -403,7 +403,7 @@ class GnocchiWriter:
             if (exc.code or 500) >= 500:
                 return 'retry', str(exc)
             return 'lost', str(exc)
-        except gnocchi_client.CONNECTION_ERRORS as exc:
+        except gnocchi_client.UNAVAILABLE as exc:
             return 'retry', str(exc)
         self.cache.set(res.body['id'], attribute_hash(res.body))
         return None
@@ -429,7 +429,7 @@ class GnocchiWriter:
         try:
             self.client.resource.update(res.type, rid, body)
         except (gnocchi_exc.ClientException,
-                gnocchi_client.CONNECTION_ERRORS) as exc:
+                gnocchi_client.UNAVAILABLE) as exc:
             # Attributes are metadata: the measures are stored; try again
             # with the next batch.
             self._log.problem('patch', 'cannot update resource %s: %s',
@@ -460,7 +460,7 @@ class GnocchiWriter:
                     if exc.code != 404:
                         ((retry if (exc.code or 500) >= 500 else lost)
                          ).append(i)
-                except gnocchi_client.CONNECTION_ERRORS as exc:
+                except gnocchi_client.UNAVAILABLE as exc:
                     errors.append(str(exc))
                     retry.append(i)
         return retry, lost, errors

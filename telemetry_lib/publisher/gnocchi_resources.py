@@ -86,26 +86,44 @@ def evaluate(paths, document):
 class ResourceDefinition:
     """One ``resources:`` entry."""
 
-    def __init__(self, data, default_policy, where):
+    def __init__(self, data, default_policy, where, path=None):
+        def error(message, field):
+            return ConfigError(message, path=path, where=where, field=field,
+                               line=getattr(data, 'line', None))
         self.resource_type = data['resource_type']
         metrics = data.get('metrics') or {}
         if isinstance(metrics, list):       # the older list form
             metrics = {m: None for m in metrics}
+        if not isinstance(metrics, dict):
+            raise error('expected a mapping of meter names', 'metrics')
         self.metrics = {}
         self.patterns = []
         for name, spec in metrics.items():
+            if spec is not None and not isinstance(spec, dict):
+                raise error('metric %s: expected a mapping such as '
+                            '{archive_policy_name: ...}, not %r'
+                            % (name, spec), 'metrics')
             policy = (spec or {}).get('archive_policy_name') or \
                 default_policy
-            if '*' in name:
-                self.patterns.append((name, policy))
+            if '*' in str(name):
+                self.patterns.append((str(name), policy))
             else:
-                self.metrics[name] = policy
-        try:
-            self.attributes = {k: parse_path(v) for k, v in (
-                data.get('attributes') or {}).items()}
-        except ValueError as exc:
-            raise ConfigError(str(exc), where=where,
-                              field='attributes') from None
+                self.metrics[str(name)] = policy
+        attributes = data.get('attributes') or {}
+        if not isinstance(attributes, dict):
+            raise error('expected a mapping of attribute paths',
+                        'attributes')
+        self.attributes = {}
+        for name, text in attributes.items():
+            if not isinstance(text, str):
+                raise error('attribute %s: expected a path such as '
+                            'resource_metadata.host, not %r' % (name, text),
+                            'attributes')
+            try:
+                self.attributes[name] = parse_path(text)
+            except ValueError as exc:
+                raise error('attribute %s: %s' % (name, exc),
+                            'attributes') from None
         self.event_create = _as_list(data.get('event_create'))
         self.event_delete = _as_list(data.get('event_delete'))
         self.event_update = _as_list(data.get('event_update'))
@@ -146,7 +164,8 @@ class ResourceDefinitions:
                                   path=path, line=getattr(entry, 'line',
                                                           None))
             self.resources.append(ResourceDefinition(
-                entry, self.default_policy, 'resource %s' % i))
+                entry, self.default_policy, 'resource %d (%s)' % (
+                    i, entry['resource_type']), path))
         self._by_meter = {}
 
     @classmethod

@@ -58,8 +58,8 @@ class GnocchiStorage(base.StorageDriver):
         except gnocchi_exc.ClientException as exc:
             raise StorageError('Gnocchi: %s' % exc, retryable=(
                 exc.code or 500) >= 500) from None
-        except gnocchi_client.CONNECTION_ERRORS as exc:
-            raise StorageError('Gnocchi unreachable: %s' % exc,
+        except gnocchi_client.UNAVAILABLE as exc:
+            raise StorageError('Gnocchi unavailable: %s' % exc,
                                retryable=True) from None
 
     def write(self, samples):

@@ -13,6 +13,7 @@ from telemetry_lib import Event
 from telemetry_lib import Sample
 from telemetry_lib.storage import aggregate
 from telemetry_lib.storage import base as storage_base
+from telemetry_lib import StorageError
 from tests import base
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -24,11 +25,12 @@ UTC = datetime.timezone.utc
 
 
 class Gnocchi:
-    def __init__(self, port, directory, metricd=True):
+    def __init__(self, port, directory, metricd=True, auth='basic'):
         self.port = port
         self.env = dict(os.environ, TELEMETRY_GNOCCHI_PORT=str(port),
                         TELEMETRY_GNOCCHI_DIR=directory,
-                        TELEMETRY_GNOCCHI_METRICD='1' if metricd else '0')
+                        TELEMETRY_GNOCCHI_METRICD='1' if metricd else '0',
+                        TELEMETRY_GNOCCHI_AUTH=auth)
 
     def _run(self, action):
         out = subprocess.run(['bash', TOOLS, action], env=self.env,
@@ -36,9 +38,11 @@ class Gnocchi:
         if out.returncode:
             raise RuntimeError('tools/gnocchi.sh %s: %s' % (action,
                                                             out.stderr))
+        return dict(line.split('=', 1) for line in out.stdout.splitlines()
+                    if '=' in line)
 
     def start(self):
-        self._run('start')
+        self.settings = self._run('start')
         return self
 
     def stop(self):
@@ -57,6 +61,9 @@ class Gnocchi:
 MAIN = Gnocchi(18041, '/var/tmp/telemetry-gnocchi')
 #: An API of its own (same indexer and Ceph) for the outage test.
 OUTAGE = Gnocchi(18042, '/var/tmp/telemetry-gnocchi-outage', metricd=False)
+#: One behind Keystone (tools/keystone.sh), in its catalog as "metric".
+KEYSTONE = Gnocchi(18043, '/var/tmp/telemetry-gnocchi-keystone',
+                   metricd=False, auth='keystone')
 
 
 class GnocchiTest(base.TestCase):
@@ -257,3 +264,70 @@ class TestGnocchiOutage(GnocchiTest):
                 'memory.usage', resource_id='%s-vm-%d' % (self.prefix, i),
                 granularity=1)]
             assert got == [i, 10 + i, 20 + i], got
+
+
+class TestKeystoneAuth(GnocchiTest):
+    """Keystone password auth, as the seed's [keystone_authtoken]."""
+
+    gnocchi = KEYSTONE
+
+    def login(self, password=None):
+        ks = self.gnocchi.settings
+        self.conf.set_override('auth_mode', 'keystone', 'gnocchi')
+        self.conf.set_override('auth_url', ks['TELEMETRY_KEYSTONE_URL'],
+                               'gnocchi')
+        self.conf.set_override('username', ks['TELEMETRY_KEYSTONE_USER'],
+                               'gnocchi')
+        self.conf.set_override(
+            'password', password or ks['TELEMETRY_KEYSTONE_PASSWORD'],
+            'gnocchi')
+        self.conf.set_override('interface', 'public', 'gnocchi')
+
+    def test_publish_and_read_back_with_the_catalog_endpoint(self):
+        self.login()
+        # No host in the URLs: the Keystone catalog says where Gnocchi is.
+        d = delivery.build(self.conf, 'gnocchi://?resources_definition_file'
+                           '=%s&max_latency=0' % DEFINITIONS)
+        self.addCleanup(d.close, 5)
+        writer = d.publisher.writer
+        assert base.wait_until(lambda: not writer.pending_policies
+                               and not writer.pending_types, 30)
+        ts = int(time.time()) - 30
+        d.put([self.vm(i, 'memory.usage', 5 + i, ts) for i in range(3)])
+        assert d.flush(30)
+        assert d.stats().published == 3 and d.stats().dropped == {}
+        storage = storage_base.load_storage(self.conf, 'gnocchi://')
+        self.addCleanup(storage.close)
+        for i in range(3):
+            got = [p.value for p in storage.query(
+                'memory.usage', resource_id='%s-vm-%d' % (self.prefix, i),
+                granularity=1)]
+            assert got == [5 + i], got
+        # Created under the Keystone user, not the basic API's "admin" (so
+        # Gnocchi derived another UUID from the same original id).
+        (res,) = self.client.resource.search(
+            resource_type='tl_instance', query={'=': {
+                'original_resource_id': '%s-vm-0' % self.prefix}})
+        assert res['created_by_user_id'] not in ('', 'admin'), res
+        assert res['display_name'] == 'vm-0'
+
+    def test_a_wrong_password_is_retried_not_dropped(self):
+        self.login(password='not-the-password')
+        d = delivery.build(self.conf, 'gnocchi://%s?resources_definition_'
+                           'file=%s&max_latency=0&retry_initial_delay=0.05'
+                           '&retry_max_delay=0.2&max_retries=-1'
+                           % (self.gnocchi.host, DEFINITIONS))
+        self.addCleanup(d.close, 1)
+        with self.assertLogs('telemetry_lib.delivery.core', 'WARNING') as cm:
+            d.put([self.vm(0, 'memory.usage', 1, time.time())])
+            assert not d.flush(2)
+        st = d.stats()
+        assert st.pending == 1 and st.retried > 0 and st.dropped == {}
+        assert any('Gnocchi unavailable' in line and '401' in line
+                   for line in cm.output), cm.output
+        storage = storage_base.load_storage(self.conf, 'gnocchi://%s'
+                                            % self.gnocchi.host)
+        self.addCleanup(storage.close)
+        with self.assertRaises(StorageError) as ctx:
+            storage.meters()
+        assert ctx.exception.retryable
