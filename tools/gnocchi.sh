@@ -168,11 +168,7 @@ start() {
         nohup "$VENV/bin/gnocchi-api" --config-file "$BASE/gnocchi.conf" \
             >> "$BASE/api.log" 2>&1 &
         echo $! > "$BASE/api.pid"
-        for _ in $(seq 1 300); do
-            api_up && break
-            sleep 0.2
-        done
-        api_up || { log "gnocchi-api did not answer:"; tail -n 30 "$BASE/api.log" >&2; exit 1; }
+        await 60 "$BASE/api.log" gnocchi-api api_up
     fi
     registered
     env_lines

@@ -156,11 +156,7 @@ raw_env = ['OS_KEYSTONE_CONFIG_FILES=$BASE/keystone.conf']
 EOF
         (cd "$BASE" && OS_KEYSTONE_CONFIG_FILES="$BASE/keystone.conf" \
             nohup "$VENV/bin/gunicorn" >> "$BASE/api.log" 2>&1 &)
-        for _ in $(seq 1 150); do
-            api_up && break
-            sleep 0.2
-        done
-        api_up || { log "Keystone did not answer:"; tail -n 30 "$BASE/api.log" >&2; exit 1; }
+        await 60 "$BASE/api.log" Keystone api_up
     fi
     accounts
     env_lines

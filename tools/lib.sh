@@ -21,3 +21,17 @@ ensure_packages() {
         apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 }
+
+# await SECONDS LOGFILE NAME CMD...: run CMD every 0.2 s until it succeeds;
+# after SECONDS, show the end of LOGFILE and fail.
+await() {
+    local seconds=$1 logfile=$2 name=$3 i
+    shift 3
+    for i in $(seq 1 $((seconds * 5))); do
+        "$@" && return 0
+        sleep 0.2
+    done
+    echo "$(basename "$0"): $name did not answer in ${seconds}s:" >&2
+    tail -n 30 "$logfile" >&2
+    exit 1
+}
