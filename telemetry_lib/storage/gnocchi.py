@@ -88,13 +88,19 @@ class GnocchiStorage(base.StorageDriver):
                 aggregation='mean' if granularity is None else method,
                 granularity=granularity, refresh=self.refresh, **times)
         else:
+            ids = self._metric_ids(meter)
+            if not ids:
+                return []
+            # By metric id, not by a resource search: a search walks every
+            # resource of the type, which on a real cloud is most of them.
+            # Gnocchi's aggregates API has no refresh: across resources it
+            # reads what metricd has processed.
             data = self._call(
                 self.client.aggregates.fetch,
-                '(aggregate %s (metric %s %s))' % (
-                    _ACROSS[aggregation], meter, method),
-                search={'like': {'id': '%'}}, resource_type='generic',
+                ['aggregate', _ACROSS[aggregation],
+                 ['metric'] + [[mid, method] for mid in ids]],
                 granularity=granularity, needed_overlap=0, fill=None,
-                refresh=self.refresh, **times)
+                **times)
             rows = (data or {}).get('measures', {}).get('aggregated', [])
         if not rows:
             return []
@@ -109,6 +115,23 @@ class GnocchiStorage(base.StorageDriver):
             if lo <= t < hi:
                 points.append((t, value))
         return aggregate.to_points(points)
+
+    def _metric_ids(self, meter):
+        """The ids of every metric named ``meter`` (of live resources and
+        ended ones alike), one page of 1,000 per request.
+        """
+        ids, marker = [], None
+        while True:
+            params = {'name': meter, 'limit': 1000}
+            if marker:
+                params['marker'] = marker
+            page = self._call(self.client.api.get, 'v1/metric',
+                              params=params)
+            page = page.json() if page is not None else []
+            ids.extend(m['id'] for m in page)
+            if len(page) < 1000:
+                return ids
+            marker = page[-1]['id']
 
     def resources(self, meter=None):
         found, marker = [], None

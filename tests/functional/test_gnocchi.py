@@ -172,6 +172,41 @@ class TestPublishAndReadBack(GnocchiTest):
             assert got == want, (aggregation, got, want)
         assert self.prefix + '-vm-1' in storage.resources('memory.usage')
 
+    def test_aggregates_across_resources(self):
+        d = self.build()
+        # A meter of this test alone (no definition: generic resources), so
+        # no other test's resources join the aggregate.
+        meter = '%s.load' % self.prefix
+        now = int(time.time()) // 60 * 60 - 120
+        series = []
+        for r in range(3):
+            points = [(now + 10 * k, float(r * 10 + k)) for k in range(4)]
+            series.append(points)
+            d.put([Sample(meter, 'gauge', '1', v, resource_id='%s-node-%d'
+                          % (self.prefix, r), timestamp=t)
+                   for t, v in points])
+        assert d.flush(30)
+        assert d.stats().published == 12
+        # Across resources Gnocchi reads only what metricd processed.
+        storage = storage_base.load_storage(self.conf, 'gnocchi://%s'
+                                            % MAIN.host)
+        self.addCleanup(storage.close)
+
+        def across(aggregation, granularity=60):
+            return [(p.timestamp.timestamp(), p.value) for p in
+                    storage.query(meter, granularity=granularity,
+                                  aggregation=aggregation,
+                                  start=_dt(now - 60), stop=_dt(now + 120))]
+        want = aggregate.across(series, 60, 'count')
+        assert base.wait_until(lambda: across('count') == want, 60), (
+            across('count'), want)
+        # Each resource has as many measures per bucket, so the mean of
+        # the resources' means is the mean of all.
+        for aggregation in ('max', 'min', 'sum', 'mean'):
+            assert across(aggregation) == aggregate.across(
+                series, 60, aggregation), aggregation
+        assert across('max', 1) == aggregate.across(series, 1, 'max')
+
     def test_requests_unknown_created_once_unchanged_never_patched(self):
         d = self.build()
         writer = d.publisher.writer
@@ -332,3 +367,7 @@ class TestKeystoneAuth(GnocchiTest):
         with self.assertRaises(StorageError) as ctx:
             storage.meters()
         assert ctx.exception.retryable
+
+
+def _dt(ts):
+    return datetime.datetime.fromtimestamp(ts, UTC)
