@@ -467,10 +467,11 @@ class GnocchiWriter:
 
     def _event_action(self, definition, action, rid, event):
         if action == 'delete':
+            ended = {'ended_at': event.generated.isoformat()}
             self._count('patch')
-            self.client.resource.update(definition.resource_type, rid, {
-                'ended_at': event.generated.isoformat()})
+            self.client.resource.update(definition.resource_type, rid, ended)
             self.cache.discard(rid)
+            self._end_associated(definition, rid, ended)
             return
         body = {attr: str(event.trait(trait))
                 for attr, trait in definition.event_attributes.items()
@@ -484,6 +485,20 @@ class GnocchiWriter:
                 raise
             self._count('patch')
             self.client.resource.update(definition.resource_type, rid, body)
+
+    def _end_associated(self, definition, rid, ended):
+        # An instance's disks and NICs end with it (Ceilometer's
+        # event_associated_resources): those not ended yet, found by query.
+        for rtype, query in definition.associated.items():
+            self._count('search')
+            found = self.client.resource.search(
+                resource_type=rtype, limit=1000, query={'and': [
+                    {'=': {'ended_at': None}},
+                    gnocchi_resources.fill_query(query, rid)]})
+            for res in found:
+                self._count('patch')
+                self.client.resource.update(rtype, res['id'], ended)
+                self.cache.discard(res.get('original_resource_id'))
 
     def close(self):
         self._stop.set()

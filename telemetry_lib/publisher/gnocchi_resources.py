@@ -19,6 +19,7 @@ first of the three that has a value.
 """
 
 import fnmatch
+import json
 import os
 
 from telemetry_lib.exceptions import ConfigError
@@ -128,6 +129,25 @@ class ResourceDefinition:
         self.event_delete = _as_list(data.get('event_delete'))
         self.event_update = _as_list(data.get('event_update'))
         self.event_attributes = dict(data.get('event_attributes') or {})
+        # Ceilometer's form: {type: '{"=": {"instance_id": "%s"}}'}, the
+        # resources an event_delete ends with this one. Parsed here, once;
+        # the id goes into the parsed query, so quotes in it are harmless.
+        self.associated = {}
+        associated = data.get('event_associated_resources') or {}
+        if not isinstance(associated, dict):
+            raise error('expected a mapping of resource type to query',
+                        'event_associated_resources')
+        for rtype, template in associated.items():
+            try:
+                query = json.loads(template)
+            except (TypeError, ValueError) as exc:
+                raise error('%s: not a JSON query with %%s for the id (%s)'
+                            % (rtype, exc), 'event_associated_resources'
+                            ) from None
+            if '%s' not in json.dumps(query):
+                raise error('%s: the query has no %%s for the id' % rtype,
+                            'event_associated_resources')
+            self.associated[str(rtype)] = query
 
     def policy_of(self, meter):
         """The archive policy of ``meter``, or ``None`` if not ours."""
@@ -137,6 +157,17 @@ class ResourceDefinition:
             if fnmatch.fnmatchcase(meter, pattern):
                 return policy
         return None
+
+
+def fill_query(query, resource_id):
+    """``query`` with every ``%s`` in its strings replaced by the id."""
+    if isinstance(query, dict):
+        return {k: fill_query(v, resource_id) for k, v in query.items()}
+    if isinstance(query, list):
+        return [fill_query(v, resource_id) for v in query]
+    if isinstance(query, str):
+        return query.replace('%s', resource_id)
+    return query
 
 
 def _as_list(value):

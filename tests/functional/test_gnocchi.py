@@ -235,11 +235,17 @@ class TestPublishAndReadBack(GnocchiTest):
                                        '%s-vm-2' % self.prefix)
         assert res['display_name'] == 'renamed'
 
-    def test_an_event_ends_a_resource(self):
+    def test_an_event_ends_a_resource_and_its_disks(self):
         d = self.build()
-        d.put([self.vm(0, 'cpu', 1, time.time() - 10)])
-        assert d.flush(30)
         rid = '%s-vm-0' % self.prefix
+        disk = Sample('disk.device.read.bytes', 'cumulative', 'B', 1,
+                      resource_id='%s-vda' % rid, timestamp=time.time() - 10,
+                      resource_metadata={'disk_name': 'vda',
+                                         'instance_id': rid})
+        other = disk.replace(resource_id='%s-vm-1-vda' % self.prefix,
+                             resource_metadata={'instance_id': 'another'})
+        d.put([self.vm(0, 'cpu', 1, time.time() - 10), disk, other])
+        assert d.flush(30)
         assert self.client.resource.get('tl_instance', rid)[
             'ended_at'] is None
         events = self.build('events')
@@ -250,6 +256,11 @@ class TestPublishAndReadBack(GnocchiTest):
         assert events.stats().published == 1
         ended = self.client.resource.get('tl_instance', rid)['ended_at']
         assert ended.startswith('2030-01-01T00:00:00')
+        # event_associated_resources: its disk ended with it, not another.
+        assert self.client.resource.get('tl_disk', disk.resource_id)[
+            'ended_at'].startswith('2030-01-01T00:00:00')
+        assert self.client.resource.get('tl_disk', other.resource_id)[
+            'ended_at'] is None
 
     def test_bad_archive_policy_costs_only_its_metrics(self):
         d = self.build()

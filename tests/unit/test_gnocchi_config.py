@@ -47,6 +47,16 @@ class TestCeilometersFile(base.TestCase):
         assert ('instance', 'delete') in actions
         assert 'instance' in self.defs.resource_types()
 
+    def test_an_instance_ends_its_disks_and_nics(self):
+        instance, _ = self.defs.lookup('cpu')
+        assert set(instance.associated) == {'instance_disk',
+                                            'instance_network_interface'}
+        query = instance.associated['instance_disk']
+        # The id goes into the parsed query: quotes in it stay data.
+        assert defs.fill_query(query, 'vm-"1"') == {
+            '=': {'instance_id': 'vm-"1"'}}
+        assert query == {'=': {'instance_id': '%s'}}
+
 
 class TestBrokenDefinitions(base.TestCase):
 
@@ -73,6 +83,14 @@ class TestBrokenDefinitions(base.TestCase):
             'resources:\n  - resource_type: x\n    attributes:\n'
             '      a: [1, 2]\n': 'attribute a: expected a path',
             'resources: [\n': 'invalid YAML',
+            'resources:\n  - resource_type: x\n'
+            '    event_associated_resources:\n'
+            '      disk: \'{"=": {"instance_id": %s}}\'\n':
+                'disk: not a JSON query with %s for the id',
+            'resources:\n  - resource_type: x\n'
+            '    event_associated_resources:\n'
+            '      disk: \'{"=": {"instance_id": "x"}}\'\n':
+                'disk: the query has no %s for the id',
         }
         for text, message in cases.items():
             got = self.load(text)
