@@ -90,18 +90,12 @@ class SQLiteStorage(base.StorageDriver):
             opts.sqlite_path or default_path())
         self.retention = opts.sqlite_retention
         self._lock = threading.Lock()
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)),
-                        exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None,
-                                       timeout=opts.sqlite_busy_timeout,
-                                       check_same_thread=False)
-            self._db.execute('PRAGMA journal_mode=WAL')
-            self._db.execute('PRAGMA synchronous=NORMAL')
-            self._db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError('cannot open SQLite storage %s: %s'
-                               % (self.path, exc)) from None
+        self._busy_timeout = opts.sqlite_busy_timeout
+        # Created by the first write, not on open: a reader (the CLI) with
+        # a mistyped path must not leave an empty database behind.
+        self._db = None
+        if os.path.exists(self.path):
+            self._open()
         self._meter_ids = {}
         self._resource_ids = {}
         self._resource_md = {}
@@ -109,6 +103,32 @@ class SQLiteStorage(base.StorageDriver):
         self._last_retention = 0.0
 
     # -- writing -----------------------------------------------------------
+
+    def _open(self):
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)),
+                        exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None,
+                                 timeout=self._busy_timeout,
+                                 check_same_thread=False)
+            db.execute('PRAGMA journal_mode=WAL')
+            db.execute('PRAGMA synchronous=NORMAL')
+            db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError('cannot open SQLite storage %s: %s'
+                               % (self.path, exc)) from None
+        self._db = db
+
+    def _reader(self):
+        """The connection, for reading (under the lock)."""
+        if self._db is None:
+            if not os.path.exists(self.path):
+                raise StorageError(
+                    'no SQLite storage at %s yet: it is created when the '
+                    'first samples are stored (telemetry-agent does within '
+                    'one polling interval)' % self.path)
+            self._open()
+        return self._db
 
     def _meter_id(self, s):
         key = (s.name, s.type, s.unit)
@@ -147,6 +167,8 @@ class SQLiteStorage(base.StorageDriver):
         if not samples:
             return
         with self._lock:
+            if self._db is None:
+                self._open()
             try:
                 self._db.execute('BEGIN IMMEDIATE')
                 try:
@@ -195,6 +217,8 @@ class SQLiteStorage(base.StorageDriver):
         """Delete measures older than ``before`` (POSIX seconds); return how
         many. Series by series, so each delete walks the primary key.
         """
+        if self._db is None:
+            return 0            # nothing was ever written
         pairs = self._db.execute('SELECT meter, resource FROM series'
                                  ).fetchall()
         self._db.execute('BEGIN IMMEDIATE')
@@ -228,6 +252,7 @@ class SQLiteStorage(base.StorageDriver):
         lo = start.timestamp() if start else float('-inf')
         hi = stop.timestamp() if stop else float('inf')
         with self._lock:
+            self._reader()
             try:
                 return self._query(meter, resource_id, lo, hi, granularity,
                                    aggregation)
@@ -273,12 +298,13 @@ class SQLiteStorage(base.StorageDriver):
 
     def resources(self, meter=None):
         with self._lock:
+            db = self._reader()
             if meter is None:
-                rows = self._db.execute(
+                rows = db.execute(
                     'SELECT DISTINCT r.resource_id FROM series s JOIN '
                     'resource r ON r.id = s.resource ORDER BY 1')
             else:
-                rows = self._db.execute(
+                rows = db.execute(
                     'SELECT r.resource_id FROM series s JOIN meter m ON '
                     'm.id = s.meter JOIN resource r ON r.id = s.resource '
                     'WHERE m.name = ? ORDER BY 1', (meter,))
@@ -286,11 +312,13 @@ class SQLiteStorage(base.StorageDriver):
 
     def meters(self):
         with self._lock:
-            return [tuple(r) for r in self._db.execute(
+            return [tuple(r) for r in self._reader().execute(
                 'SELECT name, type, unit FROM meter ORDER BY name')]
 
     def close(self, timeout=None):
         with self._lock:
+            if self._db is None:
+                return
             try:
                 self._db.close()
             except sqlite3.Error:

@@ -119,6 +119,21 @@ class TestSQLiteStorage(StorageContract, base.TestCase):
         assert s.path == os.path.join(self.tmpdir, 'telemetry_lib',
                                       'telemetry.sqlite')
 
+    def test_a_reader_does_not_create_the_database(self):
+        path = os.path.join(self.tmpdir, 'typo', 'db.sqlite')
+        s = storage_base.load_storage(self.conf, 'sqlite://' + path)
+        self.addCleanup(s.close)
+        for read in (lambda: s.meters(), lambda: s.resources(),
+                     lambda: s.query('m', resource_id='a')):
+            with self.assertRaises(StorageError) as ctx:
+                read()
+            assert 'no SQLite storage at %s yet' % path in str(
+                ctx.exception)
+        assert not os.path.exists(os.path.dirname(path))
+        # The first write creates it; the same driver then reads it.
+        s.write([gauge('a', 0, 1)])
+        assert s.meters() == [('m', 'gauge', 'B')]
+
     def test_retention(self):
         now = time.time()
         old = [Sample('m', 'gauge', 'B', 1, resource_id='a',
