@@ -96,6 +96,8 @@ class SQLiteStorage(base.StorageDriver):
         self._db = None
         if os.path.exists(self.path):
             self._open()
+        else:
+            self._check_creatable()
         self._meter_ids = {}
         self._resource_ids = {}
         self._resource_md = {}
@@ -118,6 +120,17 @@ class SQLiteStorage(base.StorageDriver):
             raise StorageError('cannot open SQLite storage %s: %s'
                                % (self.path, exc)) from None
         self._db = db
+
+    def _check_creatable(self):
+        # A sink whose file cannot be created fails now, at start, rather
+        # than dropping its first batch.
+        parent = os.path.dirname(os.path.abspath(self.path))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent) or not os.access(parent,
+                                                      os.W_OK | os.X_OK):
+            raise StorageError('cannot create SQLite storage %s: %s is not '
+                               'a writable directory' % (self.path, parent))
 
     def _reader(self):
         """The connection, for reading (under the lock)."""

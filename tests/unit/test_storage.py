@@ -134,6 +134,16 @@ class TestSQLiteStorage(StorageContract, base.TestCase):
         s.write([gauge('a', 0, 1)])
         assert s.meters() == [('m', 'gauge', 'B')]
 
+    def test_a_path_that_cannot_be_created_fails_at_once(self):
+        blocker = os.path.join(self.tmpdir, 'a-file')
+        open(blocker, 'w').close()
+        with self.assertRaises(StorageError) as ctx:
+            storage_base.load_storage(self.conf, 'sqlite://%s/sub/db.sqlite'
+                                      % blocker)
+        assert str(ctx.exception) == (
+            'cannot create SQLite storage %s/sub/db.sqlite: %s is not a '
+            'writable directory' % (blocker, blocker))
+
     def test_retention(self):
         now = time.time()
         old = [Sample('m', 'gauge', 'B', 1, resource_id='a',
