@@ -64,13 +64,20 @@ install() {
     fi
 }
 
-# The [keystone_authtoken] section of auth_mode = keystone, and a paste
-# file pointing keystonemiddleware at our config file: Gnocchi's own makes
-# it read /etc/gnocchi/gnocchi.conf only.
-keystone_section() {
+# Gnocchi's paste file, in $BASE; with keystone, keystonemiddleware is
+# pointed at our config file (Gnocchi's own paste file makes it read
+# /etc/gnocchi/gnocchi.conf only).
+paste_file() {
+    cp "$("$VENV/bin/python" -c 'import gnocchi.rest, os
+print(os.path.dirname(gnocchi.rest.__file__))')/api-paste.ini" "$BASE/"
     [ "$AUTH" = keystone ] || return 0
     sed -i "/^\[filter:keystone_authtoken\]/,/^$/ s|^oslo_config_project = gnocchi$|&\noslo_config_file = $BASE/gnocchi.conf|" \
         "$BASE/api-paste.ini"
+}
+
+# The [keystone_authtoken] section of auth_mode = keystone (printed).
+keystone_section() {
+    [ "$AUTH" = keystone ] || return 0
     local url user password
     url=$(sed -n 's/^TELEMETRY_KEYSTONE_URL=//p' <<< "$KEYSTONE_ENV")
     user=$(sed -n 's/^TELEMETRY_KEYSTONE_USER=//p' <<< "$KEYSTONE_ENV")
@@ -90,8 +97,7 @@ EOF
 
 configure() {
     mkdir -p "$BASE"
-    cp "$("$VENV/bin/python" -c 'import gnocchi.rest, os
-print(os.path.dirname(gnocchi.rest.__file__))')/api-paste.ini" "$BASE/"
+    paste_file
     cat > "$BASE/gnocchi.conf" <<EOF
 [DEFAULT]
 debug = false

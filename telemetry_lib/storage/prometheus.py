@@ -169,15 +169,15 @@ class PrometheusStorage(base.StorageDriver):
 
     def _ranges_closed(self):
         if self._closed_ranges is None:
+            major = 3           # unless told otherwise: the current one
             try:
                 version = self._get('/api/v1/status/buildinfo')['version']
                 major = int(version.split('.', 1)[0])
             except StorageError as exc:
                 if exc.retryable:
                     raise       # unreachable: ask again on the next query
-                major = 3       # a proxy that hides buildinfo: assume current
             except (KeyError, TypeError, ValueError):
-                major = 3
+                pass            # a proxy that hides or mangles buildinfo
             self._closed_ranges = major < 3
         return self._closed_ranges
 
@@ -195,19 +195,23 @@ class PrometheusStorage(base.StorageDriver):
                 window, window)
         return '%s(%s)' % (_ACROSS[aggregation], expr)
 
-    def resources(self, meter=None):
-        match = (self.metric(meter) if meter
-                 else '{__name__=~"ceilometer_.+"}' if self.scheme == 'stf'
-                 else '{resource!=""}')
-        data = self._get('/api/v1/series', **{
+    def _series(self, match=None):
+        """Label sets of the last day's series matching ``match`` (by
+        default, every series this driver's scheme writes).
+        """
+        if match is None:
+            match = ('{__name__=~"ceilometer_.+"}' if self.scheme == 'stf'
+                     else '{resource!=""}')
+        return self._get('/api/v1/series', **{
             'match[]': match, 'start': time.time() - 86400})
+
+    def resources(self, meter=None):
+        data = self._series(self.metric(meter) if meter else None)
         return sorted({s['resource'] for s in data if s.get('resource')})
 
     def _meter_index(self):
         """``[(meter, type, unit)]`` from the series' labels."""
-        data = self._get('/api/v1/series', **{
-            'match[]': '{__name__=~"ceilometer_.+"}' if self.scheme == 'stf'
-            else '{resource!=""}', 'start': time.time() - 86400})
+        data = self._series()
         types = {}
         try:
             for name, info in self._get('/api/v1/metadata').items():
