@@ -94,7 +94,19 @@ bootstrap_osd() {
     [ -f "$BASE/osd/uuid" ] || cat /proc/sys/kernel/random/uuid > "$BASE/osd/uuid"
     local uuid
     uuid=$(cat "$BASE/osd/uuid")
-    ceph -c "$CONF" osd new "$uuid" 0 >/dev/null
+    # A monitor that has just been created may still refuse commands
+    # (the first run on a new machine): retry before giving up loudly.
+    local i out
+    for i in $(seq 1 30); do
+        if out=$(timeout 10 ceph -c "$CONF" osd new "$uuid" 0 2>&1); then
+            break
+        fi
+        if [ "$i" = 30 ]; then
+            log "ceph osd new failed: $out"
+            exit 1
+        fi
+        sleep 1
+    done
     ceph -c "$CONF" osd crush add osd.0 1.0 root=default >/dev/null 2>&1
     rm -rf "$BASE/osd/osd.0" "$BASE/osd/osd.0.block"
     mkdir -p "$BASE/osd/osd.0"
