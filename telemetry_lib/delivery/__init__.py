@@ -10,20 +10,25 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 """The delivery core: queueing, batching, retries, spool and loss counting,
-one :class:`Delivery` per publisher.
+one :class:`Delivery` per publisher, kept in a :class:`DeliveryPool` that
+outlives pipeline reloads.
 """
 
 from telemetry_lib.delivery.core import Delivery
 from telemetry_lib.delivery.core import DrainOutcome
 from telemetry_lib.delivery import options as _options
 from telemetry_lib.delivery.options import DeliveryOptions
+from telemetry_lib.delivery.pool import DeliveryPool
+from telemetry_lib.delivery.pool import drain
+from telemetry_lib.delivery.pool import Drained
 from telemetry_lib.delivery.stats import DeliveryStats
 from telemetry_lib.publisher.base import load_publisher
 from telemetry_lib.url import TelemetryURL
 
 
 def build(conf, url, kind='samples'):
-    """The publisher a URL names, behind its own :class:`Delivery`.
+    """The publisher a URL names, behind its own :class:`Delivery`, not
+    started: construction validates and does no I/O; call ``start()``.
 
     Delivery options come from ``[delivery]`` in ``conf``, overridden by
     those in the URL's query; the rest of the query goes to the publisher.
@@ -35,8 +40,10 @@ def build(conf, url, kind='samples'):
         url = TelemetryURL.parse(url)
     opts = DeliveryOptions.from_conf(conf).with_url(url)
     publisher = load_publisher(conf, url.without(_options.URL_OPTIONS))
-    return Delivery(publisher, kind=kind, options=opts)
+    return Delivery(publisher, kind=kind, options=opts,
+                    name='%s (%s)' % (url, kind),
+                    key=url.geturl(with_password=True))
 
 
-__all__ = ['Delivery', 'DeliveryOptions', 'DeliveryStats', 'DrainOutcome',
-           'build']
+__all__ = ['Delivery', 'DeliveryOptions', 'DeliveryPool', 'DeliveryStats',
+           'DrainOutcome', 'Drained', 'build', 'drain']

@@ -106,6 +106,13 @@ class MemoryStore:
         self.nbytes -= size
         return count, size
 
+    def discard_all(self):
+        """Forget every entry, in flight included; return how many."""
+        count = self.count
+        self._queue.clear()
+        self.count = self.nbytes = self.in_flight = 0
+        return count
+
     def close(self):
         self._queue.clear()
 
@@ -130,6 +137,9 @@ class Buffer:
         self._oldest = clock() if store.queued else None
         self.flushing = 0
         self.closing = False
+        # Set once close() has counted what is left: a worker coming back
+        # late from its publisher must not count its batch a second time.
+        self.detached = False
 
     # -- producer side -----------------------------------------------------
 
@@ -245,6 +255,8 @@ class Buffer:
         opts = self.options
         with self.lock:
             while True:
+                if self.detached:
+                    return None
                 queued = self.store.queued
                 if queued:
                     age = self._clock() - self._oldest
@@ -255,7 +267,7 @@ class Buffer:
                             self._oldest = None
                         return taken
                     self.changed.wait(opts.max_latency - age)
-                elif self.closing:
+                elif self.closing or self.detached:
                     return None
                 else:
                     self.changed.wait()
@@ -265,6 +277,8 @@ class Buffer:
         the rest are dropped for ``reason``.
         """
         with self.lock:
+            if self.detached:
+                return
             self.store.settle(entries)
             self.counters.published += published
             self.drop_locked(reason, len(entries) - published, detail)
@@ -273,6 +287,8 @@ class Buffer:
     def release(self, entries):
         """Return in-flight entries to the head of the queue."""
         with self.lock:
+            if self.detached:
+                return
             self.store.release(entries)
             if self._oldest is None:
                 self._oldest = self._clock()

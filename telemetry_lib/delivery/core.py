@@ -15,6 +15,11 @@ The only place in the library that retries, drops or spools. Producers call
 :meth:`Delivery.put` from any thread; it never blocks longer than the
 overflow policy says and never raises for a publisher's trouble. One worker
 thread takes batches and calls the publisher.
+
+Lifecycle: construction validates and does no I/O; :meth:`Delivery.start`
+opens the spool, starts the publisher (connections, listening sockets) and
+the worker; :meth:`Delivery.flush` and :meth:`Delivery.close` return within
+their timeout with a :class:`DrainOutcome`.
 """
 
 import dataclasses
@@ -32,10 +37,16 @@ from telemetry_lib.delivery import spool
 from telemetry_lib.delivery import stats as st
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
+from telemetry_lib import ratelog
 
 LOG = logging.getLogger(__name__)
 
 KINDS = ('samples', 'events')
+
+#: Exceptions a publisher raises for an item it cannot encode (a bug in
+#: the item more often than in the publisher): the batch is split to find
+#: the item, and only that one is dropped.
+_ENCODING_ERRORS = (TypeError, ValueError, OverflowError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,21 +59,29 @@ class DrainOutcome:
     spooled: int = 0
     #: items dropped because the delivery closed before sending them.
     dropped: int = 0
+    #: why, when something is pending or dropped (the publisher's last
+    #: error, or that time ran out).
+    reason: str = ''
 
     def __bool__(self):
         return self.pending == 0 and self.dropped == 0
 
 
-def spool_path(spool_dir, url, kind):
-    """The spool file of one publisher URL and kind.
+def spool_path(spool_dir, key, scheme, kind):
+    """The spool file of one delivery.
 
-    Named by a hash of the full URL (password included, so two accounts on
-    one host do not share a spool) with the scheme in clear for people.
+    Named by a hash of ``key`` (the publisher URL as written, delivery
+    options and password included: two sinks with the same publisher and
+    different options, or two accounts on one host, never share a file)
+    with the scheme in clear for people.
     """
-    digest = hashlib.sha256(url.geturl(with_password=True).encode()
-                            ).hexdigest()[:16]
-    return os.path.join(spool_dir, '%s-%s-%s.sqlite' % (url.scheme, kind,
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return os.path.join(spool_dir, '%s-%s-%s.sqlite' % (scheme, kind,
                                                         digest))
+
+
+def _remaining(deadline, clock=time.monotonic):
+    return None if deadline is None else max(0.0, deadline - clock())
 
 
 class Delivery:
@@ -73,164 +92,281 @@ class Delivery:
     :param options: :class:`DeliveryOptions`.
     :param name: used in logs and stats; defaults to the publisher URL.
     :param rng: ``random.Random`` for the retry jitter (tests seed it).
+    :param key: what identifies this delivery across restarts (names its
+        spool); defaults to the publisher URL.
+    :param clock: monotonic seconds, for batching ages and failure times.
     """
 
     def __init__(self, publisher, kind='samples', options=None, name=None,
-                 rng=None):
+                 rng=None, key=None, clock=time.monotonic):
         if kind not in KINDS:
             raise ValueError('kind must be one of %s' % (KINDS,))
         self.publisher = publisher
         self.kind = kind
         self.options = options or DeliveryOptions()
         self.name = name or '%s (%s)' % (publisher.url, kind)
+        self.key = key or publisher.url.geturl(with_password=True)
+        self._clock = clock
         self._send = (publisher.publish_samples if kind == 'samples'
                       else publisher.publish_events)
         self._retry = RetryPolicy(self.options.retry_initial_delay,
                                   self.options.retry_max_delay,
                                   self.options.max_retries, rng)
         self._counters = st.Counters()
-        self._loss_log = st.LossLog(LOG, self.name)
-        if self.options.spool:
-            store = spool.SpoolStore(
-                spool_path(self.options.spool_dir, publisher.url, kind),
-                spool.CODECS[kind], fsync=self.options.spool_fsync)
-            if store.recovered:
-                LOG.info('%s: %d %s left in the spool by an earlier run '
-                         'will be delivered', self.name, store.recovered,
-                         kind)
-        else:
-            store = MemoryStore()
-        self._counters.recovered = store.recovered
-        self._buffer = Buffer(store, self.options, self._counters,
-                              self._loss_log)
+        self._loss_log = ratelog.RateLimitedLog(LOG, self.name,
+                                                clock=clock)
+        self._failures = ratelog.FailureLog(LOG, self.name, clock=clock)
+        self._buffer = None
+        self._worker = None
         self._abort = threading.Event()
-        self._closed = False
-        self._worker = threading.Thread(target=self._run, daemon=True,
-                                        name='delivery %s' % self.name)
-        self._worker.start()
+        self._state_lock = threading.Lock()
+        self._state = 'new'         # -> started -> closed
+        self._closed_outcome = None
 
-    # -- public API --------------------------------------------------------
+    @property
+    def spool_file(self):
+        if not self.options.spool:
+            return None
+        return spool_path(self.options.spool_dir, self.key,
+                          self.publisher.url.scheme, self.kind)
+
+    @property
+    def started(self):
+        return self._state == 'started'
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self):
+        """Open the spool, start the publisher and the worker. Idempotent.
+
+        :raises telemetry_lib.exceptions.ConfigError: when the spool or the
+            publisher cannot start (a locked spool, a port in use); nothing
+            is left running then.
+        """
+        with self._state_lock:
+            if self._state != 'new':
+                return self
+            if self.options.spool:
+                store = spool.SpoolStore(self.spool_file,
+                                         spool.CODECS[self.kind],
+                                         fsync=self.options.spool_fsync)
+                if store.recovered:
+                    LOG.info('%s: %d %s left in the spool by an earlier run '
+                             'will be delivered', self.name,
+                             store.recovered, self.kind)
+            else:
+                store = MemoryStore()
+            try:
+                self.publisher.start()
+            except BaseException:
+                store.close()
+                raise
+            self._counters.recovered = store.recovered
+            self._buffer = Buffer(store, self.options, self._counters,
+                                  self._loss_log, clock=self._clock)
+            self._worker = threading.Thread(target=self._run, daemon=True,
+                                            name='delivery %s' % self.name)
+            self._worker.start()
+            self._state = 'started'
+        return self
 
     def put(self, items):
         """Queue items; return how many were accepted (the rest were
         dropped under the overflow policy and counted).
+
+        :raises RuntimeError: before :meth:`start` (a programming error;
+            after :meth:`close`, items are counted as dropped instead).
         """
         if not items:
             return 0
-        return self._buffer.put(items)
+        buf = self._buffer
+        if buf is None:
+            if self._state == 'closed':
+                with self._state_lock:
+                    self._counters.received += len(items)
+                    self._counters.dropped[st.DROP_CLOSED] += len(items)
+                return 0
+            raise RuntimeError('%s: put() before start()' % self.name)
+        return buf.put(items)
 
     def flush(self, timeout=None):
         """Send everything queued now; wait until it is delivered or dropped,
         at most ``timeout`` seconds. Returns a :class:`DrainOutcome`.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
         buf = self._buffer
+        if buf is None:
+            return DrainOutcome(pending=0)
+        deadline = None if timeout is None else self._clock() + timeout
         with buf.lock:
             buf.flushing += 1
             buf.changed.notify_all()
             try:
                 while buf.store.count and self._worker.is_alive():
-                    remaining = (None if deadline is None
-                                 else deadline - time.monotonic())
-                    if remaining is not None and remaining <= 0:
+                    remaining = _remaining(deadline, self._clock)
+                    if remaining == 0:
                         break
                     buf.changed.wait(remaining)
             finally:
                 buf.flushing -= 1
-            return DrainOutcome(pending=buf.store.count)
+            pending = buf.store.count
+        return DrainOutcome(pending=pending, reason=self._why(pending))
 
     def close(self, timeout=None):
         """Stop accepting, deliver what is queued within ``timeout`` seconds,
-        then release the publisher.
+        then release the publisher. Returns within ``timeout`` (plus a few
+        milliseconds) whatever the publisher does; never raises.
 
         What could not be delivered in time stays in the spool when there is
-        one, and is otherwise dropped and counted (reason ``shutdown``).
-        Never raises; returns a :class:`DrainOutcome`.
+        one (``pending`` and ``spooled``), and is otherwise dropped and
+        counted (reason ``shutdown``), including a batch still in the hands
+        of a publisher that did not return: the peer may have it or not, and
+        it is counted once, as dropped, whatever the publisher says later.
         """
+        deadline = None if timeout is None else self._clock() + timeout
+        with self._state_lock:
+            if self._state == 'closed':
+                return self._closed_outcome
+            was_started, self._state = self._state == 'started', 'closed'
+            if not was_started:
+                self._closed_outcome = DrainOutcome(pending=0)
+                return self._closed_outcome
         buf = self._buffer
         with buf.lock:
-            if self._closed:
-                return DrainOutcome(pending=0)
-            self._closed = True
             buf.closing = True
             buf.changed.notify_all()
-        self._worker.join(timeout)
+        # Leave a part of the time to close the publisher itself.
+        reserve = 0.0 if timeout is None else min(1.0, timeout * 0.2)
+        self._worker.join(None if deadline is None
+                          else max(0.0, deadline - reserve - self._clock()))
         if self._worker.is_alive():
-            # Out of time: the worker gives its batch back at its next step.
             self._abort.set()
             with buf.lock:
                 buf.changed.notify_all()
-            self._worker.join(min(1.0, timeout or 1.0))
+            self._worker.join(min(0.05, _remaining(deadline, self._clock)
+                                  or 0.0))
         with buf.lock:
             pending = buf.store.count
+            reason = self._why(pending)
             if self.options.spool:
-                outcome = DrainOutcome(pending=pending, spooled=pending)
+                outcome = DrainOutcome(pending=pending, spooled=pending,
+                                       reason=reason)
             else:
-                buf.drop_locked(st.DROP_SHUTDOWN, pending,
-                                'closed before delivery')
-                outcome = DrainOutcome(pending=0, dropped=pending)
+                count = buf.store.discard_all()
+                buf.drop_locked(st.DROP_SHUTDOWN, count,
+                                'closed before delivery%s'
+                                % (': ' + reason if reason else ''))
+                outcome = DrainOutcome(pending=0, dropped=count,
+                                       reason=reason)
+            # A worker still inside the publisher settles nothing when it
+            # comes back: what it holds was counted just now.
+            buf.detached = True
             if not self._worker.is_alive():
                 buf.store.close()
-        try:
-            self.publisher.close(timeout)
-        except Exception:
-            LOG.exception('%s: error while closing the publisher', self.name)
+        self._close_publisher(deadline)
+        self._closed_outcome = outcome
         return outcome
 
+    def _close_publisher(self, deadline):
+        def close():
+            try:
+                self.publisher.close(_remaining(deadline, self._clock))
+            except Exception:
+                LOG.exception('%s: error while closing the publisher',
+                              self.name)
+        closer = threading.Thread(target=close, daemon=True,
+                                  name='close %s' % self.name)
+        closer.start()
+        closer.join(_remaining(deadline, self._clock))
+        if closer.is_alive():
+            LOG.warning('%s: the publisher did not close in time; its '
+                        'connections are abandoned', self.name)
+
+    def _why(self, pending):
+        if not pending:
+            return ''
+        if self._failures.last_error:
+            return str(self._failures.last_error)
+        return 'not confirmed in time'
+
     def stats(self):
-        """A :class:`~telemetry_lib.delivery.stats.DeliveryStats` snapshot."""
+        """A :class:`~telemetry_lib.delivery.stats.DeliveryStats` snapshot,
+        taken under the lock: the balance holds in every snapshot.
+        """
         buf = self._buffer
+        if buf is None:
+            with self._state_lock:
+                return self._counters.snapshot(
+                    self.name, self.kind, 0, 0,
+                    self.options.max_queue_samples)
         with buf.lock:
-            return self._counters.snapshot(self.name, self.kind,
-                                           buf.store.count, buf.store.nbytes,
-                                           self.options.max_queue_samples)
+            failures = self._failures
+            return self._counters.snapshot(
+                self.name, self.kind, buf.store.count, buf.store.nbytes,
+                self.options.max_queue_samples,
+                failing_for=failures.failing_for(),
+                last_error=(None if failures.last_error is None
+                            else str(failures.last_error)))
 
     # -- the worker --------------------------------------------------------
 
     def _run(self):
-        while not self._abort.is_set():
-            try:
-                entries = self._buffer.next_batch()
-            except Exception:
-                LOG.exception('%s: cannot read the queue; delivery stops',
-                              self.name)
-                return
-            if entries is None:
-                return
-            if entries:
-                self._deliver(entries)
+        buf = self._buffer
+        try:
+            while not self._abort.is_set():
+                try:
+                    entries = buf.next_batch()
+                except Exception:
+                    LOG.exception('%s: cannot read the queue; delivery '
+                                  'stops', self.name)
+                    return
+                if entries is None:
+                    return
+                if entries:
+                    self._deliver(entries)
+        finally:
+            with buf.lock:
+                if buf.detached:
+                    buf.store.close()
 
     def _deliver(self, entries):
         buf = self._buffer
         attempt = 0
         while True:
             items = [e.item for e in entries]
-            started = time.monotonic()
+            started = self._clock()
             try:
                 self._send(items)
             except RetryableError as exc:
                 entries = self._settle_failure(entries, exc, started)
                 attempt += 1
-                if not self._retry.allows(attempt):
+                allowed = self._retry.allows(attempt)
+                self._failures.failed(exc, retrying=allowed)
+                if not allowed:
                     buf.settle(entries, 0, st.DROP_RETRIES_EXHAUSTED,
                                'gave up after %d retries: %s'
                                % (attempt - 1, exc))
                     return
                 delay = self._retry.delay(attempt, exc.retry_after)
-                self._loss_log.problem(
-                    'retry', 'publish failed, retrying %d item(s) in %.1fs '
-                    '(retry %d): %s', len(entries), delay, attempt, exc)
                 if self._wait_before_retry(delay):
                     buf.release(entries)
                     return
-                with buf.lock:
-                    self._counters.retried += len(entries)
+                if attempt == 1:
+                    # Items, not attempts: 300 samples retried six times
+                    # are 300 retried samples.
+                    with buf.lock:
+                        self._counters.retried += len(entries)
             except PermanentError as exc:
                 entries = self._settle_failure(entries, exc, started)
+                self._failures.failed(exc, retrying=False)
                 buf.settle(entries, 0, st.DROP_PERMANENT, str(exc))
+                return
+            except _ENCODING_ERRORS as exc:
+                self._record(started, failed=True)
+                self._isolate(entries, exc)
                 return
             except Exception as exc:
                 self._record(started, failed=True)
+                self._failures.failed(exc, retrying=False)
                 LOG.exception('%s: the publisher raised an unexpected '
                               'error; its %d item(s) are dropped',
                               self.name, len(entries))
@@ -239,8 +375,26 @@ class Delivery:
                 return
             else:
                 self._record(started)
+                self._failures.succeeded()
                 buf.settle(entries, len(entries))
                 return
+
+    def _isolate(self, entries, exc):
+        """One item the publisher cannot encode must not cost its batch:
+        send the halves on their own until the bad item is alone, and drop
+        that one as ``invalid``.
+        """
+        if len(entries) == 1:
+            self._buffer.settle(entries, 0, st.DROP_INVALID,
+                                'cannot be encoded: %s: %s'
+                                % (type(exc).__name__, exc))
+            return
+        half = len(entries) // 2
+        for part in (entries[:half], entries[half:]):
+            if self._abort.is_set():
+                self._buffer.release(part)
+            else:
+                self._deliver(part)
 
     def _settle_failure(self, entries, exc, started):
         """Settle the items a partial failure says were delivered (and
@@ -266,7 +420,7 @@ class Delivery:
             self._counters.batches += 1
             self._counters.errors += failed
             self._counters.failing = failed
-            self._counters.observe_latency(time.monotonic() - started)
+            self._counters.observe_latency(self._clock() - started)
 
     def _wait_before_retry(self, delay):
         """Sleep ``delay`` seconds; True when told to abort instead."""

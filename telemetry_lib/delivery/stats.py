@@ -9,18 +9,17 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""What a delivery counts, and a logger that says each kind of loss once.
+"""What a delivery counts.
 
 Every item that enters a delivery ends in exactly one of: published,
 dropped (with a reason), or still pending (queued, in flight or spooled).
 So ``received + recovered == published + sum(dropped.values()) + pending``
-holds at any quiet moment, and a test or an operator can check it.
+holds at every moment (a snapshot is taken under the delivery's lock), and
+after ``close``; a test or an operator can check it.
 """
 
 import collections
 import dataclasses
-import logging
-import time
 import typing
 
 #: Reasons an item is dropped.
@@ -31,10 +30,11 @@ DROP_PUBLISHER_ERROR = 'publisher_error'  # the publisher raised a bug
 DROP_SHUTDOWN = 'shutdown'            # closed before delivery, no spool
 DROP_CLOSED = 'closed'                # offered after close()
 DROP_UNENCODABLE = 'unencodable'      # could not be written to the spool
+DROP_INVALID = 'invalid'              # an item no publisher could encode
 
 #: Reasons that mean the publisher failed (rather than the queue).
 FAILURE_REASONS = (DROP_PERMANENT, DROP_RETRIES_EXHAUSTED,
-                   DROP_PUBLISHER_ERROR)
+                   DROP_PUBLISHER_ERROR, DROP_INVALID)
 
 #: Upper bounds (seconds) of the publish latency histogram buckets.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -54,7 +54,7 @@ class DeliveryStats:
     recovered: int
     #: items the publisher confirmed.
     published: int
-    #: item-attempts sent again after a retryable failure.
+    #: items sent again at least once after a retryable failure.
     retried: int
     #: items lost, by reason (see the ``DROP_*`` constants).
     dropped: typing.Mapping[str, int]
@@ -71,6 +71,16 @@ class DeliveryStats:
     failing: bool
     #: the queue bound, to judge ``pending`` against.
     capacity: int
+    #: seconds since the first failure of the current streak (0 if none).
+    failing_for: float = 0.0
+    #: the last error of the current streak, for people.
+    last_error: typing.Optional[str] = None
+
+    @property
+    def balanced(self):
+        """``received + recovered == published + dropped + pending``."""
+        return (self.received + self.recovered
+                == self.published + self.dropped_total + self.pending)
 
     @property
     def failed(self):
@@ -107,7 +117,8 @@ class Counters:
                 self._latency_counts[i] += 1
                 break
 
-    def snapshot(self, name, kind, pending, pending_bytes, capacity):
+    def snapshot(self, name, kind, pending, pending_bytes, capacity,
+                 failing_for=0.0, last_error=None):
         cumulative, total = [], 0
         for count in self._latency_counts:
             total += count
@@ -119,38 +130,5 @@ class Counters:
             pending=pending, pending_bytes=pending_bytes,
             batches=self.batches, errors=self.errors,
             latency_buckets=tuple(cumulative), latency_sum=self.latency_sum,
-            failing=self.failing, capacity=capacity)
-
-
-class LossLog:
-    """Logs each kind of loss when it first happens, then at most once per
-    ``interval`` seconds with the count since, so a dead peer does not
-    flood the log and a loss is never silent.
-    """
-
-    def __init__(self, logger, name, interval=60.0, clock=time.monotonic):
-        self._log = logger
-        self._name = name
-        self._interval = interval
-        self._clock = clock
-        self._last = {}
-        self._since = collections.Counter()
-
-    def dropped(self, reason, count, detail=''):
-        self._since[reason] += count
-        now = self._clock()
-        last = self._last.get(reason)
-        if last is not None and now - last < self._interval:
-            return
-        self._last[reason] = now
-        total, self._since[reason] = self._since[reason], 0
-        self._log.warning('%s: dropped %d item(s) (%s)%s', self._name,
-                          total, reason, ': %s' % detail if detail else '')
-
-    def problem(self, kind, message, *args, level=logging.WARNING):
-        now = self._clock()
-        last = self._last.get(kind)
-        if last is not None and now - last < self._interval:
-            return
-        self._last[kind] = now
-        self._log.log(level, '%s: ' + message, self._name, *args)
+            failing=self.failing, capacity=capacity,
+            failing_for=failing_for, last_error=last_error)

@@ -58,12 +58,22 @@ class ScriptedPublisher(publisher_base.Publisher):
 
 
 class DeliveryTest(base.TestCase):
+    """Every delivery made through :meth:`deliver` or :meth:`track` is
+    closed after the test and must balance then, whatever the test did.
+    """
+
+    def track(self, d):
+        def close_and_check():
+            d.close(1)
+            st = d.stats()
+            assert balanced(st), st
+        self.addCleanup(close_and_check)
+        return d
 
     def deliver(self, publisher, **opts):
-        d = delivery.Delivery(publisher, options=delivery.DeliveryOptions(
-            **opts), rng=random.Random(1))
-        self.addCleanup(d.close, 1)
-        return d
+        return self.track(delivery.Delivery(
+            publisher, options=delivery.DeliveryOptions(**opts),
+            rng=random.Random(1)).start())
 
 
 class TestBatching(DeliveryTest):
@@ -100,8 +110,9 @@ class TestOutcomes(DeliveryTest):
         assert d.flush(5)
         st = d.stats()
         assert pub.volumes == list(range(5))
+        # Five items were retried (three times each): retried counts items.
         assert (st.published, st.retried, st.errors, st.dropped) == (
-            5, 15, 3, {})
+            5, 5, 3, {})
 
     def test_retries_exhausted_are_counted(self):
         pub = ScriptedPublisher(self.conf, [RetryableError('down')] * 10)
@@ -110,7 +121,7 @@ class TestOutcomes(DeliveryTest):
         assert d.flush(5)
         st = d.stats()
         assert st.dropped == {'retries_exhausted': 4}
-        assert st.failed == 4 and st.published == 0 and st.retried == 8
+        assert st.failed == 4 and st.published == 0 and st.retried == 4
         assert len(pub.script) == 7      # tried 3 times in all
         assert balanced(st)
 
@@ -241,16 +252,17 @@ class TestLifecycle(DeliveryTest):
 
     def test_close_delivers_queued(self):
         pub = ScriptedPublisher(self.conf)
-        d = delivery.Delivery(pub, options=delivery.DeliveryOptions(
-            max_latency=60))
+        d = self.track(delivery.Delivery(
+            pub, options=delivery.DeliveryOptions(max_latency=60)).start())
         d.put(samples(7))
         outcome = d.close(5)
         assert outcome and pub.volumes == list(range(7))
 
     def test_close_without_spool_counts_what_is_lost(self):
         pub = ScriptedPublisher(self.conf, [RetryableError('down')] * 1000)
-        d = delivery.Delivery(pub, options=delivery.DeliveryOptions(
-            max_retries=-1, **FAST))
+        d = self.track(delivery.Delivery(
+            pub, options=delivery.DeliveryOptions(max_retries=-1,
+                                                  **FAST)).start())
         d.put(samples(6))
         outcome = d.close(0.2)
         assert outcome.dropped == 6 and not outcome
@@ -260,7 +272,8 @@ class TestLifecycle(DeliveryTest):
 
     def test_close_never_hangs_on_a_stuck_publisher(self):
         pub = ScriptedPublisher(self.conf, gated=True)
-        d = delivery.Delivery(pub, options=delivery.DeliveryOptions(**FAST))
+        d = self.track(delivery.Delivery(
+            pub, options=delivery.DeliveryOptions(**FAST)).start())
         d.put(samples(2))
         assert pub.entered.wait(5)
         started = time.monotonic()
@@ -274,7 +287,8 @@ class TestLifecycle(DeliveryTest):
         opts = dict(spool=True, spool_dir=self.tmpdir, max_retries=-1,
                     **FAST)
         down = publisher_base.load_publisher(self.conf, url)
-        d = delivery.Delivery(down, options=delivery.DeliveryOptions(**opts))
+        d = self.track(delivery.Delivery(
+            down, options=delivery.DeliveryOptions(**opts)).start())
         sent = samples(50)
         assert d.put(sent) == 50
         outcome = d.close(0.2)
@@ -283,8 +297,8 @@ class TestLifecycle(DeliveryTest):
         # Same URL, so the same spool file; this time the peer works.
         up = publisher_base.load_publisher(self.conf, url)
         up._fail_left = 0
-        d2 = delivery.Delivery(up, options=delivery.DeliveryOptions(**opts))
-        self.addCleanup(d2.close, 1)
+        d2 = self.track(delivery.Delivery(
+            up, options=delivery.DeliveryOptions(**opts)).start())
         assert d2.stats().recovered == 50
         assert d2.flush(5)
         assert [s.id for s in up.samples] == [s.id for s in sent]
@@ -295,12 +309,11 @@ class TestLifecycle(DeliveryTest):
     def test_spool_is_exclusive(self):
         opts = delivery.DeliveryOptions(spool=True, spool_dir=self.tmpdir)
         pub = publisher_base.load_publisher(self.conf, 'test://')
-        d = delivery.Delivery(pub, options=opts)
-        self.addCleanup(d.close, 1)
+        self.track(delivery.Delivery(pub, options=opts).start())
         from telemetry_lib import ConfigError
         with self.assertRaises(ConfigError) as ctx:
             delivery.Delivery(publisher_base.load_publisher(
-                self.conf, 'test://'), options=opts)
+                self.conf, 'test://'), options=opts).start()
         assert 'another process' in str(ctx.exception)
 
     def test_spool_overflow_drop_oldest(self):
@@ -375,3 +388,158 @@ class TestMixedOutcome(DeliveryTest):
         assert pub.batches == [[0, 1]]
         assert st.published == 4 and st.dropped == {'permanent': 1}
         assert st.retried == 2 and balanced(st)
+
+
+class SlowClosePublisher(ScriptedPublisher):
+    """Its close() ignores its timeout, as a buggy driver's would."""
+
+    def close(self, timeout=None):
+        time.sleep(3)
+
+
+class TestExactAccounting(DeliveryTest):
+    """The balance holds during, at and after close, on every path."""
+
+    def test_close_without_spool_leaves_nothing_pending(self):
+        pub = ScriptedPublisher(self.conf, [RetryableError('down')] * 1000)
+        d = self.deliver(pub, max_retries=-1, **FAST)
+        d.put(samples(6))
+        outcome = d.close(0.2)
+        st = d.stats()
+        assert (outcome.dropped, outcome.pending) == (6, 0)
+        # Counted as dropped once, and no longer pending.
+        assert st.pending == 0 and st.dropped == {'shutdown': 6}
+        assert balanced(st)
+        assert 'down' in outcome.reason
+
+    def test_a_batch_back_from_a_stuck_publisher_counts_once(self):
+        pub = ScriptedPublisher(self.conf, gated=True)
+        d = self.deliver(pub, **FAST)
+        d.put(samples(2))
+        assert pub.entered.wait(5)
+        outcome = d.close(0.2)
+        assert outcome.dropped == 2
+        pub.gate.set()          # the publisher returns, "delivered"
+        time.sleep(0.1)
+        st = d.stats()
+        assert st.published == 0 and st.dropped == {'shutdown': 2}
+        assert st.pending == 0 and balanced(st)
+
+    def test_close_is_a_bound_even_when_the_publisher_close_is_not(self):
+        pub = SlowClosePublisher(self.conf, gated=True)
+        d = self.deliver(pub, **FAST)
+        d.put(samples(3))
+        assert pub.entered.wait(5)
+        started = time.monotonic()
+        outcome = d.close(0.5)
+        took = time.monotonic() - started
+        pub.gate.set()
+        assert took < 0.9, took
+        assert outcome.dropped == 3
+
+    def test_spooled_close_keeps_in_flight_items_pending(self):
+        pub = ScriptedPublisher(self.conf, gated=True)
+        d = self.deliver(pub, spool=True, spool_dir=self.tmpdir, **FAST)
+        d.put(samples(4))
+        assert pub.entered.wait(5)
+        outcome = d.close(0.2)
+        pub.gate.set()
+        time.sleep(0.1)
+        st = d.stats()
+        assert outcome.spooled == 4 and st.pending == 4
+        assert st.published == 0 and balanced(st)
+
+    def test_put_before_start_is_a_programming_error(self):
+        d = delivery.Delivery(ScriptedPublisher(self.conf))
+        with self.assertRaises(RuntimeError):
+            d.put(samples(1))
+        assert d.close(1)           # never started: nothing to drain
+
+    def test_one_unencodable_item_does_not_poison_its_batch(self):
+        url = 'file://%s/out.json?max_latency=0&max_batch_size=100' % (
+            self.tmpdir)
+        d = self.track(delivery.build(self.conf, url).start())
+        nested = {'a': 1}
+        batch = samples(100)
+        bad = Sample('m', 'gauge', '1', 7, resource_id='bad',
+                     resource_metadata={'nested': nested})
+        nested['set'] = {1, 2}      # changed after validation
+        batch[37] = bad
+        d.put(batch)
+        assert d.flush(5)
+        st = d.stats()
+        assert st.published == 99 and st.dropped == {'invalid': 1}
+        with open('%s/out.json' % self.tmpdir) as f:
+            assert len(f.readlines()) == 99
+
+    def test_failing_time_and_last_error_are_reported(self):
+        now = [100.0]
+        pub = ScriptedPublisher(self.conf, [RetryableError('down')] * 1000)
+        d = self.track(delivery.Delivery(
+            pub, options=delivery.DeliveryOptions(max_retries=-1, **FAST),
+            clock=lambda: now[0]).start())
+        d.put(samples(1))
+        assert wait_until(lambda: d.stats().errors >= 1)
+        now[0] += 42
+        st = d.stats()
+        assert st.failing_for == 42 and st.last_error == 'down'
+
+
+class TestFailureLog(base.TestCase):
+
+    def test_says_start_while_it_lasts_and_end(self):
+        from telemetry_lib import ratelog
+        now = [0.0]
+        log = ratelog.FailureLog(ratelog.logging.getLogger('t.fail'), 'pub',
+                                 interval=60, clock=lambda: now[0])
+        with self.assertLogs('t.fail', 'INFO') as cm:
+            for _ in range(200):    # 200 s of failures, one a second
+                log.failed('refused', retrying=True)
+                now[0] += 1
+            log.succeeded()
+        lines = [r.getMessage() for r in cm.records]
+        assert len(lines) == 1 + 3 + 1, lines
+        assert 'publish failed' in lines[0]
+        assert 'still failing after 60s and 61' in lines[1]
+        assert 'publishing again after 200s and 200' in lines[-1]
+        assert log.failing_for() == 0
+
+
+class TestPool(base.TestCase):
+
+    def test_same_url_same_delivery_and_retired_counters_stay(self):
+        pool = delivery.DeliveryPool(self.conf)
+        self.addCleanup(pool.close, 1)
+        a = pool.acquire('test://?max_latency=0', 'samples').start()
+        assert pool.acquire('test://?max_latency=0', 'samples') is a
+        b = pool.acquire('test://?max_latency=0&x=1', 'samples').start()
+        assert b is not a
+        a.put(samples(3))
+        assert a.flush(5)
+        pool.retain({pool.key('test://?max_latency=0&x=1', 'samples')}, 1)
+        assert wait_until(lambda: not a.started and a.stats().published == 3)
+        names = {st.name: st for st in pool.stats()}
+        assert names[a.name].published == 3 and b.name in names
+        assert pool.deliveries() == [b]
+
+    def test_flush_and_close_of_many_take_one_timeout(self):
+        pool = delivery.DeliveryPool(self.conf)
+        stuck = []
+        for i in range(4):
+            pub = ScriptedPublisher(self.conf, gated=True)
+            d = delivery.Delivery(pub, name='p%d' % i,
+                                  options=delivery.DeliveryOptions(**FAST))
+            d.start()
+            d.put(samples(1))
+            stuck.append((pub, d))
+        started = time.monotonic()
+        flushed = delivery.drain([d for _, d in stuck], 'flush', 0.3)
+        assert time.monotonic() - started < 0.8
+        closed = delivery.drain([d for _, d in stuck], 'close', 0.3)
+        assert time.monotonic() - started < 1.6
+        for pub, _ in stuck:
+            pub.gate.set()
+        assert set(flushed) == set(closed) == {'p0', 'p1', 'p2', 'p3'}
+        assert all(o.pending == 1 for o in flushed.values())
+        assert all(o.dropped == 1 for o in closed.values())
+        pool.close(0)

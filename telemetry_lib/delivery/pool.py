@@ -1,0 +1,187 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Deliveries that outlive the pipelines using them.
+
+A reload builds a new pipeline from the same pool: a publisher URL (and
+kind) it names again gets the running delivery back, with its queue, spool,
+connections, listening port and counters; a new URL gets a new delivery,
+started with the new pipeline; a URL no pipeline names any more is drained
+and closed in the background, and its last counters stay visible.
+"""
+
+import collections
+import logging
+import threading
+import time
+
+from telemetry_lib.delivery.core import DrainOutcome
+from telemetry_lib.url import TelemetryURL
+
+LOG = logging.getLogger(__name__)
+
+
+class Drained(dict):
+    """``{publisher name: DrainOutcome}``, true when every one drained
+    (nothing pending, nothing dropped).
+    """
+
+    def __bool__(self):
+        return all(self.values())
+
+
+def drain(deliveries, method, timeout=None):
+    """Call ``flush`` or ``close`` (``method``) on every delivery at once,
+    all within ``timeout`` seconds; return :class:`Drained`.
+
+    A delivery that did not answer in time (it bounds itself, so only a bug
+    gets here) is reported with what it still holds.
+    """
+    deliveries = list(deliveries)
+    outcomes = Drained()
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def one(d):
+        outcomes[d.name] = getattr(d, method)(timeout)
+
+    threads = [threading.Thread(target=one, args=(d,), daemon=True,
+                                name='%s %s' % (method, d.name))
+               for d in deliveries]
+    for t in threads:
+        t.start()
+    for t in threads:
+        # Each delivery bounds itself; the margin covers thread switches.
+        t.join(None if deadline is None
+               else max(0.0, deadline + 0.25 - time.monotonic()))
+    for d in deliveries:
+        if d.name not in outcomes:
+            outcomes[d.name] = DrainOutcome(
+                pending=d.stats().pending,
+                reason='%s did not return in time' % method)
+    return outcomes
+
+
+class DeliveryPool:
+    """The deliveries of an agent (or any embedding service), keyed by kind
+    and publisher URL as written (delivery options included).
+
+    :param conf: the caller's ``ConfigOpts``.
+    :param factory: ``f(conf, url, kind) -> Delivery`` (not started);
+        defaults to :func:`telemetry_lib.delivery.build`.
+    :param keep_retired: how many closed deliveries' counters to keep
+        showing (a removed publisher's totals must not vanish from
+        ``/metrics`` at once).
+    """
+
+    def __init__(self, conf, factory=None, keep_retired=100):
+        if factory is None:
+            from telemetry_lib.delivery import build as factory
+        self._conf = conf
+        self._factory = factory
+        self._keep_retired = keep_retired
+        self._lock = threading.Lock()
+        self._live = {}
+        self._retired = collections.OrderedDict()
+        self._closers = []
+
+    @staticmethod
+    def key(url, kind):
+        """``(kind, URL with its password)``; ``url`` is text or parsed."""
+        if not isinstance(url, TelemetryURL):
+            url = TelemetryURL.parse(url)
+        return (kind, url.geturl(with_password=True))
+
+    def acquire(self, url, kind):
+        """The delivery of ``url`` and ``kind``: the running one, or a new
+        one (not started).
+
+        :raises telemetry_lib.exceptions.ConfigError: for a bad URL.
+        """
+        if not isinstance(url, TelemetryURL):
+            url = TelemetryURL.parse(url)
+        key = self.key(url, kind)
+        with self._lock:
+            found = self._live.get(key)
+        if found is not None:
+            return found
+        made = self._factory(self._conf, url, kind)
+        with self._lock:
+            found = self._live.setdefault(key, made)
+        if found is not made:
+            made.close(0)
+        return found
+
+    def retain(self, keys, timeout=None):
+        """Keep the deliveries of ``keys``; drain and close the others in
+        the background within ``timeout`` seconds. Returns those closed.
+        """
+        keys = set(keys)
+        with self._lock:
+            gone = [d for k, d in self._live.items() if k not in keys]
+            self._live = {k: d for k, d in self._live.items() if k in keys}
+            for d in gone:
+                self._retired.pop(d.name, None)
+                self._retired[d.name] = d
+            while len(self._retired) > self._keep_retired:
+                self._retired.popitem(last=False)
+        for d in gone:
+            if not d.started:
+                d.close(0)      # never started: nothing to drain
+                continue
+            t = threading.Thread(target=self._retire, args=(d, timeout),
+                                 daemon=True, name='retire %s' % d.name)
+            t.start()
+            with self._lock:
+                self._closers = [c for c in self._closers if c.is_alive()]
+                self._closers.append(t)
+        return gone
+
+    @staticmethod
+    def _retire(d, timeout):
+        outcome = d.close(timeout)
+        if outcome:
+            LOG.info('%s: no longer in any pipeline; drained and closed',
+                     d.name)
+        else:
+            LOG.warning('%s: no longer in any pipeline; closed with %d '
+                        'item(s) dropped and %d left in the spool%s',
+                        d.name, outcome.dropped, outcome.spooled,
+                        ': %s' % outcome.reason if outcome.reason else '')
+
+    def deliveries(self):
+        """The live deliveries."""
+        with self._lock:
+            return list(self._live.values())
+
+    def stats(self):
+        """Stats of the live deliveries, then of the retired ones whose
+        name no live delivery has taken again.
+        """
+        with self._lock:
+            live = list(self._live.values())
+            names = {d.name for d in live}
+            retired = [d for n, d in self._retired.items()
+                       if n not in names]
+        return [d.stats() for d in live + retired]
+
+    def close(self, timeout=None):
+        """Close every delivery at once within ``timeout`` seconds, and
+        wait for those being retired; return ``{name: DrainOutcome}``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            live, self._live = list(self._live.values()), {}
+            closers = list(self._closers)
+        outcomes = drain(live, 'close', timeout)
+        for t in closers:
+            t.join(None if deadline is None
+                   else max(0.0, deadline - time.monotonic()))
+        return outcomes
