@@ -113,9 +113,10 @@ class Consumer:
 def ours(conf, samples, settle):
     queue = '/queue/bench-%s' % uuid.uuid4().hex[:8]
     consumer = Consumer(queue)
-    d = delivery.build(conf, 'amqp1://%s%s?settle=%s&max_batch_size=5000'
+    d = delivery.build(conf, 'amqp1://%s/%s?settle=%s&max_batch_size=5000'
                        '&max_latency=0&max_queue_samples=%d&max_queue_bytes=%d'
-                       % (BROKER, queue, settle, len(samples) + 1, 2 ** 31))
+                       % (BROKER, queue, settle, len(samples) + 1, 2 ** 31)
+                       ).start()
     started = time.perf_counter()
     d.put(samples)
     outcome = d.flush(600)

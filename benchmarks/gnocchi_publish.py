@@ -120,12 +120,13 @@ def ours(conf, batches, shape):
         % (HOST, DEFINITIONS))
     client, counter = counted_client(conf)
     pub.writer.client = client
+    pub.start()
     deadline = time.time() + 30
     while (pub.writer.pending_policies or pub.writer.pending_types) and \
             time.time() < deadline:
         time.sleep(0.1)
     d = delivery.Delivery(pub, options=delivery.DeliveryOptions(
-        max_batch_size=1000, max_latency=1.0))
+        max_batch_size=1000, max_latency=1.0)).start()
     result = run(d.put, lambda: d.flush(600), counter, batches, shape)
     assert d.stats().published == sum(len(b) for b in batches)
     d.close(10)

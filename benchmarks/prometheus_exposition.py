@@ -110,6 +110,7 @@ def main():
     peer_bytes = len(exposition.generate_latest(registry))
 
     exporter = publisher_base.load_publisher(conf, 'prometheus://?port=0')
+    exporter.start()
     exporter.store.default_interval = 1e9
     exporter.publish_samples(rounds[0])
     host, port = exporter.address

@@ -9,10 +9,18 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""A small threaded HTTP server for GET endpoints (metrics, health)."""
+"""A small threaded HTTP server for GET endpoints (metrics, health).
+
+Bounded on purpose: a connection that sends nothing for ``idle_timeout``
+seconds is closed, and at most ``max_connections`` are served at once (the
+next ones wait in the kernel's backlog), so idle or slow clients cannot
+pile up threads. IPv4 and IPv6 addresses both work.
+"""
 
 import http.server
+import ipaddress
 import logging
+import socket
 import threading
 
 from telemetry_lib.exceptions import ConfigError
@@ -20,13 +28,62 @@ from telemetry_lib.exceptions import ConfigError
 LOG = logging.getLogger(__name__)
 
 
+def _family(host):
+    try:
+        return (socket.AF_INET6 if ipaddress.ip_address(host).version == 6
+                else socket.AF_INET)
+    except ValueError:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        return infos[0][0] if infos else socket.AF_INET
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    slots = None
+
+    def process_request(self, request, client_address):
+        # Waits for a free slot here, in the accept loop: the next
+        # connections stay in the backlog instead of getting threads.
+        self.slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
 class GetServer:
     """Serves ``handle(path, accept) -> (status, content_type, body)`` (or
-    ``None`` for 404) from a daemon thread.
+    ``None`` for 404) from daemon threads.
+
+    Construction does no I/O; :meth:`start` binds (and raises
+    ``ConfigError`` when it cannot).
     """
 
-    def __init__(self, host, port, handle, name='http'):
+    def __init__(self, host, port, handle, name='http', idle_timeout=10.0,
+                 max_connections=32):
+        self._host = host
+        self._port = port
+        self._handle = handle
+        self._name = name
+        self._idle_timeout = idle_timeout
+        self._max_connections = max_connections
+        self._httpd = None
+        self.host, self.port = host, port
+
+    def _handler_class(self):
+        handle, name = self._handle, self._name
+
         class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = self._idle_timeout
+            protocol_version = 'HTTP/1.1'
+
             def log_message(self, fmt, *args):
                 LOG.debug(name + ': ' + fmt, *args)
 
@@ -41,26 +98,35 @@ class GetServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        try:
-            self._httpd = http.server.ThreadingHTTPServer((host, port),
-                                                          Handler)
-        except OSError as exc:
-            raise ConfigError('cannot listen on %s:%s: %s'
-                              % (host, port, exc.strerror or exc),
-                              where=name) from None
-        self._httpd.daemon_threads = True
-        self.host, self.port = self._httpd.server_address[:2]
-        self._name = name
+        return Handler
 
     @property
     def url(self):
-        return 'http://%s:%d' % (self.host, self.port)
+        host = '[%s]' % self.host if ':' in self.host else self.host
+        return 'http://%s:%d' % (host, self.port)
 
     def start(self):
+        if self._httpd is not None:
+            return self
+        server_class = type('Server', (_Server,), {
+            'address_family': _family(self._host),
+            'slots': threading.BoundedSemaphore(self._max_connections)})
+        try:
+            self._httpd = server_class((self._host, self._port),
+                                       self._handler_class())
+        except (OSError, UnicodeError) as exc:
+            raise ConfigError('cannot listen on %s:%s: %s'
+                              % (self._host, self._port,
+                                 getattr(exc, 'strerror', None) or exc),
+                              where=self._name) from None
+        self.host, self.port = self._httpd.server_address[:2]
         threading.Thread(target=self._httpd.serve_forever, daemon=True,
                          name=self._name).start()
         return self
 
     def stop(self):
+        if self._httpd is None:
+            return
         self._httpd.shutdown()
         self._httpd.server_close()
+        self._httpd = None

@@ -26,6 +26,11 @@ from urllib import parse
 
 from telemetry_lib.exceptions import InvalidURL
 
+#: Query options whose values are credentials: masked like the password.
+SECRET_OPTIONS = frozenset((
+    'password', 'token', 'secret', 'api_key', 'apikey', 'access_token',
+    'auth_token', 'ssl_key_password', 'telemetry_secret', 'key_password'))
+
 _TRUE = frozenset(('1', 'true', 'yes', 'on', 'y', 't'))
 _FALSE = frozenset(('0', 'false', 'no', 'off', 'n', 'f'))
 
@@ -73,10 +78,10 @@ class TelemetryURL:
         if not scheme or not (scheme[0].isalpha() and all(
                 c.isalnum() or c in '+-._' for c in scheme)):
             raise InvalidURL('%r has no valid scheme' % _redact(text))
+        userinfo, rest = _split_userinfo(rest)
         authority, path, query = _split_rest(rest)
         username = password = None
-        if '@' in authority:
-            userinfo, _, authority = authority.rpartition('@')
+        if userinfo is not None:
             username, sep, password = userinfo.partition(':')
             username = parse.unquote(username) or None
             password = parse.unquote(password) if sep else None
@@ -202,7 +207,10 @@ class TelemetryURL:
         text = '%s://%s%s' % (self.scheme, self.netloc(with_password),
                               parse.quote(self.path, safe='/:@'))
         if with_query and self.query:
-            text += '?' + parse.urlencode(self.query)
+            query = self.query if with_password else [
+                (k, '***' if k.lower() in SECRET_OPTIONS else v)
+                for k, v in self.query]
+            text += '?' + parse.urlencode(query, safe='*')
         return text
 
     def __str__(self):
@@ -217,6 +225,32 @@ class TelemetryURL:
 
     def __hash__(self):
         return hash(self.geturl(True))
+
+
+def _split_userinfo(rest):
+    """``(userinfo or None, the rest)``.
+
+    The user info ends at the last ``@`` before the host: a password with
+    an unencoded ``/``, ``?`` or ``#`` is still taken as a password (and
+    never echoed as a host or a port), as long as what precedes its ``:``
+    cannot be a host with a port.
+    """
+    if rest.startswith('/') or '@' not in rest:
+        return None, rest
+    first_at = rest.index('@')
+    head = rest[:first_at]
+    delims = [i for i in (head.find(c) for c in '/?#') if i >= 0]
+    if delims:
+        user, sep, after = head.partition(':')
+        cut = min(delims)
+        if not sep or len(user) >= cut or after[:cut - len(user) - 1
+                                                ].isdigit():
+            # "host/path?x=a@b" or "host:80/x@y": the @ is not user info.
+            return None, rest
+    ends = [i for i in (rest.find(c, first_at) for c in '/?#') if i >= 0]
+    end = min(ends) if ends else len(rest)
+    at = rest.rindex('@', 0, end)
+    return rest[:at], rest[at + 1:]
 
 
 def _split_rest(rest):
@@ -251,12 +285,18 @@ def _parse_host(text, url):
 
 
 def _redact(text):
-    """``text`` with the password of its user info masked."""
+    """``text`` with the password of its user info and the values of its
+    secret options masked, for error messages.
+    """
     scheme, sep, rest = text.partition('://')
-    authority = rest.split('/', 1)[0].split('?', 1)[0]
-    if '@' in authority:
-        userinfo = authority.rpartition('@')[0]
-        if ':' in userinfo:
-            user = userinfo.partition(':')[0]
-            rest = rest.replace(userinfo + '@', user + ':***@', 1)
+    userinfo, rest = _split_userinfo(rest)
+    if userinfo is not None:
+        user, colon, _ = userinfo.partition(':')
+        rest = user + (':***' if colon else '') + '@' + rest
+    if '?' in rest:
+        rest, _, query = rest.partition('?')
+        rest += '?' + '&'.join(
+            k + '=***' if k.lower() in SECRET_OPTIONS else
+            (k + '=' + v if eq else k)
+            for k, eq, v in (p.partition('=') for p in query.split('&')))
     return scheme + sep + rest

@@ -25,13 +25,14 @@ from prometheus_client import registry as prom_registry
 
 from telemetry_lib.delivery import stats as delivery_stats
 from telemetry_lib.formats import jsoncodec
+from telemetry_lib.formats import prometheus as prometheus_format
 from telemetry_lib.httpserver import GetServer
 
 LOG = logging.getLogger(__name__)
 
 
 class AgentCollector(prom_registry.Collector):
-    """Exports the agent's counters; ``agent`` gives ``pipelines()``,
+    """Exports the agent's counters; ``agent`` gives ``pool``,
     ``scheduler`` and ``reloads``.
     """
 
@@ -42,32 +43,35 @@ class AgentCollector(prom_registry.Collector):
         d = _Families('telemetry_delivery_', ('publisher', 'kind'))
         received = d.counter('received', 'Items offered to a publisher.')
         published = d.counter('published', 'Items a publisher confirmed.')
-        retried = d.counter('retried', 'Item sends retried after a '
-                                       'retryable failure.')
+        retried = d.counter('retried', 'Items sent again at least once '
+                                       'after a retryable failure.')
         failed = d.counter('failed', 'Items a publisher failed for good.')
         dropped = core.CounterMetricFamily(
             'telemetry_delivery_dropped', 'Items lost, by reason.',
             labels=('publisher', 'kind', 'reason'))
         pending = d.gauge('pending', 'Items queued, in flight or spooled.')
         pending_bytes = d.gauge('pending_bytes', 'Bytes queued.')
+        failing_for = d.gauge('failing_seconds', 'Seconds since the first '
+                              'failure of a streak of failed publishes; 0 '
+                              'when the last one worked.')
         latency = core.HistogramMetricFamily(
             'telemetry_delivery_publish_seconds',
             'Duration of publish calls.', labels=('publisher', 'kind'))
-        for pipeline in self._agent.pipelines():
-            for st in pipeline.stats():
-                labels = (st.name, st.kind)
-                received.add_metric(labels, st.received + st.recovered)
-                published.add_metric(labels, st.published)
-                retried.add_metric(labels, st.retried)
-                failed.add_metric(labels, st.failed)
-                pending.add_metric(labels, st.pending)
-                pending_bytes.add_metric(labels, st.pending_bytes)
-                for reason, count in sorted(st.dropped.items()):
-                    dropped.add_metric(labels + (reason,), count)
-                latency.add_metric(labels, [
-                    (_le(bound), count) for bound, count in zip(
-                        delivery_stats.LATENCY_BUCKETS, st.latency_buckets)],
-                    sum_value=st.latency_sum)
+        for st in self._agent.pool.stats():
+            labels = (st.name, st.kind)
+            received.add_metric(labels, st.received + st.recovered)
+            published.add_metric(labels, st.published)
+            retried.add_metric(labels, st.retried)
+            failed.add_metric(labels, st.failed)
+            pending.add_metric(labels, st.pending)
+            pending_bytes.add_metric(labels, st.pending_bytes)
+            failing_for.add_metric(labels, st.failing_for)
+            for reason, count in sorted(st.dropped.items()):
+                dropped.add_metric(labels + (reason,), count)
+            latency.add_metric(labels, [
+                (_le(bound), count) for bound, count in zip(
+                    delivery_stats.LATENCY_BUCKETS, st.latency_buckets)],
+                sum_value=st.latency_sum)
         yield from d.families()
         yield dropped
         yield latency
@@ -75,12 +79,9 @@ class AgentCollector(prom_registry.Collector):
             'telemetry_publisher_adjustments',
             'Changes a publisher made so its consumer accepts what it '
             'sends, by reason.', labels=('publisher', 'reason'))
-        for pipeline in self._agent.pipelines():
-            for d in pipeline.deliveries.values():
-                for reason, count in sorted(
-                        d.publisher.adjustments().items()):
-                    adjusted.add_metric((str(d.publisher.url), reason),
-                                        count)
+        for d in self._agent.pool.deliveries():
+            for reason, count in sorted(d.publisher.adjustments().items()):
+                adjusted.add_metric((d.name, reason), count)
         yield adjusted
 
         p = _Families('telemetry_pollster_', ('pollster',))
@@ -133,54 +134,55 @@ def _le(bound):
     return '+Inf' if bound == float('inf') else repr(bound)
 
 
-def health(pipelines, high_water):
+def health(stats, high_water, failing_after):
     """Problems that make ``/healthz`` fail, as short texts.
 
-    A sink is unhealthy when every one of its publishers is failing; a
-    queue is, past ``high_water`` (a fraction of its bound).
+    A publisher is unhealthy when every publish has failed for longer than
+    ``failing_after`` seconds, or when its queue holds more than
+    ``high_water`` (a fraction) of its bound.
     """
     problems = []
-    for pipeline in pipelines:
-        for sink, deliveries in pipeline.sinks().items():
-            stats = [d.stats() for d in deliveries]
-            if stats and all(st.failing for st in stats):
-                problems.append('sink %s: no working publisher' % sink)
-            for st in stats:
-                if st.pending >= high_water * st.capacity:
-                    problems.append('%s: queue at %d of %d'
-                                    % (st.name, st.pending, st.capacity))
+    for st in stats:
+        if st.failing_for > failing_after:
+            problems.append('%s: failing for %.0fs, %d pending: %s'
+                            % (st.name, st.failing_for, st.pending,
+                               (st.last_error or '')[:200]))
+        if st.pending >= high_water * st.capacity:
+            problems.append('%s: queue at %d of %d'
+                            % (st.name, st.pending, st.capacity))
     return problems
 
 
-def publisher_routes(pipelines):
-    """``{path: [handler, ...]}`` the pipelines' publishers serve."""
+def publisher_routes(deliveries):
+    """``{path: [handler, ...]}`` the publishers serve."""
     routes = {}
-    for pipeline in pipelines:
-        for d in pipeline.deliveries.values():
-            for path, handler in d.publisher.http_routes().items():
-                routes.setdefault(path, []).append(handler)
+    for d in deliveries:
+        for path, handler in d.publisher.http_routes().items():
+            routes.setdefault(path, []).append(handler)
     return routes
 
 
 class AgentHTTPServer(GetServer):
     """Serves ``/metrics`` and ``/healthz`` from a daemon thread."""
 
-    def __init__(self, agent, host, port, high_water):
+    def __init__(self, agent, host, port, high_water, failing_after=60.0):
         registry = prom_registry.CollectorRegistry(auto_describe=False)
         registry.register(AgentCollector(agent))
 
         def handle(path, accept):
-            routes = publisher_routes(agent.pipelines())
+            routes = publisher_routes(agent.pool.deliveries())
             if path == '/metrics':
                 # Exporter publishers on /metrics serve beside the agent's
-                # own metrics: one scrape target. Both are text 0.0.4.
+                # own metrics: one scrape target, all in text 0.0.4 (an
+                # exporter there cannot be set to OpenMetrics).
                 body = exposition.generate_latest(registry) + b''.join(
-                    route('')[1] for route in routes.get(path, ()))
-                return 200, exposition.CONTENT_TYPE_LATEST, body
+                    route('text/plain')[1] for route in routes.get(path, ()))
+                return 200, prometheus_format.TEXT_CONTENT_TYPE, body
             if path in routes:
                 return (200,) + routes[path][0](accept)
             if path == '/healthz':
-                problems = health(agent.pipelines(), high_water)
+                problems = health(agent.pool.stats(), high_water,
+                                  failing_after)
                 return (503 if problems else 200, 'application/json',
                         jsoncodec.dumps({'status': 'fail' if problems
                                          else 'ok', 'problems': problems}))

@@ -64,18 +64,24 @@ class Scheduler:
         from a worker thread.
     :param on_cycle: called with ``(interval, samples, pollsters, seconds)``
         when every run of a tick has finished.
+    :param stats: the ``{name: PollsterStats}`` to count in (a reload
+        passes the old scheduler's).
     """
 
     def __init__(self, definition, pollsters, on_samples, on_cycle=None,
-                 workers=4):
+                 workers=4, stats=None):
         self._on_samples = on_samples
         self._on_cycle = on_cycle
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix='pollster')
         self._stop = threading.Event()
         self._threads = []
+        self._next = {}
         self._lock = threading.Lock()
-        self.stats = collections.defaultdict(PollsterStats)
+        # Shared with the scheduler this one replaces on reload, so the
+        # pollster counters continue.
+        self.stats = (stats if stats is not None
+                      else collections.defaultdict(PollsterStats))
         self.groups = self._plan(definition, pollsters)
 
     @staticmethod
@@ -96,26 +102,38 @@ class Scheduler:
         return {interval: list(jobs.values())
                 for interval, jobs in groups.items()}
 
-    def start(self):
+    def start(self, resume=None):
+        """Start the timers.
+
+        :param resume: ``{interval: monotonic time}`` of the next ticks of
+            a scheduler this one replaces (:meth:`next_ticks`): an interval
+            that existed keeps its cadence instead of polling at once, so a
+            reload adds no extra poll.
+        """
+        resume = resume or {}
         for interval, jobs in sorted(self.groups.items()):
-            t = threading.Thread(target=self._timer, args=(interval, jobs),
+            first = resume.get(interval, time.monotonic())
+            self._next[interval] = first
+            t = threading.Thread(target=self._timer,
+                                 args=(interval, jobs, first),
                                  name='polling every %ss' % interval,
                                  daemon=True)
             t.start()
             self._threads.append(t)
 
-    def _timer(self, interval, jobs):
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
+    def next_ticks(self):
+        """``{interval: monotonic time of its next tick}``."""
+        return dict(self._next)
+
+    def _timer(self, interval, jobs, next_tick):
+        while not self._stop.wait(max(0.0, next_tick - time.monotonic())):
             self.tick(jobs, interval)
             next_tick += interval
             # Keep the cadence; after a long stall, start again from now
             # instead of firing the missed ticks in a burst.
-            delay = next_tick - time.monotonic()
-            if delay < 0:
+            if next_tick < time.monotonic():
                 next_tick = time.monotonic()
-                delay = 0
-            self._stop.wait(delay)
+            self._next[interval] = next_tick
 
     def tick(self, jobs, interval=0.0):
         """Submit one run of ``jobs``; return the futures submitted."""

@@ -13,8 +13,10 @@
 
 Signals: SIGTERM or SIGINT stops polling, flushes every publisher within
 ``[agent] shutdown_timeout`` and exits 0 (a second one exits at once);
-SIGHUP reloads polling.yaml and pipeline.yaml, and a broken file keeps the
-running pipeline and logs one clear error.
+SIGHUP reloads polling.yaml and pipeline.yaml: publishers named again keep
+running (queues, spools, connections, ports, counters), new ones start,
+removed ones are drained and closed; a broken file or a publisher that
+cannot start keeps the running pipeline and logs one clear error.
 """
 
 import collections
@@ -28,6 +30,7 @@ from oslo_config import cfg
 from telemetry_lib.agent.http import AgentHTTPServer
 from telemetry_lib.agent.scheduler import Scheduler
 from telemetry_lib.collector import base as collector_base
+from telemetry_lib import delivery
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.pipeline import definitions
 from telemetry_lib.pipeline import manager as pipeline_manager
@@ -47,16 +50,22 @@ AGENT_OPTS = [
     cfg.BoolOpt('http_enabled', default=True,
                 help='Serve /metrics and /healthz.'),
     cfg.HostAddressOpt('http_host', default='127.0.0.1',
-                       help='Address of the /metrics and /healthz endpoint; '
-                            'loopback unless you mean to expose it.'),
+                       help='Address of the /metrics and /healthz endpoint '
+                            '(IPv4 or IPv6); loopback unless you mean to '
+                            'expose it.'),
     cfg.PortOpt('http_port', default=9610,
                 help='Port of the endpoint; 0 picks a free one.'),
-    cfg.FloatOpt('shutdown_timeout', default=10.0, min=0,
-                 help='Seconds to flush publishers on SIGTERM/SIGINT.'),
+    cfg.FloatOpt('shutdown_timeout', default=10.0, min=0, max=3600,
+                 help='Seconds to flush publishers on SIGTERM/SIGINT, and '
+                      'to drain a publisher a reload removed.'),
     cfg.FloatOpt('healthz_high_water', default=0.9, min=0, max=1,
                  help='/healthz fails when a queue holds more than this '
                       'fraction of its bound.'),
-    cfg.IntOpt('pollster_workers', default=4, min=1,
+    cfg.FloatOpt('healthz_failing_after', default=60.0, min=0, max=86400,
+                 help='/healthz fails when a publisher has been failing '
+                      '(every publish since the first failure failed) for '
+                      'longer than this many seconds.'),
+    cfg.IntOpt('pollster_workers', default=4, min=1, max=256,
                help='Threads that run pollsters.'),
 ]
 
@@ -72,13 +81,14 @@ def register_opts(conf):
 
 def find_config_file(conf, name):
     """An absolute or existing path as is; else the file in the config
-    directories; else the package's default of that name.
+    directories; else the package's default of that name. Returned
+    absolute, so the agent can say which file it runs on.
     """
     if os.path.isabs(name) or os.path.exists(name):
-        return name
+        return os.path.abspath(name)
     found = conf.find_file(name)
     if found:
-        return found
+        return os.path.abspath(found)
     default = os.path.join(DATA_DIR, os.path.basename(name))
     if os.path.exists(default):
         return default
@@ -89,7 +99,10 @@ def find_config_file(conf, name):
 class Agent:
     """Builds and runs the polling agent from ``conf``.
 
-    :raises ConfigError: when a file or publisher is invalid at start.
+    Construction loads and validates the files and builds every publisher,
+    with no I/O; :meth:`start` starts them, the HTTP endpoint and polling.
+
+    :raises ConfigError: when a file or publisher is invalid.
     """
 
     def __init__(self, conf, pollsters=None):
@@ -101,29 +114,38 @@ class Agent:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._reload_requested = threading.Event()
-        self._last_totals = (0, 0)
+        self._last_totals = {}
+        self.pool = delivery.DeliveryPool(conf)
         self.pipeline, self.polling = self._load()
         self.scheduler = self._scheduler(self.polling)
         self.http = None
         if conf.agent.http_enabled:
             self.http = AgentHTTPServer(self, conf.agent.http_host,
                                         conf.agent.http_port,
-                                        conf.agent.healthz_high_water)
+                                        conf.agent.healthz_high_water,
+                                        conf.agent.healthz_failing_after)
 
     # -- building ----------------------------------------------------------
 
-    def _load(self):
-        polling = PollingDefinition.load(
-            find_config_file(self.conf, self.conf.polling.cfg_file))
-        definition = PipelineDefinition.load(
-            find_config_file(self.conf, self.conf.pipeline.pipeline_cfg_file),
-            check_url=definitions.publisher_installed)
-        return PipelineManager(self.conf, definition), polling
+    def files(self):
+        """The resolved paths of the files the agent would load now."""
+        return (find_config_file(self.conf, self.conf.polling.cfg_file),
+                find_config_file(self.conf,
+                                 self.conf.pipeline.pipeline_cfg_file))
 
-    def _scheduler(self, polling):
+    def _load(self):
+        polling_path, pipeline_path = self.files()
+        polling = PollingDefinition.load(polling_path)
+        definition = PipelineDefinition.load(
+            pipeline_path, check_url=definitions.publisher_installed)
+        return PipelineManager(self.conf, definition, pool=self.pool), \
+            polling
+
+    def _scheduler(self, polling, stats=None):
         return Scheduler(polling, self._pollsters, self._route,
                          self._cycle_done,
-                         workers=self.conf.agent.pollster_workers)
+                         workers=self.conf.agent.pollster_workers,
+                         stats=stats)
 
     def pipelines(self):
         with self._lock:
@@ -135,21 +157,26 @@ class Agent:
         pipeline.publish(samples)
 
     def _cycle_done(self, interval, samples, pollsters, seconds):
-        stats = [st for p in self.pipelines() for st in p.stats()]
-        published = sum(st.published for st in stats)
-        dropped = sum(st.dropped_total for st in stats)
-        last_pub, last_drop = self._last_totals
-        self._last_totals = (published, dropped)
+        parts = []
+        for st in self.pool.stats():
+            last = self._last_totals.get(st.name, (0, 0, 0))
+            now = (st.published, st.dropped_total, st.pending)
+            self._last_totals[st.name] = now
+            parts.append('%s: published %d, dropped %d, pending %d%s' % (
+                st.name, now[0] - last[0], now[1] - last[1], now[2],
+                ' (failing for %.0fs)' % st.failing_for
+                if st.failing_for else ''))
         LOG.info('polling every %ss: %d samples from %d pollsters in '
-                 '%.2fs; published %d, dropped %d since the last cycle',
-                 interval, samples, pollsters, seconds,
-                 published - last_pub, dropped - last_drop)
+                 '%.2fs; since the last cycle: %s', interval, samples,
+                 pollsters, seconds, '; '.join(parts) or 'no publisher')
 
     # -- running -----------------------------------------------------------
 
     def describe(self):
         """Lines telling a person what the agent does and where data goes."""
-        lines = ['polling %s every %ss' % (', '.join(sorted(
+        lines = ['polling from %s' % self.polling.path,
+                 'pipeline from %s' % self.pipeline.definition.path]
+        lines += ['polling %s every %ss' % (', '.join(sorted(
             j.name for j in jobs)), interval)
             for interval, jobs in sorted(self.scheduler.groups.items())]
         if not self.scheduler.groups:
@@ -166,56 +193,86 @@ class Agent:
         return lines
 
     def start(self):
-        if self.http is not None:
-            self.http.start()
+        """Start the publishers, the HTTP endpoint and polling.
+
+        :raises ConfigError: when one cannot start; nothing keeps running.
+        """
+        try:
+            self.pipeline.start()
+            if self.http is not None:
+                self.http.start()
+        except ConfigError:
+            self.pool.close(0)
+            raise
         self.scheduler.start()
 
     def request_reload(self):
         self._reload_requested.set()
 
     def reload(self):
-        """Load the YAML files again; keep the running pipeline if they or
-        a publisher are broken. Returns True when the new one runs.
+        """Load the YAML files again and switch to them, keeping every
+        publisher they name again; keep the running pipeline if they or a
+        new publisher are broken. Returns True when the new one runs.
         """
+        with self._lock:
+            old = self.pipeline
         try:
             pipeline, polling = self._load()
-        except ConfigError as exc:
+            pipeline.start()
+        except Exception as exc:
+            # Close what only the failed pipeline had made.
+            self.pool.retain(old.keys, 0)
             self.reloads['failed'] += 1
-            LOG.error('Reload failed, the running pipeline stays: %s', exc)
+            LOG.error('Reload failed, the running pipeline stays: %s', exc
+                      if isinstance(exc, ConfigError)
+                      else '%s: %s' % (type(exc).__name__, exc))
             return False
         old_scheduler = self.scheduler
         old_scheduler.stop(timeout=1.0)
         with self._lock:
-            old_pipeline, self.pipeline = self.pipeline, pipeline
-            self.polling = polling
-        self.scheduler = self._scheduler(polling)
-        self.scheduler.start()
-        threading.Thread(target=old_pipeline.close, daemon=True, args=(
-            self.conf.agent.shutdown_timeout,)).start()
+            self.pipeline, self.polling = pipeline, polling
+        self.scheduler = self._scheduler(polling, old_scheduler.stats)
+        self.scheduler.start(resume=old_scheduler.next_ticks())
+        self.pool.retain(pipeline.keys, self.conf.agent.shutdown_timeout)
         self.reloads['ok'] += 1
-        LOG.info('Reloaded %s and %s', polling.path,
+        LOG.info('Reloaded: polling from %s, pipeline from %s', polling.path,
                  pipeline.definition.path)
         return True
 
     def stop(self, timeout=None):
-        """Stop polling, flush and close every publisher; return True when
-        nothing was left undelivered.
+        """Stop polling, flush and close every publisher within
+        ``timeout``; return True when nothing was left undelivered.
         """
         timeout = self.conf.agent.shutdown_timeout if timeout is None \
             else timeout
-        self.scheduler.stop(timeout=1.0)
-        outcomes = self.pipeline.close(timeout)
+        self.scheduler.stop(timeout=min(1.0, timeout))
+        outcomes = self.pool.close(timeout)
         if self.http is not None:
             self.http.stop()
-        clean = True
-        for url, outcome in outcomes.items():
-            if outcome.pending or outcome.dropped:
-                clean = False
+        for name, outcome in sorted(outcomes.items()):
+            if not outcome:
                 LOG.warning('%s: %d item(s) not delivered at shutdown '
-                            '(%d dropped, %d left in the spool)', url,
+                            '(%d dropped, %d left in the spool)%s', name,
                             outcome.pending + outcome.dropped,
-                            outcome.dropped, outcome.spooled)
-        return clean
+                            outcome.dropped, outcome.spooled,
+                            ': %s' % outcome.reason if outcome.reason
+                            else '')
+        return all(outcomes.values())
+
+    def loss_report(self):
+        """Lines saying, per publisher, what was dropped since start and
+        why, and what is left in a spool; empty when nothing was.
+        """
+        lines = []
+        for st in self.pool.stats():
+            if st.dropped_total:
+                lines.append('%s: dropped %d (%s)' % (
+                    st.name, st.dropped_total, ', '.join(
+                        '%s %d' % kv for kv in sorted(st.dropped.items()))))
+            if st.pending:
+                lines.append('%s: %d left in the spool for the next start'
+                             % (st.name, st.pending))
+        return lines
 
     def run(self):
         """Run until SIGTERM/SIGINT; return the process exit code."""

@@ -139,7 +139,11 @@ class AMQP1Sender:
         self._closed = False
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name='amqp1 %s' % name)
-        self._thread.start()
+
+    def start(self):
+        """Start the I/O thread, which connects (and reconnects)."""
+        if not self._thread.is_alive() and not self._closed:
+            self._thread.start()
 
     def _run(self):
         try:
@@ -147,10 +151,6 @@ class AMQP1Sender:
         except Exception:
             LOG.exception('%s: the AMQP 1.0 I/O thread failed', self.name)
             self._handler.fail_all(Outcome.DISCONNECTED, 'I/O thread died')
-
-    @property
-    def last_error(self):
-        return self._handler.last_error
 
     def send(self, messages, timeout):
         """Send ``[(address, body)]``; block until every message has an
@@ -174,7 +174,7 @@ class AMQP1Sender:
         if self._closed:
             return
         self._closed = True
-        if self._thread.is_alive():
+        if self._thread.ident is not None and self._thread.is_alive():
             self._injector.trigger(ApplicationEvent('stop_client'))
             self._thread.join(timeout if timeout is not None else 5.0)
 

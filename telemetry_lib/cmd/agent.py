@@ -39,7 +39,15 @@ def main(argv=None):
         return 1
     for line in agent.describe():
         print('telemetry-agent: %s' % line, flush=True)
-    return agent.run()
+    try:
+        status = agent.run()
+    except TelemetryError as exc:
+        print('telemetry-agent: %s' % exc, file=sys.stderr)
+        return 1
+    lost = agent.loss_report()
+    for line in lost or ['stopped; nothing was dropped']:
+        print('telemetry-agent: %s' % line, flush=True)
+    return status
 
 
 if __name__ == '__main__':

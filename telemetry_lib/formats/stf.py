@@ -303,11 +303,29 @@ def collectd_value_list(sample, interval):
     }
 
 
-def encode_collectd(samples, interval, per_message=1):
-    """collectd JSON bodies (bytes), ``per_message`` value lists each (1,
-    as collectd sends).
+def encode_collectd(samples, interval, per_message=1,
+                    max_bytes=DEFAULT_MAX_BYTES):
+    """collectd JSON bodies (bytes): ``(chunks, oversize)``.
+
+    At most ``per_message`` value lists a message (1, as collectd sends)
+    and never more than ``max_bytes`` a body: the Smart Gateway drops a
+    larger message whole. A value list that is too large alone is left out
+    and its index returned in ``oversize``.
     """
-    lists = [collectd_value_list(s, interval) for s in samples]
-    return [Chunk(jsoncodec.dumps(lists[i:i + per_message]),
-                  list(range(i, min(i + per_message, len(lists)))))
-            for i in range(0, len(lists), per_message)]
+    chunks, oversize = [], []
+    body, indexes, size = [], [], 2          # "[" and "]"
+    for i, s in enumerate(samples):
+        one = jsoncodec.dumps(collectd_value_list(s, interval))
+        if len(one) + 2 > max_bytes:
+            oversize.append(i)
+            continue
+        if body and (len(body) >= per_message
+                     or size + 1 + len(one) > max_bytes):
+            chunks.append(Chunk(b'[' + b','.join(body) + b']', indexes))
+            body, indexes, size = [], [], 2
+        size += len(one) + (1 if body else 0)
+        body.append(one)
+        indexes.append(i)
+    if body:
+        chunks.append(Chunk(b'[' + b','.join(body) + b']', indexes))
+    return chunks, oversize

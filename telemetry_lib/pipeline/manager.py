@@ -11,13 +11,14 @@
 #    under the License.
 """Routing: each sample (or event) to every sink whose source selects it.
 
-A :class:`PipelineManager` owns one delivery per distinct publisher URL; a
-URL named by several sinks is one publisher, and an item reaching it by
-several routes is delivered to it once.
+A :class:`PipelineManager` routes to one delivery per distinct publisher
+URL; a URL named by several sinks is one publisher, and an item reaching it
+by several routes is delivered to it once. The deliveries come from a
+:class:`~telemetry_lib.delivery.DeliveryPool`: its own, or one shared with
+the pipelines that replace it on reload.
 """
 
 import logging
-import threading
 
 from oslo_config import cfg
 
@@ -32,8 +33,6 @@ OPTS = [
                help='Sample pipeline definition (Ceilometer format). A '
                     'relative name is looked up in the config directories, '
                     "then among the package's defaults."),
-    cfg.StrOpt('event_pipeline_cfg_file', default='event_pipeline.yaml',
-               help='Event pipeline definition (Ceilometer format).'),
 ]
 GROUP = 'pipeline'
 
@@ -45,26 +44,37 @@ def register_opts(conf):
 class PipelineManager:
     """Routes items to deliveries as a pipeline definition says.
 
+    Construction validates every sink and publisher and does no I/O;
+    :meth:`start` starts the deliveries (connections, listening ports,
+    spools). :meth:`flush` and :meth:`close` return ``{publisher name:
+    DrainOutcome}`` within their timeout.
+
     :param conf: the caller's ``ConfigOpts``.
     :param definition: a :class:`PipelineDefinition`.
     :param delivery_factory: ``f(conf, url, kind) -> Delivery``; the
         default builds the URL's publisher with :func:`delivery.build`.
+    :param pool: a :class:`~telemetry_lib.delivery.DeliveryPool` to take
+        the deliveries from (shared across reloads); by default the
+        pipeline has its own, closed with it.
     :raises ConfigError: when a publisher cannot be built, naming the file,
         line and sink.
     """
 
-    def __init__(self, conf, definition, delivery_factory=delivery.build):
+    def __init__(self, conf, definition, delivery_factory=None, pool=None):
         self.definition = definition
         self.kind = definition.kind
+        self._owns_pool = pool is None
+        self.pool = pool if pool is not None else delivery.DeliveryPool(
+            conf, delivery_factory)
         self.deliveries = {}
         try:
             for sink in definition.sinks.values():
                 for url in sink.publishers:
                     if url not in self.deliveries:
-                        self.deliveries[url] = self._build(
-                            conf, delivery_factory, sink, url)
+                        self.deliveries[url] = self._acquire(sink, url)
         except Exception:
-            self.close(0)
+            if self._owns_pool:
+                self.pool.close(0)
             raise
         self._routes = [
             (source.filter, tuple(dict.fromkeys(
@@ -74,21 +84,52 @@ class PipelineManager:
             for source in definition.sources]
         self._by_name = {}
 
-    def _build(self, conf, factory, sink, url):
+    def _where(self, sink, url, exc):
+        return ConfigError(exc.reason if exc.where else str(exc),
+                           path=self.definition.path, line=sink.line,
+                           where="sink %r, publisher %r%s"
+                           % (sink.name, str(url), ' (%s)' % exc.where
+                              if exc.where else ''))
+
+    def _acquire(self, sink, url):
         try:
-            d = factory(conf, url, self.kind)
+            d = self.pool.acquire(url, self.kind)
         except ConfigError as exc:
-            raise ConfigError(exc.reason if exc.where else str(exc),
-                              path=self.definition.path, line=sink.line,
-                              where="sink %r, publisher %r%s"
-                              % (sink.name, url, ' (%s)' % exc.where
-                                 if exc.where else '')) from None
+            raise self._where(sink, url, exc) from None
         if self.kind == 'events' and not d.publisher.supports_events:
-            d.close(0)
-            raise ConfigError('publisher %r does not publish events' % url,
-                              path=self.definition.path, line=sink.line,
-                              where='sink %r' % sink.name)
+            raise ConfigError('publisher %r does not publish events'
+                              % str(url), path=self.definition.path,
+                              line=sink.line, where='sink %r' % sink.name)
         return d
+
+    @property
+    def keys(self):
+        """The pool keys of this pipeline's deliveries."""
+        return {self.pool.key(url, self.kind) for url in self.deliveries}
+
+    def start(self):
+        """Start every delivery not running yet.
+
+        :raises ConfigError: naming the sink and publisher that could not
+            start (a port in use, a locked spool); the deliveries this call
+            started are closed again.
+        """
+        started = []
+        try:
+            for sink in self.definition.sinks.values():
+                for url in sink.publishers:
+                    d = self.deliveries[url]
+                    if d.started:
+                        continue
+                    try:
+                        d.start()
+                    except ConfigError as exc:
+                        raise self._where(sink, url, exc) from None
+                    started.append(d)
+        except Exception:
+            delivery.drain(started, 'close', 0)
+            raise
+        return self
 
     @classmethod
     def from_file(cls, conf, path, kind='samples', **kwargs):
@@ -120,27 +161,19 @@ class PipelineManager:
         return sum(d.put(batch) for d, batch in per_delivery.items())
 
     def flush(self, timeout=None):
-        """Flush every delivery; True when all drained in time."""
-        return all([bool(d.flush(timeout))
-                    for d in self.deliveries.values()])
+        """Flush every delivery at once, all within ``timeout``; return
+        ``{name: DrainOutcome}`` (each true when it drained).
+        """
+        return delivery.drain(self.deliveries.values(), 'flush', timeout)
 
     def close(self, timeout=None):
         """Close every delivery at once, all within ``timeout``; return
-        ``{url: DrainOutcome}``.
+        ``{name: DrainOutcome}``. A pipeline on a shared pool leaves its
+        deliveries to the pool's owner and returns an empty one.
         """
-        outcomes = {}
-
-        def close_one(url, d):
-            outcomes[url] = d.close(timeout)
-        threads = [threading.Thread(target=close_one, args=item,
-                                    daemon=True)
-                   for item in self.deliveries.items()]
-        for t in threads:
-            t.start()
-        for t in threads:
-            # Delivery.close bounds itself; the margin covers its last step.
-            t.join(None if timeout is None else timeout + 2.0)
-        return outcomes
+        if not self._owns_pool:
+            return delivery.Drained()
+        return self.pool.close(timeout)
 
     def stats(self):
         return [d.stats() for d in self.deliveries.values()]

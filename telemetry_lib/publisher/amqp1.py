@@ -111,10 +111,12 @@ class AMQP1Publisher(base.Publisher):
         self.timeout = opt('send_timeout', 'get_float', minimum=0.01)
         self.max_bytes = opt('max_message_size', 'get_int', minimum=512)
         topic = url.get_str('topic')
-        path = url.path.lstrip('/') if url.scheme == 'notifier' else \
-            url.path
-        explicit = url.get_str('address') or (path if path not in (
-            '', '/') else None)
+        # The path's first slash separates it from the host, as in any URL:
+        # amqp1://qdr/anycast/x sends to "anycast/x"; a leading slash in
+        # the address itself (RabbitMQ's "/queue/q") is written twice,
+        # amqp1://rabbit//queue/q, or given as ?address=/queue/q.
+        path = url.path[1:] if url.path.startswith('/') else url.path
+        explicit = url.get_str('address') or path or None
         if self.format == 'collectd':
             self.sample_address = explicit or 'collectd/%s' % url.get_str(
                 'collectd_instance', 'telemetry')
@@ -164,9 +166,9 @@ class AMQP1Publisher(base.Publisher):
 
     def publish_samples(self, samples):
         if self.format == 'collectd':
-            chunks = stf.encode_collectd(samples, self.interval,
-                                         self.per_message)
-            self._send(self.sample_address, chunks, [], len(samples))
+            chunks, oversize = stf.encode_collectd(
+                samples, self.interval, self.per_message, self.max_bytes)
+            self._send(self.sample_address, chunks, oversize, len(samples))
             return
         enc = stf.encode_samples(samples, self.publisher_id, self.secret,
                                  self.max_bytes)
@@ -218,6 +220,13 @@ class AMQP1Publisher(base.Publisher):
 
     def adjustments(self):
         return dict(self._adjustments)
+
+    def start(self):
+        if self.presettled:
+            LOG.warning('%s: settle=presettled: messages count as published '
+                        'when sent; a router with no consumer for the '
+                        'address drops them and nobody is told', self.url)
+        self.sender.start()
 
     def close(self, timeout=None):
         self.sender.close(timeout)

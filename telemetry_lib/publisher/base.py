@@ -73,7 +73,13 @@ class Publisher(metaclass=abc.ABCMeta):
       from the spool the same sample (same ``id``) may come again. A
       publisher that can write idempotently should.
     * **Any other exception** is a bug; the core logs it and counts the
-      batch as permanently failed.
+      batch as permanently failed. A ``TypeError`` or ``ValueError`` (an
+      item that cannot be encoded) makes the core split the batch until the
+      item is alone, and drop only that one (reason ``invalid``).
+    * **Lifecycle.** The constructor validates and does no I/O (``pipeline
+      validate`` builds every publisher of a file). :meth:`start` connects,
+      binds and spawns; the delivery calls it once, before the first
+      publish. :meth:`close` returns within its ``timeout``.
 
     :param conf: the caller's ``oslo_config.cfg.ConfigOpts``; options are
         registered on it, never on the global ``cfg.CONF``.
@@ -104,8 +110,18 @@ class Publisher(metaclass=abc.ABCMeta):
         raise PermanentError('publisher %s does not publish events'
                              % self.url.scheme)
 
+    def start(self):
+        """Connect, bind, spawn: the I/O construction must not do.
+
+        :raises telemetry_lib.exceptions.ConfigError: when it cannot start
+            at all (a port in use); a peer that is down is not that: the
+            first publish fails and is retried.
+        """
+
     def close(self, timeout=None):
-        """Release connections and files; after this, publish no more."""
+        """Release connections and files within ``timeout`` seconds;
+        after this, publish no more.
+        """
 
     def adjustments(self):
         """``{reason: count}`` of changes made to what was sent so a

@@ -48,13 +48,21 @@ class FilePublisher(base.Publisher):
                              'file:///var/log/telemetry/samples.json',
                              where=str(url))
         self.path = url.path
-        if os.path.isdir(self.path):
-            raise InvalidURL('%s is a directory, not a file' % self.path,
-                             where=str(url))
+        problem = _unwritable(self.path)
+        if problem:
+            raise InvalidURL(problem, where=str(url))
         self.max_bytes = url.get_int('max_bytes', 0, minimum=0)
         self.backup_count = url.get_int('backup_count', 0, minimum=0)
         self._secret = conf.publisher.telemetry_secret
         self._file = None
+
+    def start(self):
+        parent = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise InvalidURL('cannot create %s: %s' % (parent, exc.strerror),
+                             where=str(self.url)) from None
 
     def publish_samples(self, samples):
         self._write(ceilometer.samples_to_wire(samples, self._secret))
@@ -68,7 +76,10 @@ class FilePublisher(base.Publisher):
             if self._should_rotate(len(data)):
                 self._rotate()
             if self._file is None:
-                self._file = open(self.path, 'ab')
+                # Owner-only by default: samples carry project and user ids.
+                self._file = os.fdopen(os.open(
+                    self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                    0o600), 'ab')
             self._file.write(data)
             self._file.flush()
         except OSError as exc:
@@ -103,3 +114,24 @@ class FilePublisher(base.Publisher):
             except OSError:
                 pass
             self._file = None
+
+
+def _unwritable(path):
+    """Why ``path`` cannot be appended to, or ``''``: checked without
+    touching anything, so ``pipeline validate`` can tell.
+    """
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        return '%s is a directory, not a file' % path
+    if os.path.exists(path):
+        return ('' if os.access(path, os.W_OK)
+                else '%s is not writable' % path)
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return '%s is not a directory' % parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return ('cannot create %s: %s is not a writable directory'
+                % (path, parent))
+    return ''

@@ -138,7 +138,14 @@ class GnocchiWriter:
         self._stop = threading.Event()
         self._ensurer = threading.Thread(target=self._ensure, daemon=True,
                                          name='gnocchi ensure')
-        self._ensurer.start()
+
+    def start(self):
+        """Start making sure the archive policies and resource types
+        exist, in the background (Gnocchi may not be up yet).
+        """
+        with self._lock:
+            if self._ensurer.ident is None and not self._stop.is_set():
+                self._ensurer.start()
 
     # -- background: archive policies and resource types --------------------
 
@@ -528,6 +535,9 @@ class GnocchiPublisher(base.Publisher):
             cache_size=url.get_int('cache_size', 10000, minimum=1),
             cache_ttl=url.get_float('cache_ttl', 3600.0, minimum=0),
             name=str(url))
+
+    def start(self):
+        self.writer.start()
 
     def publish_samples(self, samples):
         self._raise(*self.writer.write(samples))

@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 
+from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.formats import prometheus as fmt
 from telemetry_lib.httpserver import GetServer
@@ -208,10 +209,20 @@ class PrometheusExporter(base.Publisher):
                                   choices=('auto', 'text', 'openmetrics'))
         self.path = url.get_str('path', '/metrics')
         self._server = None
-        port = url.get_int('port', None, minimum=0)
-        if port is not None:
+        self.port = url.get_int('port', None, minimum=0)
+        self.host = url.get_str('host', '127.0.0.1')
+        if (self.port is None and self.path == '/metrics'
+                and self.format == 'openmetrics'):
+            # The agent's /metrics is text 0.0.4; one body cannot mix two
+            # exposition formats.
+            raise InvalidURL('format=openmetrics needs a port or a path of '
+                             "its own: the agent's /metrics is served as "
+                             'text', where=str(url))
+
+    def start(self):
+        if self.port is not None and self._server is None:
             self._server = GetServer(
-                url.get_str('host', '127.0.0.1'), port,
+                self.host, self.port,
                 lambda path, accept: (200,) + self.exposition(accept)
                 if path == self.path else None,
                 name='prometheus exporter').start()
@@ -241,7 +252,7 @@ class PrometheusExporter(base.Publisher):
         """Paths the agent's endpoint serves for this publisher (none when
         it has a server of its own).
         """
-        if self._server is not None:
+        if self.port is not None:
             return {}
         return {self.path: self.exposition}
 

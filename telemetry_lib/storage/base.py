@@ -22,7 +22,7 @@ from telemetry_lib import plugins
 from telemetry_lib.url import TelemetryURL
 
 OPTS = [
-    cfg.StrOpt('url', default='sqlite://',
+    cfg.StrOpt('url', default='sqlite://', secret=True,
                help='Storage the CLI (measures show/plot) reads, as a '
                     'storage URL: sqlite:// (the embedded default), '
                     'sqlite:///PATH, memory://.'),

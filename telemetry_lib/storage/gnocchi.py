@@ -68,6 +68,7 @@ class GnocchiStorage(base.StorageDriver):
                 self.client, gnocchi_resources.ResourceDefinitions.load(
                     self._url.get_str('resources_definition_file')),
                 archive_policy=self._url.get_str('archive_policy'))
+            self._writer.start()
         retry, lost, errors = self._writer.write(samples)
         if retry or lost:
             raise StorageError('; '.join(errors[:3]), retryable=bool(retry))

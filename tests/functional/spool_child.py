@@ -22,7 +22,7 @@ def main():
     opts.register_all(conf)
     conf([], project='telemetry_lib')
     conf.set_override('spool_dir', spool_dir, group='delivery')
-    d = delivery.build(conf, url)
+    d = delivery.build(conf, url).start()
     if count:
         accepted = d.put([Sample('net.bytes', 'cumulative', 'B', i,
                                  resource_id='vm-%d' % i, id='k-%d' % i)

@@ -53,7 +53,7 @@ class Amqp1Test(base.TestCase):
         return r
 
     def build(self, url, kind='samples'):
-        d = delivery.build(self.conf, url, kind)
+        d = delivery.build(self.conf, url, kind).start()
         self.addCleanup(d.close, 2)
         return d
 
@@ -63,7 +63,7 @@ class TestCeilometerFormat(Amqp1Test):
     def run_mode(self, settle, count=500):
         queue = rabbit.unique_queue('ceilo')
         r = self.receiver(queue)
-        d = self.build('amqp1://%s%s?settle=%s&%s'
+        d = self.build('amqp1://%s/%s?settle=%s&%s'
                        % (self.node.url, queue, settle, FAST))
         d.put(samples(count))
         assert d.flush(20)
@@ -100,7 +100,7 @@ class TestCeilometerFormat(Amqp1Test):
         self.conf.set_override('telemetry_secret', 's3', group='publisher')
         queue = rabbit.unique_queue('signed')
         r = self.receiver(queue)
-        d = self.build('amqp1://%s%s?%s' % (self.node.url, queue, FAST))
+        d = self.build('amqp1://%s/%s?%s' % (self.node.url, queue, FAST))
         d.put(samples(20))
         assert d.flush(20)
         for m in r.drain():
@@ -110,7 +110,7 @@ class TestCeilometerFormat(Amqp1Test):
     def test_events(self):
         queue = rabbit.unique_queue('events')
         r = self.receiver(queue)
-        d = self.build('amqp1://%s%s?%s' % (self.node.url, queue, FAST),
+        d = self.build('amqp1://%s/%s?%s' % (self.node.url, queue, FAST),
                        kind='events')
         d.put([Event(message_id='e%d' % i, event_type='compute.instance.x',
                      traits=[('ratio', 3, 0.5), ('n', 1, None)])
@@ -130,7 +130,7 @@ class TestCeilometerFormat(Amqp1Test):
         r = self.receiver(queue)
         dead = base.free_port()
         # The first host refuses; the client moves on to the second.
-        d = self.build('amqp1://guest:guest@127.0.0.1:%d,%s%s?%s'
+        d = self.build('amqp1://guest:guest@127.0.0.1:%d,%s/%s?%s'
                        % (dead, self.node.url, queue, FAST))
         d.put(samples(10))
         assert d.flush(20)
@@ -141,6 +141,7 @@ class TestCeilometerFormat(Amqp1Test):
         # a retryable, explained failure -- never a hang.
         pub = publisher_base.load_publisher(
             self.conf, 'amqp1://%s/?send_timeout=3' % self.node.url)
+        pub.start()
         self.addCleanup(pub.close, 1)
         assert pub.sample_address == 'anycast/ceilometer/metering.sample'
         started = time.monotonic()
@@ -155,7 +156,7 @@ class TestCollectdFormat(Amqp1Test):
     def run_mode(self, settle):
         queue = rabbit.unique_queue('collectd')
         r = self.receiver(queue)
-        d = self.build('amqp1://%s%s?format=collectd&settle=%s&%s'
+        d = self.build('amqp1://%s/%s?format=collectd&settle=%s&%s'
                        % (self.node.url, queue, settle, FAST))
         host = [Sample('host.cpu.time', 'cumulative', 'ns', i * 1000,
                        resource_id='compute-0', timestamp=1714564800 + i,
@@ -185,6 +186,7 @@ class TestCollectdFormat(Amqp1Test):
         pub = publisher_base.load_publisher(
             self.conf, 'amqp1://%s?format=collectd&collectd_instance=east'
             % self.node.url)
+        pub.start()
         self.addCleanup(pub.close, 1)
         assert pub.sample_address == 'collectd/east'
 
@@ -258,7 +260,7 @@ class TestNoCredit(base.TestCase):
         threading.Thread(target=container.run, daemon=True).start()
         self.addCleanup(container.stop)
         d = delivery.build(self.conf, 'amqp1://127.0.0.1:%d?send_timeout=0.5'
-                           '&max_retries=-1&%s' % (port, FAST))
+                           '&max_retries=-1&%s' % (port, FAST)).start()
         self.addCleanup(d.close, 2)
         d.put(samples(50))
         started = time.monotonic()
@@ -277,7 +279,7 @@ class TestTLS(Amqp1Test):
 
     def tls_url(self, ca, **extra):
         query = '&'.join('%s=%s' % kv for kv in extra.items())
-        return ('amqp1://guest:guest@localhost:%d%s?ssl=true&ssl_ca_file=%s'
+        return ('amqp1://guest:guest@localhost:%d/%s?ssl=true&ssl_ca_file=%s'
                 '&send_timeout=3&%s' % (self.node.tls_port, self.queue, ca,
                                         query))
 
@@ -290,6 +292,7 @@ class TestTLS(Amqp1Test):
         pub = publisher_base.load_publisher(
             self.conf, self.tls_url(os.path.join(self.node.tls_dir,
                                                  'ca.pem')))
+        pub.start()
         self.addCleanup(pub.close, 1)
         pub.publish_samples(samples(5))
         assert len(payload_ids(r.drain())) == 5
@@ -298,6 +301,7 @@ class TestTLS(Amqp1Test):
         pub = publisher_base.load_publisher(
             self.conf, self.tls_url(os.path.join(self.node.tls_dir,
                                                  'other-ca.pem')))
+        pub.start()
         self.addCleanup(pub.close, 1)
         with self.assertRaises(RetryableError) as ctx:
             pub.publish_samples(samples(2))
@@ -310,12 +314,14 @@ class TestTLS(Amqp1Test):
         url = self.tls_url(os.path.join(self.node.tls_dir, 'ca.pem'))
         strict = publisher_base.load_publisher(
             self.conf, url.replace('localhost', '127.0.0.1'))
+        strict.start()
         self.addCleanup(strict.close, 1)
         with self.assertRaises(RetryableError):
             strict.publish_samples(samples(1))
         lax = publisher_base.load_publisher(
             self.conf, url.replace('localhost', '127.0.0.1')
             + 'ssl_verify_hostname=false')
+        lax.start()
         self.addCleanup(lax.close, 1)
         lax.publish_samples(samples(1))
         assert len(r.drain()) == 1
@@ -372,7 +378,7 @@ class TestBrokerOutage(Amqp1Test):
     def test_amqp1_spool_delivers_everything_after_the_outage(self):
         queue = rabbit.unique_queue('outage')
         r = self.receiver(queue)
-        d = self.build('amqp1://%s%s?spool=true&spool_dir=%s&max_retries=-1'
+        d = self.build('amqp1://%s/%s?spool=true&spool_dir=%s&max_retries=-1'
                        '&send_timeout=2&%s' % (self.node.url, queue,
                                                self.tmpdir, FAST))
         d.put(samples(100))

@@ -84,7 +84,8 @@ class GnocchiTest(base.TestCase):
         d = delivery.build(self.conf, 'gnocchi://%s?resources_definition_'
                            'file=%s&max_latency=0&retry_initial_delay=0.05'
                            '&retry_max_delay=0.5%s' % (
-                               self.gnocchi.host, DEFINITIONS, extra), kind)
+                               self.gnocchi.host, DEFINITIONS, extra),
+                           kind).start()
         self.addCleanup(d.close, 5)
         # Let the background thread create the archive policy and types.
         writer = d.publisher.writer
@@ -333,7 +334,7 @@ class TestKeystoneAuth(GnocchiTest):
         self.login()
         # No host in the URLs: the Keystone catalog says where Gnocchi is.
         d = delivery.build(self.conf, 'gnocchi://?resources_definition_file'
-                           '=%s&max_latency=0' % DEFINITIONS)
+                           '=%s&max_latency=0' % DEFINITIONS).start()
         self.addCleanup(d.close, 5)
         writer = d.publisher.writer
         assert base.wait_until(lambda: not writer.pending_policies
@@ -362,7 +363,7 @@ class TestKeystoneAuth(GnocchiTest):
         d = delivery.build(self.conf, 'gnocchi://%s?resources_definition_'
                            'file=%s&max_latency=0&retry_initial_delay=0.05'
                            '&retry_max_delay=0.2&max_retries=-1'
-                           % (self.gnocchi.host, DEFINITIONS))
+                           % (self.gnocchi.host, DEFINITIONS)).start()
         self.addCleanup(d.close, 1)
         with self.assertLogs('telemetry_lib.delivery.core', 'WARNING') as cm:
             d.put([self.vm(0, 'memory.usage', 1, time.time())])

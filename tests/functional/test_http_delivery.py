@@ -36,7 +36,7 @@ class HttpTest(base.TestCase):
         return peer
 
     def build(self, url):
-        d = delivery.build(self.conf, url)
+        d = delivery.build(self.conf, url).start()
         self.addCleanup(d.close, 1)
         return d
 

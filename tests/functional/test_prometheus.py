@@ -64,6 +64,7 @@ class PromTest(base.TestCase):
         port = base.free_port()
         exporter = publisher_base.load_publisher(
             self.conf, 'prometheus://?port=%d&timestamps=true' % port)
+        exporter.start()
         self.addCleanup(exporter.close)
         self.scrape(port)
         self.wait_scraped(port)
@@ -214,7 +215,7 @@ class TestPushgateway(PromTest):
         d = delivery.build(self.conf, 'prometheus://%s/metrics/job/%s/'
                            'site@base64/%s?group_by=resource&max_latency=0'
                            % (GATEWAY.split('://', 1)[1], job, 'ZWFzdC8x'),
-                           kind='samples')
+                           kind='samples').start()
         self.addCleanup(d.close, 2)
         meter = 'tl.push.%s' % uuid.uuid4().hex[:8]
         tricky = 'a "quoted" \\ back\nslash'
@@ -252,7 +253,7 @@ class TestPushgateway(PromTest):
         meter = 'tl.clash.%s' % uuid.uuid4().hex[:8]
         url = 'pushgateway://%s/metrics/job/%s?group_by=resource&' \
               'max_latency=0' % (GATEWAY.split('://', 1)[1], job)
-        d = delivery.build(self.conf, url)
+        d = delivery.build(self.conf, url).start()
         self.addCleanup(d.close, 2)
         d.put([Sample(meter, 'gauge', 'B', 1, resource_id='a')])
         assert d.flush(10)

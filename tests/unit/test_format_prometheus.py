@@ -192,8 +192,11 @@ class TestPortInUse(base.TestCase):
             s.bind(('127.0.0.1', 0))
             s.listen()
             port = s.getsockname()[1]
+            # Building it binds nothing (pipeline validate does that);
+            # starting it fails clearly.
+            pub = publisher_base.load_publisher(
+                self.conf, 'prometheus://?port=%d' % port)
             with self.assertRaises(ConfigError) as ctx:
-                publisher_base.load_publisher(
-                    self.conf, 'prometheus://?port=%d' % port)
+                pub.start()
             assert 'cannot listen on 127.0.0.1:%d' % port in str(
                 ctx.exception)

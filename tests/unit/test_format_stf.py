@@ -181,7 +181,8 @@ class TestCollectd(base.TestCase):
         s = Sample('host.cpu.time', 'cumulative', 'ns', 12345,
                    resource_id='compute-0', timestamp=1714564800.123,
                    resource_metadata={'host': 'compute-0'})
-        (chunk,) = stf.encode_collectd([s], interval=30)
+        (chunk,), oversize = stf.encode_collectd([s], interval=30)
+        assert oversize == []
         body = json.loads(chunk.body)
         assert isinstance(body, list) and len(body) == 1
         assert body[0] == {
@@ -208,5 +209,21 @@ class TestCollectd(base.TestCase):
     def test_several_per_message(self):
         samples = [Sample('cpu', 'gauge', '%', i, resource_id='h')
                    for i in range(5)]
-        chunks = stf.encode_collectd(samples, 10, per_message=2)
+        chunks, _ = stf.encode_collectd(samples, 10, per_message=2)
         assert [c.indexes for c in chunks] == [[0, 1], [2, 3], [4]]
+
+    def test_max_message_size_is_respected(self):
+        # The Smart Gateway drops a message over its buffer whole: many
+        # value lists per message are split by size, and one too large
+        # alone is left out (and counted by the publisher).
+        samples = [Sample('cpu', 'gauge', '%', i, resource_id='h%d' % i)
+                   for i in range(200)]
+        samples[7] = Sample('cpu', 'gauge', '%', 7, resource_id='x' * 3000)
+        chunks, oversize = stf.encode_collectd(samples, 10, per_message=100,
+                                               max_bytes=2048)
+        assert oversize == [7]
+        assert all(len(c.body) <= 2048 for c in chunks)
+        assert sorted(i for c in chunks for i in c.indexes) == [
+            i for i in range(200) if i != 7]
+        for c in chunks:
+            assert len(json.loads(c.body)) == len(c.indexes)

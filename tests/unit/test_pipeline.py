@@ -34,12 +34,12 @@ class TestCeilometerFiles(base.TestCase):
                                                  'pipeline.yaml'))
         assert [src.name for src in d.sources] == ['meter_source']
         assert d.sinks['meter_sink'].publishers == ('gnocchi://',)
-        mgr = PipelineManager(self.conf, d, as_test_publisher)
+        mgr = PipelineManager(self.conf, d, as_test_publisher).start()
         self.addCleanup(mgr.close, 1)
         mgr.publish([s('cpu'), s('disk.read.bytes')])
         assert mgr.flush(5)
         (target,) = mgr.deliveries.values()
-        assert target.original_url == 'gnocchi://'
+        assert str(target.original_url) == 'gnocchi://'
         assert [x.name for x in target.publisher.samples] == [
             'cpu', 'disk.read.bytes']
 
@@ -47,7 +47,7 @@ class TestCeilometerFiles(base.TestCase):
         d = PipelineDefinition.load(
             os.path.join(CEILOMETER, 'event_pipeline.yaml'), kind='events')
         assert d.sinks['event_sink'].publishers == ('notifier://',)
-        mgr = PipelineManager(self.conf, d, as_test_publisher)
+        mgr = PipelineManager(self.conf, d, as_test_publisher).start()
         self.addCleanup(mgr.close, 1)
         mgr.publish([Event(event_type='compute.instance.create.end')])
         assert mgr.flush(5)
@@ -71,7 +71,7 @@ class TestRouting(base.TestCase):
         path = self.write_file('pipeline.yaml', textwrap.dedent(text))
         mgr = PipelineManager.from_file(self.conf, path, kind,
                                         delivery_factory=lambda c, u, k:
-                                        delivery.build(c, u, k))
+                                        delivery.build(c, u, k)).start()
         self.addCleanup(mgr.close, 1)
         return mgr
 
@@ -265,9 +265,15 @@ class TestClose(base.TestCase):
                   - "test://?fail=retryable&max_retries=-1&x=2"
                   - "test://?fail=retryable&max_retries=-1&x=3"
         '''))
-        mgr = PipelineManager.from_file(self.conf, path)
+        mgr = PipelineManager.from_file(self.conf, path).start()
         mgr.publish([s('cpu')])
         started = time.monotonic()
+        flushed = mgr.flush(0.5)
+        # In parallel, not one after another: one timeout for all.
+        assert time.monotonic() - started < 0.9
+        assert not flushed and len(flushed) == 3
+        started = time.monotonic()
         outcomes = mgr.close(0.5)
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 0.9
+        assert not outcomes and set(outcomes) == set(flushed)
         assert sorted(o.dropped for o in outcomes.values()) == [1, 1, 1]

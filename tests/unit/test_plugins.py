@@ -33,7 +33,8 @@ class TestPlugins(base.TestCase):
         assert type(pub).__module__ == 'tl_thirdparty_example'
         assert pub.label == 'x'
         d = delivery.Delivery(pub, options=delivery.DeliveryOptions(
-            max_latency=0))
+            max_latency=0)).start()
+        self.addCleanup(d.close, 1)
         from telemetry_lib import Sample
         d.put([Sample('m', 'gauge', '1', 1, resource_id='r')])
         assert d.flush(5)

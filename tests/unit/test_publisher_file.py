@@ -5,7 +5,6 @@ from telemetry_lib import delivery
 from telemetry_lib import Event
 from telemetry_lib.formats import ceilometer
 from telemetry_lib import InvalidURL
-from telemetry_lib import PermanentError
 from telemetry_lib.publisher import base as publisher_base
 from telemetry_lib import Sample
 from tests import base
@@ -58,23 +57,37 @@ class TestFilePublisher(base.TestCase):
             with self.assertRaises(InvalidURL):
                 publisher_base.load_publisher(self.conf, url)
 
-    def test_unfixable_path_is_permanent(self):
-        # A path through a regular file: no retry can cure that.
-        path = os.path.join(self.write_file('plain', ''), 'x.json')
+    def test_unwritable_paths_are_caught_before_start(self):
+        # pipeline validate builds publishers: what can be known without
+        # touching anything is an error then.
+        plain = self.write_file('plain', '')
+        for path, why in ((os.path.join(plain, 'x.json'), 'not a directory'),
+                          (self.tmpdir, 'is a directory')):
+            with self.assertRaises(InvalidURL) as ctx:
+                publisher_base.load_publisher(self.conf, 'file://' + path)
+            assert why in str(ctx.exception)
+
+    def test_directory_made_at_start_and_files_owner_only(self):
+        path = os.path.join(self.tmpdir, 'new', 'dir', 'x.json')
         pub = publisher_base.load_publisher(self.conf, 'file://' + path)
-        with self.assertRaises(PermanentError) as ctx:
-            pub.publish_samples(samples(1))
-        assert 'Not a directory' in str(ctx.exception)
+        assert not os.path.exists(os.path.dirname(path))
+        pub.start()
+        pub.publish_samples(samples(1))
+        pub.close()
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        assert os.stat(os.path.dirname(path)).st_mode & 0o777 == 0o700
 
     def test_missing_directory_is_retryable_then_works(self):
         path = os.path.join(self.tmpdir, 'later', 'x.json')
         d = delivery.build(self.conf, 'file://%s?max_latency=0&'
                            'retry_initial_delay=0.01&retry_max_delay=0.05'
-                           '&max_retries=-1' % path)
+                           '&max_retries=-1' % path).start()
         self.addCleanup(d.close, 1)
+        os.rmdir(os.path.dirname(path))     # removed under the agent
         d.put(samples(2))
         assert not d.flush(0.2)
         os.mkdir(os.path.dirname(path))
         assert d.flush(5)
         assert len(self.lines(path)) == 2
-        assert d.stats().retried >= 2
+        st = d.stats()
+        assert st.retried == 2 and st.balanced

@@ -187,7 +187,7 @@ class TestSQLiteStorage(StorageContract, base.TestCase):
 
     def test_as_pipeline_sink(self):
         d = delivery.build(self.conf, 'sqlite://%s/db.sqlite?max_latency=0'
-                           % self.tmpdir)
+                           % self.tmpdir).start()
         d.put([gauge('z', 0, 42, name='z')])
         assert d.close(5)
         assert [p.value for p in self.storage.query(
