@@ -37,6 +37,8 @@ from proton.reactor import Container
 from proton.reactor import EventInjector
 from proton import SSLDomain
 
+from telemetry_lib import ratelog
+
 LOG = logging.getLogger(__name__)
 
 
@@ -211,6 +213,7 @@ class _Handler(MessagingHandler):
         self._in_flight = {}        # Delivery -> (batch, index)
         self._batches = set()
         self.last_error = 'not connected yet'
+        self._log = ratelog.RateLimitedLog(LOG, client.name)
 
     # -- connection ----------------------------------------------------------
 
@@ -261,7 +264,10 @@ class _Handler(MessagingHandler):
         if self._conn is None:
             return
         self.last_error = reason
-        LOG.warning('%s: connection lost: %s', self._client.name, reason)
+        # Every reconnection fails the same way while the peer is down:
+        # said once a minute, not once a try.
+        self._log.problem('lost', '%s: %s', 'connection lost' if
+                          self._opened else 'cannot connect', reason)
         conn, self._conn = self._conn, None
         self._opened = False
         self._senders.clear()
@@ -277,12 +283,14 @@ class _Handler(MessagingHandler):
 
     def on_transport_error(self, event):
         cond = event.transport.condition
-        self._lost(('%s: %s' % (cond.name, cond.description)) if cond
-                   else 'transport error')
+        self._lost(_describe(cond) if cond else 'transport error')
 
     def on_disconnected(self, event):
         if self._conn is not None and event.connection == self._conn:
-            self._lost(self.last_error or 'disconnected')
+            cond = event.transport.condition if event.transport else None
+            self._lost(_describe(cond) if cond else
+                       'disconnected' if self._opened else
+                       'could not connect')
 
     def on_connection_error(self, event):
         cond = event.connection.remote_condition
@@ -427,3 +435,14 @@ class _Call:
 
     def on_timer_task(self, event):
         self._func(*self._args)
+
+
+def _describe(condition):
+    """A proton condition as people read it: "connection refused (to
+    127.0.0.1:5672)" rather than "proton:io: Connection refused - ...".
+    """
+    text = condition.description or condition.name or 'error'
+    if condition.name == 'proton:io' and ' - ' in text:
+        what, _, where = text.partition(' - ')
+        return '%s (%s)' % (what.lower(), where)
+    return '%s: %s' % (condition.name, text)

@@ -11,6 +11,7 @@
 #    under the License.
 """``telemetry-agent``: run the polling agent."""
 
+import logging
 import sys
 
 from oslo_config import cfg
@@ -32,6 +33,7 @@ def main(argv=None):
         print('telemetry-agent: %s' % exc, file=sys.stderr)
         return 2
     log.setup(conf, 'telemetry_lib')
+    logging.getLogger('proton').setLevel(logging.WARNING)
     try:
         agent = service.Agent(conf)
     except TelemetryError as exc:

@@ -15,6 +15,7 @@ Commands are entry points in ``telemetry_lib.cli``, so a plugin distribution
 can add its own.
 """
 
+import logging
 import sys
 
 from cliff import app
@@ -52,6 +53,9 @@ class TelemetryApp(app.App):
         return parser
 
     def initialize_app(self, argv):
+        # proton says "Connecting to Url(...)" at INFO for every try; our
+        # own lines say what matters.
+        logging.getLogger('proton').setLevel(logging.WARNING)
         self.conf = cfg.ConfigOpts()
         opts.register_all(self.conf)
         args = []

@@ -54,8 +54,31 @@ class CPUPollster(HostPollster):
 
     def __init__(self, conf):
         super().__init__(conf)
-        # The first call only sets psutil's reference point.
-        psutil.cpu_percent(interval=None)
+        # Utilisation is computed from the times this pollster itself read
+        # last, not psutil.cpu_percent(): psutil keeps that reference per
+        # thread, and the agent polls from a pool of threads, so the
+        # reference would be another thread's (0 or 100 a third of the
+        # time).
+        self._last = psutil.cpu_times()
+
+    @staticmethod
+    def _busy_total(times):
+        idle = times.idle + getattr(times, 'iowait', 0.0)
+        # guest time is already counted in user (Linux): not twice.
+        total = sum(times) - getattr(times, 'guest', 0.0) - getattr(
+            times, 'guest_nice', 0.0)
+        return total - idle, total
+
+    def utilisation(self, times):
+        """Percent busy since the last call (0 when no time passed)."""
+        busy, total = self._busy_total(times)
+        last_busy, last_total = self._busy_total(self._last)
+        self._last = times
+        elapsed = total - last_total
+        if elapsed <= 0:
+            return 0.0
+        return round(min(100.0, max(0.0, 100.0 * (busy - last_busy)
+                                    / elapsed)), 1)
 
     def poll(self, timestamp, resources=None):
         times = psutil.cpu_times()
@@ -68,8 +91,7 @@ class CPUPollster(HostPollster):
             self.sample('host.cpu.time', CUMULATIVE, 'ns', busy_ns,
                         timestamp, metadata=md),
             self.sample('host.cpu.util', GAUGE, '%',
-                        psutil.cpu_percent(interval=None), timestamp,
-                        metadata=md),
+                        self.utilisation(times), timestamp, metadata=md),
             self.sample('host.cpu.load.1min', GAUGE, 'process', load1,
                         timestamp, metadata=md),
             self.sample('host.cpu.load.5min', GAUGE, 'process', load5,

@@ -30,12 +30,12 @@ import logging
 from oslo_config import cfg
 
 from telemetry_lib.clients import amqp1 as client
-from telemetry_lib.delivery import stats as delivery_stats
 from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import stf
 from telemetry_lib.publisher import base
+from telemetry_lib import ratelog
 
 LOG = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class AMQP1Publisher(base.Publisher):
         self.secret = conf.publisher.telemetry_secret
         self.publisher_id = base.publisher_id(conf)
         self._adjustments = collections.Counter()
-        self._log = delivery_stats.LossLog(LOG, str(url))
+        self._log = ratelog.RateLimitedLog(LOG, str(url))
         self.sender = client.AMQP1Sender(
             hosts, presettled=self.presettled, tls=tls, user=user,
             password=url.password if url.username else opts.password,
@@ -209,6 +209,11 @@ class AMQP1Publisher(base.Publisher):
             return
         summary = ', '.join('%d %s' % (n, o) for o, n in sorted(
             counts.items()))
+        if counts.get(client.Outcome.RELEASED.value):
+            # What a router does with a message no consumer takes (the
+            # anonymous relay) and RabbitMQ with a full or missing target.
+            summary += '; released by the peer: no consumer on %s?' % (
+                address)
         detail = '%s: %d message(s) (%s)%s%s' % (
             address, len(chunks), summary,
             '; %d sample(s) too large for %d bytes' % (

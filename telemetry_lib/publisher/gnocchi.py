@@ -46,12 +46,12 @@ import time
 from gnocchiclient import exceptions as gnocchi_exc
 
 from telemetry_lib.clients import gnocchi as gnocchi_client
-from telemetry_lib.delivery import stats as delivery_stats
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import jsoncodec
 from telemetry_lib.publisher import base
 from telemetry_lib.publisher import gnocchi_resources
+from telemetry_lib import ratelog
 
 LOG = logging.getLogger(__name__)
 _NO_POLICY = re.compile(r'Archive policy (\S+) does not exist')
@@ -129,7 +129,7 @@ class GnocchiWriter:
         self.adjustments = collections.Counter()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix='gnocchi')
-        self._log = delivery_stats.LossLog(LOG, name)
+        self._log = ratelog.RateLimitedLog(LOG, name)
         self._lock = threading.Lock()
         # What the background thread still has to make sure exists.
         self.pending_policies = {p['name'] for p in

@@ -233,7 +233,8 @@ class TestDeadSinkBesideALiveOne(AgentTest):
     def test_file_keeps_receiving_while_http_is_dead(self):
         dead = HttpPeer()           # never started: connection refused
         with open(self.conf_file, 'a') as f:
-            f.write('[agent]\nshutdown_timeout = 1\n')
+            f.write('[agent]\nshutdown_timeout = 1\n'
+                    'healthz_failing_after = 1\n')
         self.start('''
             sources:
               - name: all
@@ -251,9 +252,12 @@ retry_max_delay=0.2&max_queue_samples=500"]
         size = os.path.getsize(path)
         assert base.wait_until(lambda: os.path.getsize(path) > size, 10)
 
+        dead_url = ('%s?max_latency=0&max_retries=-1&retry_max_delay=0.2&'
+                    'max_queue_samples=500' % dead.url)
+
         def dead_stats():
             page = self.get('/metrics')[1]
-            labels = {'publisher': '%s (samples)' % dead.url}
+            labels = {'publisher': '%s (samples)' % dead_url}
             return (metric(page, 'telemetry_delivery_pending', **labels),
                     metric(page, 'telemetry_delivery_dropped_total',
                            reason='overflow', **labels),
@@ -267,7 +271,8 @@ retry_max_delay=0.2&max_queue_samples=500"]
         status, body = self.get('/healthz')
         assert status == 503
         problems = json.loads(body)['problems']
-        assert any('sink to_collector: no working publisher' in p
-                   for p in problems), problems
+        assert any(p.startswith(dead_url) and 'failing for' in p
+                   and 'Connection refused' in p for p in problems), problems
+        assert any('queue at 500 of 500' in p for p in problems), problems
         self.proc.send_signal(signal.SIGTERM)
         assert self.proc.wait(30) == 0

@@ -26,6 +26,8 @@ from telemetry_lib.formats import ceilometer
 from telemetry_lib.formats import jsoncodec
 
 UTC = datetime.timezone.utc
+COLLECT_FIELDS = ('name', 'type', 'unit', 'volume', 'resource_id',
+                  'timestamp')
 
 
 class SampleCollect(lister.Lister):
@@ -50,11 +52,12 @@ class SampleCollect(lister.Lister):
         if not args.once:
             self._poll(pollsters, args.meter)
             time.sleep(1.0)
+        # Columns named as Sample's fields, so that
+        # ``sample collect -f json | sample publish URL`` round-trips.
         rows = [(s.name, s.type, s.unit, s.volume, s.resource_id,
                  s.timestamp.isoformat())
                 for s in self._poll(pollsters, args.meter)]
-        return (('Meter', 'Type', 'Unit', 'Volume', 'Resource',
-                 'Timestamp'), rows)
+        return (COLLECT_FIELDS, rows)
 
     @staticmethod
     def _poll(pollsters, pattern):
@@ -67,29 +70,33 @@ class SamplePublish(lister.Lister):
     """Publish samples read as JSON from stdin through a publisher URL.
 
     Input: a JSON list (or JSON lines) of samples, in our field names
-    (name, type, unit, volume, resource_id, ...) or in Ceilometer's wire
-    form (counter_name, counter_type, ...). Delivery options in the URL
-    apply. Prints what was published, retried and dropped; the exit code is
-    1 if anything was dropped, failed or left undelivered.
+    (name, type, unit, volume, resource_id, ...; what ``sample collect -f
+    json`` prints) or in Ceilometer's wire form (counter_name, ...).
+    Delivery options in the URL apply. Prints what was published, retried
+    and dropped, and why anything was not delivered; the exit code is 1 if
+    anything was dropped, failed or left undelivered. ``--timeout`` bounds
+    the whole delivery.
     """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument('url', metavar='URL')
-        parser.add_argument('--timeout', type=float, default=30.0,
-                            help='Seconds to deliver before giving up '
-                                 '(default 30).')
+        parser.add_argument('--timeout', type=_seconds, default=30.0,
+                            help='Seconds to deliver before giving up, '
+                                 'connecting included (default 30).')
         return parser
 
     def take_action(self, args):
         samples, bad = read_samples(sys.stdin.read())
         for problem in bad:
             print('invalid sample: %s' % problem, file=sys.stderr)
-        d = delivery.build(self.app.conf, args.url)
+        d = delivery.build(self.app.conf, args.url).start()
         d.put(samples)
         outcome = d.close(args.timeout)
         st = d.stats()
         self._failed = bool(bad or st.dropped_total or outcome.pending)
+        if outcome.reason:
+            print('not delivered: %s' % outcome.reason, file=sys.stderr)
         rows = [('read', len(samples) + len(bad)), ('invalid', len(bad)),
                 ('published', st.published), ('retried', st.retried),
                 ('pending', outcome.pending)]
@@ -101,6 +108,19 @@ class SamplePublish(lister.Lister):
         self._failed = False
         status = super().run(parsed_args)
         return status or (1 if self._failed else 0)
+
+
+def _seconds(text):
+    import argparse
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not math.isfinite(value) or not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError('%r is not a number of seconds '
+                                         'from 0 to 86400' % text)
+    return value
 
 
 def read_samples(text):

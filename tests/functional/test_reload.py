@@ -1,0 +1,235 @@
+"""SIGHUP on a running agent whose pipeline has every kind of publisher that
+holds something across a reload: a spooled amqp1:// (real RabbitMQ), a
+prometheus:// exporter on its own port, a gnocchi:// publisher (real
+Gnocchi on Ceph), and an http:// collector that is down. Samples flow
+throughout; nothing queued may be lost and every counter continues.
+"""
+
+import collections
+import os
+import re
+import signal
+import textwrap
+import urllib.request
+
+from tests import base
+from tests.functional import http_peer
+from tests.functional import rabbit
+from tests.functional import test_agent
+from tests.functional import test_gnocchi
+
+_SERIES = re.compile(r'^(telemetry_delivery_\w+?)(?:_total)?\{(.*)\} (\S+)$')
+
+
+def deliveries(page):
+    """``{publisher: {'received': n, 'published': n, 'pending': n,
+    'dropped': {reason: n}}}`` from an agent's /metrics page.
+    """
+    found = collections.defaultdict(lambda: {'dropped': {}})
+    for line in page.splitlines():
+        m = _SERIES.match(line)
+        if not m:
+            continue
+        name, labels, value = m.groups()
+        labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', labels))
+        what = name[len('telemetry_delivery_'):]
+        entry = found[labels['publisher']]
+        if what == 'dropped':
+            entry['dropped'][labels['reason']] = float(value)
+        elif what in ('received', 'published', 'pending'):
+            entry[what] = float(value)
+    return dict(found)
+
+
+def assert_balanced(page):
+    for name, d in deliveries(page).items():
+        assert d['received'] == (d['published'] + sum(d['dropped'].values())
+                                 + d['pending']), (name, d)
+
+
+class TestReloadKeepsEverything(test_agent.AgentTest):
+
+    def setUp(self):
+        super().setUp()
+        rabbit.MAIN.start()
+        test_gnocchi.MAIN.start()
+        self.queue = rabbit.unique_queue('reload')
+        self.receiver = rabbit.Receiver(rabbit.MAIN, self.queue)
+        self.addCleanup(self.receiver.close)
+        self.exporter_port = base.free_port()
+        self.peer = http_peer.HttpPeer()        # down until told
+        self.addCleanup(self.peer.stop)
+        self.spool_dir = os.path.join(self.tmpdir, 'spool')
+        self.urls = {
+            'amqp1': 'amqp1://%s/%s?spool=true&spool_dir=%s&max_latency=0'
+                     % (rabbit.MAIN.url, self.queue, self.spool_dir),
+            'exporter': 'prometheus://?port=%d' % self.exporter_port,
+            'gnocchi': 'gnocchi://%s?max_latency=0&unmapped=generic'
+                       % test_gnocchi.MAIN.host,
+            'http': '%s?max_latency=0&max_retries=-1&retry_max_delay=0.2'
+                    '&spool=true&spool_dir=%s' % (self.peer.url,
+                                                  self.spool_dir),
+            'file': 'file://%s/added.json?max_latency=0' % self.tmpdir,
+        }
+
+    def pipeline(self, *names):
+        sinks = ''.join('  - name: %s\n    publishers: ["%s"]\n'
+                        % (n, self.urls[n]) for n in names)
+        return ('sources:\n  - name: all\n    meters: ["host.*"]\n'
+                '    sinks: [%s]\nsinks:\n%s' % (', '.join(names), sinks))
+
+    def label(self, name):
+        return '%s (samples)' % self.urls[name]
+
+    def stats(self, name):
+        page = self.get('/metrics')[1]
+        return deliveries(page).get(self.label(name))
+
+    def scrape_exporter(self):
+        with urllib.request.urlopen('http://127.0.0.1:%d/metrics'
+                                    % self.exporter_port, timeout=5) as r:
+            return r.read().decode()
+
+    def reload(self, text, count):
+        with open(self.pipeline_path, 'w') as f:
+            f.write(text)
+        self.proc.send_signal(signal.SIGHUP)
+        assert base.wait_until(lambda: test_agent.metric(
+            self.get('/metrics')[1], 'telemetry_agent_reloads_total',
+            result='ok') == count, 20), self.output()
+
+    def test_reload_keeps_queues_spools_ports_and_counters(self):
+        with open(self.conf_file, 'a') as f:
+            f.write('[agent]\nhealthz_failing_after = 1\n')
+        self.start(self.pipeline('amqp1', 'exporter', 'gnocchi', 'http'))
+        assert base.wait_until(lambda: all(
+            (self.stats(n) or {}).get('published', 0) > 0
+            for n in ('amqp1', 'exporter', 'gnocchi')), 60), self.output()
+        assert base.wait_until(lambda: self.stats('http')['pending'] > 0, 20)
+        assert '# TYPE' in self.scrape_exporter()
+        status, body = self.get('/healthz')
+        assert status == 503 and self.peer.url in body, body
+        before = {n: self.stats(n) for n in self.urls if n != 'file'}
+        assert_balanced(self.get('/metrics')[1])
+
+        # 1. The same file again: everything is kept.
+        self.reload(self.pipeline('amqp1', 'exporter', 'gnocchi', 'http'), 1)
+        page = self.get('/metrics')[1]
+        assert_balanced(page)
+        after = deliveries(page)
+        for n, old in before.items():
+            new = after[self.label(n)]
+            # Counters continue: nothing reset, nothing dropped.
+            assert new['received'] >= old['received'], (n, old, new)
+            assert new['published'] >= old['published'], (n, old, new)
+            assert not new['dropped'], (n, new)
+        assert after[self.label('http')]['pending'] >= \
+            before['http']['pending']
+        self.scrape_exporter()          # same port, still served
+
+        # 2. A sink added (file), one removed (gnocchi).
+        self.reload(self.pipeline('amqp1', 'exporter', 'http', 'file'), 2)
+        added = os.path.join(self.tmpdir, 'added.json')
+        assert base.wait_until(lambda: os.path.exists(added), 20)
+        page = self.get('/metrics')[1]
+        assert_balanced(page)
+        gone = deliveries(page)[self.label('gnocchi')]
+        # Drained, not dropped; its totals still shown.
+        assert gone['pending'] == 0 and not gone['dropped'], gone
+        assert gone['published'] >= before['gnocchi']['published']
+
+        # 3. The collector comes back: what waited through both reloads
+        # arrives, and every publisher balances with nothing dropped.
+        self.peer.start()
+        assert base.wait_until(
+            lambda: self.stats('http')['pending'] == 0 and
+            self.stats('http')['published'] > 0, 30), self.stats('http')
+        http = self.stats('http')
+        assert len(self.peer.items()) >= http['published'] and \
+            not http['dropped']
+        assert self.get('/healthz')[0] == 200
+        assert self.stop() == 0, self.output()
+        out = self.output()
+        assert 'stopped; nothing was dropped' in out, out
+        assert 'Traceback' not in out
+        # Every sample amqp1 confirmed is at RabbitMQ, once or more.
+        amqp1 = after[self.label('amqp1')]
+        assert len(self.receiver.drain()) > 0 and amqp1['published'] > 0
+
+    def test_a_reload_that_cannot_start_keeps_the_running_pipeline(self):
+        self.start(self.pipeline('amqp1', 'exporter'))
+        taken = self.exporter_port
+        # A second exporter on a port that is taken (by the first): the
+        # new pipeline cannot start; the old one runs on.
+        self.urls['exporter2'] = 'prometheus://?port=%d&x=1' % taken
+        self.reload_text = self.pipeline('amqp1', 'exporter', 'exporter2')
+        with open(self.pipeline_path, 'w') as f:
+            f.write(self.reload_text)
+        self.proc.send_signal(signal.SIGHUP)
+        assert base.wait_until(lambda: 'Reload failed' in self.output(), 20)
+        assert 'cannot listen on 127.0.0.1:%d' % taken in self.output()
+        before = self.stats('amqp1')['published']
+        assert base.wait_until(
+            lambda: self.stats('amqp1')['published'] > before, 20)
+        self.scrape_exporter()
+        assert self.stop() == 0
+        assert 'Traceback' not in self.output()
+
+
+class TestValidateTouchesNothing(test_agent.AgentTest):
+    """pipeline validate on a file naming every network publisher, each
+    pointing at a local peer that records any contact.
+    """
+
+    def test_no_connection_no_bind_no_request(self):
+        import socket
+        import threading
+        listeners, contacts = [], []
+
+        def listen():
+            s = socket.socket()
+            s.bind(('127.0.0.1', 0))
+            s.listen()
+            s.settimeout(0.2)
+            listeners.append(s)
+
+            def accept():
+                while s.fileno() != -1:
+                    try:
+                        conn, _ = s.accept()
+                    except OSError:
+                        continue
+                    contacts.append(s.getsockname()[1])
+                    conn.close()
+            threading.Thread(target=accept, daemon=True).start()
+            return s.getsockname()[1]
+
+        ports = [listen() for _ in range(6)]
+        free = base.free_port()
+        path = self.write_file('all.yaml', textwrap.dedent('''
+            sources:
+              - name: all
+                meters: ["*"]
+                sinks: [k]
+            sinks:
+              - name: k
+                publishers:
+                  - amqp1://127.0.0.1:%d/anycast/x
+                  - gnocchi://127.0.0.1:%d
+                  - http://127.0.0.1:%d/in
+                  - prometheus://127.0.0.1:%d/metrics/job/x
+                  - notifier://127.0.0.1:%d/?driver=rabbit
+                  - amqp1://127.0.0.1:%d/?spool=true&spool_dir=%s/spool
+                  - prometheus://?port=%d
+        ''' % tuple(ports + [self.tmpdir, free])))
+        out = self.cli('pipeline', 'validate', path)
+        assert out.returncode == 0, out.stderr
+        import time
+        time.sleep(1.0)
+        for s in listeners:
+            s.close()
+        assert contacts == [], contacts
+        # No port bound, no spool made.
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', free))
+        assert not os.path.exists(os.path.join(self.tmpdir, 'spool'))
