@@ -162,8 +162,12 @@ class Agent:
             last = self._last_totals.get(st.name, (0, 0, 0))
             now = (st.published, st.dropped_total, st.pending)
             self._last_totals[st.name] = now
+            # The name without its query: options make it long, and this
+            # line comes every cycle.
+            short = '%s (%s)' % (st.name.split('?', 1)[0].rsplit(' (', 1)[0],
+                                 st.kind)
             parts.append('%s: published %d, dropped %d, pending %d%s' % (
-                st.name, now[0] - last[0], now[1] - last[1], now[2],
+                short, now[0] - last[0], now[1] - last[1], now[2],
                 ' (failing for %.0fs)' % st.failing_for
                 if st.failing_for else ''))
         LOG.info('polling every %ss: %d samples from %d pollsters in '

@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 import time
+import traceback
 
 from telemetry_lib.delivery.buffer import Buffer
 from telemetry_lib.delivery.buffer import MemoryStore
@@ -334,19 +335,30 @@ class Delivery:
         while True:
             items = [e.item for e in entries]
             started = self._clock()
+            # The outcome is handled after the try: a log line written
+            # inside an except block gets the exception appended again by
+            # oslo.log's formatter.
             try:
                 self._send(items)
-            except RetryableError as exc:
-                entries = self._settle_failure(entries, exc, started)
+                error = None
+            except Exception as exc:
+                error = exc
+            if error is None:
+                self._record(started)
+                self._failures.succeeded()
+                buf.settle(entries, len(entries))
+                return
+            if isinstance(error, RetryableError):
+                entries = self._settle_failure(entries, error, started)
                 attempt += 1
                 allowed = self._retry.allows(attempt)
-                self._failures.failed(exc, retrying=allowed)
+                self._failures.failed(error, retrying=allowed)
                 if not allowed:
                     buf.settle(entries, 0, st.DROP_RETRIES_EXHAUSTED,
                                'gave up after %d retries: %s'
-                               % (attempt - 1, exc))
+                               % (attempt - 1, error))
                     return
-                delay = self._retry.delay(attempt, exc.retry_after)
+                delay = self._retry.delay(attempt, error.retry_after)
                 if self._wait_before_retry(delay):
                     buf.release(entries)
                     return
@@ -355,29 +367,24 @@ class Delivery:
                     # are 300 retried samples.
                     with buf.lock:
                         self._counters.retried += len(entries)
-            except PermanentError as exc:
-                entries = self._settle_failure(entries, exc, started)
-                self._failures.failed(exc, retrying=False)
-                buf.settle(entries, 0, st.DROP_PERMANENT, str(exc))
+                continue
+            if isinstance(error, PermanentError):
+                entries = self._settle_failure(entries, error, started)
+                self._failures.failed(error, retrying=False)
+                buf.settle(entries, 0, st.DROP_PERMANENT, str(error))
                 return
-            except _ENCODING_ERRORS as exc:
-                self._record(started, failed=True)
-                self._isolate(entries, exc)
+            self._record(started, failed=True)
+            if isinstance(error, _ENCODING_ERRORS):
+                self._isolate(entries, error)
                 return
-            except Exception as exc:
-                self._record(started, failed=True)
-                self._failures.failed(exc, retrying=False)
-                LOG.exception('%s: the publisher raised an unexpected '
-                              'error; its %d item(s) are dropped',
-                              self.name, len(entries))
-                buf.settle(entries, 0, st.DROP_PUBLISHER_ERROR,
-                           '%s: %s' % (type(exc).__name__, exc))
-                return
-            else:
-                self._record(started)
-                self._failures.succeeded()
-                buf.settle(entries, len(entries))
-                return
+            self._failures.failed(error, retrying=False)
+            LOG.error('%s: the publisher raised an unexpected error; its '
+                      '%d item(s) are dropped: %s', self.name, len(entries),
+                      ''.join(traceback.format_exception(
+                          type(error), error, error.__traceback__)))
+            buf.settle(entries, 0, st.DROP_PUBLISHER_ERROR,
+                       '%s: %s' % (type(error).__name__, error))
+            return
 
     def _isolate(self, entries, exc):
         """One item the publisher cannot encode must not cost its batch:

@@ -31,6 +31,7 @@ permanent.
 import requests
 from requests import adapters
 
+from telemetry_lib.clients import http
 from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
@@ -38,7 +39,6 @@ from telemetry_lib.formats import ceilometer
 from telemetry_lib.formats import jsoncodec
 from telemetry_lib.publisher import base
 
-_RETRYABLE_STATUS = frozenset((408, 425, 429))
 _OWN_OPTIONS = frozenset(('timeout', 'verify_ssl', 'clientcert', 'clientkey',
                           'batch', 'raw_only', 'ssl'))
 _HEADERS = {'Content-Type': 'application/json'}
@@ -128,32 +128,18 @@ class HttpPublisher(base.Publisher):
                                  % (self.target, self.timeout)) from None
         except requests.RequestException as exc:
             raise RetryableError('POST %s failed: %s'
-                                 % (self.target, _short(exc))) from None
+                                 % (self.target, http.describe(exc))
+                                 ) from None
         status = resp.status_code
         if 200 <= status < 300:
             return
         detail = ('POST %s of %d item(s), %d bytes: HTTP %d %s'
                   % (self.target, count, len(data), status,
-                     _short(resp.text)))
-        if status >= 500 or status in _RETRYABLE_STATUS:
+                     http.short(resp.text)))
+        if http.retryable(status):
             raise RetryableError(detail,
-                                 retry_after=_retry_after(resp.headers))
+                                 retry_after=http.retry_after(resp.headers))
         raise PermanentError(detail)
 
     def close(self, timeout=None):
         self._session.close()
-
-
-def _short(value, limit=200):
-    text = str(value).strip().replace('\n', ' ')
-    return text if len(text) <= limit else text[:limit] + '...'
-
-
-def _retry_after(headers):
-    value = headers.get('Retry-After')
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None     # an HTTP date: fall back to our own backoff

@@ -34,6 +34,7 @@ from urllib import parse
 
 import requests
 
+from telemetry_lib.clients import http
 from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
@@ -204,14 +205,15 @@ class PushgatewayPublisher(base.Publisher):
                 headers={'Content-Type': fmt.TEXT_CONTENT_TYPE}
                 if body is not None else {})
         except requests.RequestException as exc:
-            raise RetryableError('%s %s failed: %s' % (method, url, exc)) \
-                from None
+            raise RetryableError('%s %s failed: %s' % (
+                method, url, http.describe(exc))) from None
         if 200 <= resp.status_code < 300:
             return
         detail = '%s %s: HTTP %d %s' % (method, url, resp.status_code,
-                                        resp.text.strip()[:200])
-        if resp.status_code >= 500 or resp.status_code == 429:
-            raise RetryableError(detail)
+                                        http.short(resp.text))
+        if http.retryable(resp.status_code):
+            raise RetryableError(detail,
+                                 retry_after=http.retry_after(resp.headers))
         raise PermanentError(detail)
 
     def close(self, timeout=None):

@@ -45,6 +45,7 @@ import time
 
 import requests
 
+from telemetry_lib.clients import http
 from telemetry_lib.exceptions import StorageError
 from telemetry_lib.formats import prometheus as fmt
 from telemetry_lib.storage import aggregate
@@ -94,8 +95,8 @@ class PrometheusStorage(base.StorageDriver):
                                      timeout=self.timeout,
                                      verify=self.verify)
         except requests.RequestException as exc:
-            raise StorageError('Prometheus at %s: %s' % (self.base, exc),
-                               retryable=True) from None
+            raise StorageError('Prometheus at %s: %s' % (
+                self.base, http.describe(exc)), retryable=True) from None
         try:
             body = resp.json()
         except ValueError:
@@ -103,8 +104,8 @@ class PrometheusStorage(base.StorageDriver):
         if resp.status_code != 200 or body.get('status') != 'success':
             raise StorageError('Prometheus at %s answered HTTP %d: %s'
                                % (self.base, resp.status_code,
-                                  body.get('error') or resp.text[:200]),
-                               retryable=resp.status_code >= 500)
+                                  body.get('error') or http.short(resp.text)),
+                               retryable=http.retryable(resp.status_code))
         return body['data']
 
     # -- naming --------------------------------------------------------------

@@ -272,7 +272,7 @@ retry_max_delay=0.2&max_queue_samples=500"]
         assert status == 503
         problems = json.loads(body)['problems']
         assert any(p.startswith(dead_url) and 'failing for' in p
-                   and 'Connection refused' in p for p in problems), problems
+                   and 'connection refused' in p for p in problems), problems
         assert any('queue at 500 of 500' in p for p in problems), problems
         self.proc.send_signal(signal.SIGTERM)
         assert self.proc.wait(30) == 0

@@ -12,6 +12,7 @@ import signal
 import textwrap
 import urllib.request
 
+from telemetry_lib.url import TelemetryURL
 from tests import base
 from tests.functional import http_peer
 from tests.functional import rabbit
@@ -79,7 +80,8 @@ class TestReloadKeepsEverything(test_agent.AgentTest):
                 '    sinks: [%s]\nsinks:\n%s' % (', '.join(names), sinks))
 
     def label(self, name):
-        return '%s (samples)' % self.urls[name]
+        # As the agent prints it: masked, its query encoded.
+        return '%s (samples)' % TelemetryURL.parse(self.urls[name])
 
     def stats(self, name):
         page = self.get('/metrics')[1]
@@ -142,8 +144,9 @@ class TestReloadKeepsEverything(test_agent.AgentTest):
         # arrives, and every publisher balances with nothing dropped.
         self.peer.start()
         assert base.wait_until(
-            lambda: self.stats('http')['pending'] == 0 and
-            self.stats('http')['published'] > 0, 30), self.stats('http')
+            lambda: (self.stats('http')['pending'] == 0
+                     and self.stats('http')['published'] > 0), 30), \
+            self.stats('http')
         http = self.stats('http')
         assert len(self.peer.items()) >= http['published'] and \
             not http['dropped']

@@ -1,0 +1,79 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""What every HTTP-speaking driver agrees on: which answers are worth a
+retry, how a failure reads, what a peer's ``Retry-After`` means.
+
+One place, so the http and pushgateway publishers and the Prometheus
+storage driver never disagree on whether a 429 or a 503 comes back.
+"""
+
+import errno
+
+import requests
+
+#: Statuses that may succeed later, besides every 5xx.
+RETRYABLE_STATUS = frozenset((408, 425, 429))
+
+
+def retryable(status):
+    """Whether an HTTP status is worth a retry."""
+    return status >= 500 or status in RETRYABLE_STATUS
+
+
+def short(value, limit=200):
+    """One line of at most ``limit`` characters."""
+    text = str(value).strip().replace('\n', ' ')
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: 'connection refused',
+    errno.ECONNRESET: 'connection reset by the peer',
+    errno.EHOSTUNREACH: 'host unreachable',
+    errno.ENETUNREACH: 'network unreachable',
+    errno.ETIMEDOUT: 'connection timed out',
+}
+
+
+def describe(exc):
+    """What went wrong with a request, as people say it ("connection
+    refused"), not urllib3's nesting of pools and retries.
+    """
+    if isinstance(exc, requests.Timeout):
+        return 'timed out'
+    if isinstance(exc, requests.exceptions.SSLError):
+        return 'TLS error: %s' % short(exc.__context__ or exc, 160)
+    seen, cause = set(), exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in _ERRNO_WORDS:
+            return _ERRNO_WORDS[cause.errno]
+        cause = cause.__cause__ or cause.__context__ or getattr(
+            cause, 'reason', None)
+    text = str(exc)
+    for words in _ERRNO_WORDS.values():
+        if words in text.lower():
+            return words
+    if 'Name or service not known' in text or 'nodename nor' in text:
+        return 'unknown host'
+    return short(exc)
+
+
+def retry_after(headers):
+    """Seconds a peer asked us to wait, or ``None``."""
+    value = headers.get('Retry-After')
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None     # an HTTP date: fall back to our own backoff
