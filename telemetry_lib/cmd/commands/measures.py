@@ -51,7 +51,8 @@ class _Query:
 
     @staticmethod
     def add_arguments(parser):
-        parser.add_argument('meter', metavar='METER')
+        parser.add_argument('meter', metavar='METER',
+                            help='The meter (see "meter list").')
         parser.add_argument('--resource', metavar='ID',
                             help='One resource (default: all, aggregated).')
         parser.add_argument('--start', default='1h',
@@ -62,22 +63,57 @@ class _Query:
                             help='Bucket width; without it one resource '
                                  'shows its raw measures, all resources '
                                  'use 60.')
-        parser.add_argument('--aggregation', default='mean',
-                            choices=storage_base.AGGREGATIONS)
+        parser.add_argument('--aggregation',
+                            choices=storage_base.AGGREGATIONS,
+                            help='What each bucket shows (default: mean); '
+                                 'needs --granularity for one resource, '
+                                 'whose raw measures are not aggregated. '
+                                 'rate: per second, for cumulative meters.')
 
     @staticmethod
     def run(app, args):
+        """``(points, unit)``.
+
+        :raises TelemetryError: for an unknown meter or resource, or an
+            aggregation asked of raw measures.
+        """
         granularity = args.granularity
+        if granularity is not None and not 0 < granularity < float('inf'):
+            raise TelemetryError('--granularity must be a number of '
+                                 'seconds > 0, not %s' % granularity)
         if granularity is None and args.resource is None:
             granularity = 60.0
+        if granularity is None and args.aggregation:
+            raise TelemetryError('--aggregation %s needs --granularity: '
+                                 'the raw measures of one resource are '
+                                 'not aggregated' % args.aggregation)
         storage = open_storage(app)
         try:
+            units = {name: unit for name, _, unit in storage.meters()}
+            if args.meter not in units:
+                raise TelemetryError('no meter %r in %s%s' % (
+                    args.meter, storage.url, _known(units)))
+            if args.resource is not None and args.resource not in \
+                    storage.resources(args.meter):
+                raise TelemetryError('no resource %r has measures of %s '
+                                     '(see "resource list --meter %s")'
+                                     % (args.resource, args.meter,
+                                        args.meter))
             return storage.query(
                 args.meter, resource_id=args.resource,
                 start=parse_time(args.start), stop=parse_time(args.stop),
-                granularity=granularity, aggregation=args.aggregation)
+                granularity=granularity,
+                aggregation=args.aggregation or 'mean'), units[args.meter]
         finally:
             storage.close()
+
+
+def _known(names, most=10):
+    names = sorted(names)
+    if not names:
+        return ' (it stores no meter yet)'
+    return '; known: %s%s' % (', '.join(names[:most]),
+                              ', ...' if len(names) > most else '')
 
 
 class MeasuresShow(lister.Lister):
@@ -89,9 +125,11 @@ class MeasuresShow(lister.Lister):
         return parser
 
     def take_action(self, args):
-        points = _Query.run(self.app, args)
-        return (('Timestamp', 'Value'),
-                [(p.timestamp.isoformat(), p.value) for p in points])
+        # A known meter with nothing in the range is an empty table, not
+        # an error: scripts poll for it.
+        points, unit = _Query.run(self.app, args)
+        return (('Timestamp', 'Value', 'Unit'),
+                [(p.timestamp.isoformat(), p.value, unit) for p in points])
 
 
 class MeasuresPlot(command.Command):
@@ -102,28 +140,32 @@ class MeasuresPlot(command.Command):
         _Query.add_arguments(parser)
         parser.add_argument('--output', metavar='FILE.png',
                             help='Write a PNG picture instead.')
-        parser.add_argument('--width', type=int, help='Terminal columns.')
+        parser.add_argument('--width', type=int,
+                            help='Terminal columns (default: all).')
         parser.add_argument('--height', type=int, default=20,
                             help='Terminal rows (default 20).')
         return parser
 
     def take_action(self, args):
-        points = _Query.run(self.app, args)
+        points, unit = _Query.run(self.app, args)
         if not points:
             raise TelemetryError('no measures of %s in that time range'
                                  % args.meter)
         title = '%s%s (%s)' % (args.meter, ' on %s' % args.resource
-                               if args.resource else '', args.aggregation
+                               if args.resource else '',
+                               args.aggregation or 'mean'
                                if args.granularity or not args.resource
                                else 'raw')
+        ylabel = '%s (%s%s)' % (args.meter, unit, '/s' if
+                                args.aggregation == 'rate' else '')
         if args.output:
-            self._png(points, title, args.output)
+            self._png(points, title, ylabel, args.output)
             self.app.stdout.write('wrote %s\n' % args.output)
         else:
-            self._terminal(points, title, args.width, args.height)
+            self._terminal(points, title, ylabel, args.width, args.height)
         return 0
 
-    def _terminal(self, points, title, width, height):
+    def _terminal(self, points, title, ylabel, width, height):
         import plotext
         plotext.clear_figure()
         plotext.date_form('Y-m-d H:M:S')
@@ -131,6 +173,8 @@ class MeasuresPlot(command.Command):
                       for p in points], [p.value for p in points],
                      marker='braille')
         plotext.title(title)
+        plotext.xlabel('time (UTC)')
+        plotext.ylabel(ylabel)
         plotext.plotsize(width, height)
         text = plotext.build()
         if not getattr(self.app.stdout, 'isatty', lambda: False)():
@@ -138,7 +182,7 @@ class MeasuresPlot(command.Command):
         self.app.stdout.write(text + '\n')
 
     @staticmethod
-    def _png(points, title, path):
+    def _png(points, title, ylabel, path):
         try:
             import matplotlib
         except ImportError:
@@ -151,6 +195,8 @@ class MeasuresPlot(command.Command):
         ax.plot([p.timestamp for p in points], [p.value for p in points],
                 linewidth=1.5)
         ax.set_title(title)
+        ax.set_xlabel('time (UTC)')
+        ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         ax.xaxis.set_major_formatter(dates.DateFormatter('%H:%M:%S'))
         fig.autofmt_xdate()

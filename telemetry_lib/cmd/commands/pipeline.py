@@ -44,7 +44,9 @@ class PipelineValidate(command.Command):
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.add_argument('files', nargs='+', metavar='FILE')
+        parser.add_argument('files', nargs='+', metavar='FILE',
+                            help='Files to check; nothing is contacted, '
+                                 'bound or created.')
         parser.add_argument('--kind', default='auto',
                             choices=('auto', 'samples', 'events', 'polling'),
                             help='What the files define (default: guessed '

@@ -80,14 +80,16 @@ class SamplePublish(lister.Lister):
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.add_argument('url', metavar='URL')
+        parser.add_argument('url', metavar='URL',
+                            help='Publisher URL, as in a pipeline.yaml '
+                                 'sink, delivery options included.')
         parser.add_argument('--timeout', type=_seconds, default=30.0,
                             help='Seconds to deliver before giving up, '
                                  'connecting included (default 30).')
         return parser
 
     def take_action(self, args):
-        samples, bad = read_samples(sys.stdin.read())
+        samples, bad = read_samples(self.app.stdin.read())
         for problem in bad:
             print('invalid sample: %s' % problem, file=sys.stderr)
         d = delivery.build(self.app.conf, args.url).start()

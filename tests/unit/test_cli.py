@@ -1,0 +1,139 @@
+"""The CLI commands in process, on SQLite storage written by the test."""
+
+import contextlib
+import datetime
+import io
+import json
+import threading
+
+from telemetry_lib.cmd import cli
+from telemetry_lib.collector import host
+from telemetry_lib import Sample
+from telemetry_lib.storage import base as storage_base
+from tests import base
+
+UTC = datetime.timezone.utc
+
+
+class CLITest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.url = 'sqlite://%s/db.sqlite' % self.tmpdir
+        now = datetime.datetime.now(UTC)
+        storage = storage_base.load_storage(self.conf, self.url)
+        storage.write([Sample(
+            'host.cpu.time', 'cumulative', 'ns', i * 1e9, resource_id='h1',
+            timestamp=now - datetime.timedelta(seconds=60 - i * 10))
+            for i in range(6)])
+        storage.close()
+
+    def run_cli(self, *args, stdin=''):
+        out, err = io.StringIO(), io.StringIO()
+        app = cli.TelemetryApp()
+        app.stdin = io.StringIO(stdin)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(
+                err):
+            app.stdout, app.stderr = out, err
+            code = app.run(['--storage', self.url] + list(args))
+        return code, out.getvalue(), err.getvalue()
+
+
+class TestMeasures(CLITest):
+
+    def test_show_has_units(self):
+        code, out, _ = self.run_cli('measures', 'show', 'host.cpu.time',
+                                    '--resource', 'h1', '-f', 'json')
+        assert code == 0
+        rows = json.loads(out)
+        assert len(rows) == 6 and {r['Unit'] for r in rows} == {'ns'}
+
+    def test_unknown_meter_and_resource_fail_clearly(self):
+        for args, words in (
+                (('nope',), "no meter 'nope'"),
+                (('host.cpu.time', '--resource', 'h9'),
+                 "no resource 'h9' has measures of host.cpu.time")):
+            for command in ('show', 'plot'):
+                code, _, err = self.run_cli('measures', command, *args)
+                assert code != 0 and words in err, (command, err)
+                assert 'Traceback' not in err
+
+    def test_aggregation_without_granularity_is_an_error(self):
+        code, _, err = self.run_cli('measures', 'show', 'host.cpu.time',
+                                    '--resource', 'h1', '--aggregation',
+                                    'rate')
+        assert code != 0 and 'needs --granularity' in err
+        code, out, _ = self.run_cli('measures', 'show', 'host.cpu.time',
+                                    '--resource', 'h1', '--aggregation',
+                                    'rate', '--granularity', '10', '-f',
+                                    'json')
+        assert code == 0 and json.loads(out)
+
+    def test_every_option_has_help(self):
+        app = cli.TelemetryApp()
+        app.options = app.parser.parse_args([])
+        app.initialize_app([])
+        for name in ('measures show', 'measures plot', 'sample publish',
+                     'sample collect', 'resource list',
+                     'pipeline validate'):
+            cmd_factory, _, _ = app.command_manager.find_command(
+                name.split())
+            parser = cmd_factory(app, None).get_parser(name)
+            for action in parser._actions:
+                if action.dest in ('help', 'formatter', 'columns',
+                                   'quote_mode', 'noindent', 'max_width',
+                                   'fit_width', 'print_empty',
+                                   'sort_columns', 'sort_direction'):
+                    continue
+                assert action.help, (name, action.dest)
+
+
+class TestSampleRoundTrip(CLITest):
+
+    def test_collect_json_feeds_publish(self):
+        code, out, _ = self.run_cli('sample', 'collect', '--once',
+                                    '--meter', 'host.memory.*', '-f',
+                                    'json')
+        assert code == 0
+        collected = json.loads(out)
+        assert collected
+        assert set(collected[0]) >= {'name', 'volume', 'resource_id'}
+        target = 'file://%s/out.json?max_latency=0' % self.tmpdir
+        code, out, err = self.run_cli('sample', 'publish', target, '-f',
+                                      'json', stdin=out)
+        rows = {r['What']: r['Count'] for r in json.loads(out)}
+        assert code == 0, err
+        assert rows['invalid'] == 0
+        assert rows['published'] == len(collected)
+
+
+class TestCPUUtilisation(base.TestCase):
+
+    def test_right_from_any_thread(self):
+        # psutil.cpu_percent keeps one reference per thread: polled from a
+        # pool, it read 0 or 100. Ours must not depend on the thread.
+        import psutil
+        fields = psutil.cpu_times()._fields
+        pollster = host.CPUPollster(self.conf)
+        ticks = [0]
+
+        def times():
+            ticks[0] += 1
+            t = ticks[0] * 10.0
+            # Each step: 10 s pass, half of them busy.
+            values = dict.fromkeys(fields, 0.0)
+            values.update(user=t / 2, idle=t / 2)
+            return psutil._common.scputimes(**values) if hasattr(
+                psutil._common, 'scputimes') else type(
+                psutil.cpu_times())(**values)
+
+        pollster._last = times()
+        results = []
+
+        def poll():
+            results.append(pollster.utilisation(times()))
+        for _ in range(6):
+            t = threading.Thread(target=poll)
+            t.start()
+            t.join()
+        assert results == [50.0] * 6
