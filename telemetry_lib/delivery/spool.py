@@ -74,6 +74,8 @@ class SpoolStore:
         try:
             if directory:
                 os.makedirs(directory, mode=0o700, exist_ok=True)
+            # Owner-only: the spool holds samples with project ids.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             self._db = sqlite3.connect(path, isolation_level=None, timeout=1.0,
                                        check_same_thread=False)
             self._db.execute('PRAGMA journal_mode=WAL')

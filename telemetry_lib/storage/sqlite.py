@@ -109,7 +109,9 @@ class SQLiteStorage(base.StorageDriver):
     def _open(self):
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)),
-                        exist_ok=True)
+                        mode=0o700, exist_ok=True)
+            # Owner-only unless the operator made the file otherwise.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             db = sqlite3.connect(self.path, isolation_level=None,
                                  timeout=self._busy_timeout,
                                  check_same_thread=False)

@@ -1,0 +1,101 @@
+"""Small operator-facing guarantees, one test each."""
+
+import os
+import socket
+import urllib.error
+import urllib.request
+
+from telemetry_lib import delivery
+from telemetry_lib.httpserver import GetServer
+from telemetry_lib import InvalidURL
+from telemetry_lib.storage import base as storage_base
+from telemetry_lib.url import TelemetryURL
+from tests import base
+
+
+def _has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(('::1', 0))
+        return True
+    except OSError:
+        return False
+
+
+class TestEndpoint(base.TestCase):
+
+    def serve(self, host):
+        server = GetServer(host, 0, lambda path, accept: (
+            200, 'text/plain', b'ok\n') if path == '/x' else None)
+        self.addCleanup(server.stop)
+        return server.start()
+
+    def test_ipv6_loopback(self):
+        if not _has_ipv6_loopback():
+            self.skipTest('this machine has no IPv6 loopback')
+        server = self.serve('::1')
+        assert server.url.startswith('http://[::1]:')
+        with urllib.request.urlopen(server.url + '/x', timeout=5) as r:
+            assert r.read() == b'ok\n'
+
+    def test_construction_binds_nothing(self):
+        port = base.free_port()
+        GetServer('127.0.0.1', port, lambda p, a: None)
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', port))
+
+    def test_idle_connections_are_closed(self):
+        """Idle connections are closed by the timeout, and the slots they
+        held serve others afterwards.
+        """
+        server = GetServer('127.0.0.1', 0, lambda p, a: None,
+                           idle_timeout=0.3, max_connections=4)
+        self.addCleanup(server.stop)
+        server.start()
+        idle = [socket.create_connection((server.host, server.port),
+                                         timeout=5) for _ in range(4)]
+        for s in idle:
+            assert s.recv(1) == b''         # closed by the server
+            s.close()
+        with self.assertRaises(urllib.error.HTTPError) as ctx:
+            urllib.request.urlopen(server.url + '/missing', timeout=5)
+        assert ctx.exception.code == 404
+
+
+class TestSecrets(base.TestCase):
+
+    def test_secret_query_options_are_masked(self):
+        url = TelemetryURL.parse('gnocchi://u:pw@h/?token=tok123&x=1')
+        text = str(url) + repr(url)
+        assert 'pw' not in text and 'tok123' not in text
+        assert 'token=***' in text and 'x=1' in text
+        assert 'tok123' in url.geturl(with_password=True)
+
+    def test_a_password_with_a_slash_is_not_echoed(self):
+        try:
+            TelemetryURL.parse('amqp1://user:se/cr?et@host:bad/')
+        except InvalidURL as exc:
+            assert 'se/cr' not in str(exc) and 'et@' not in str(exc)
+            assert "port 'bad'" in str(exc)
+        else:
+            raise AssertionError('a bad port must be refused')
+        url = TelemetryURL.parse('amqp1://user:se/cr?et@host:5672/x')
+        assert url.password == 'se/cr?et' and url.hosts[0].port == 5672
+
+    def test_storage_url_option_is_secret(self):
+        opt = [o for o in storage_base.OPTS if o.name == 'url'][0]
+        assert opt.secret
+
+
+class TestSpoolNames(base.TestCase):
+
+    def test_same_publisher_different_options_different_spools(self):
+        common = 'test://?spool=true&spool_dir=%s' % self.tmpdir
+        a = delivery.build(self.conf, common + '&max_batch_size=10')
+        b = delivery.build(self.conf, common + '&max_batch_size=20')
+        assert a.spool_file != b.spool_file
+        a.start()
+        b.start()               # would fail on a locked, shared file
+        self.addCleanup(a.close, 1)
+        self.addCleanup(b.close, 1)
+        assert os.stat(a.spool_file).st_mode & 0o777 == 0o600
