@@ -26,10 +26,8 @@ from telemetry_lib.exceptions import PluginLoadError
 PUBLISHER_NAMESPACE = 'telemetry_lib.publisher'
 STORAGE_NAMESPACE = 'telemetry_lib.storage'
 POLLSTER_NAMESPACE = 'telemetry_lib.pollster'
-LISTENER_NAMESPACE = 'telemetry_lib.listener'
 
-NAMESPACES = (PUBLISHER_NAMESPACE, STORAGE_NAMESPACE, POLLSTER_NAMESPACE,
-              LISTENER_NAMESPACE)
+NAMESPACES = (PUBLISHER_NAMESPACE, STORAGE_NAMESPACE, POLLSTER_NAMESPACE)
 
 #: Names a Ceilometer pipeline may use whose driver this release does not
 #: ship yet, so a user learns that rather than "unknown publisher".

@@ -32,8 +32,6 @@ class Pollster(metaclass=abc.ABCMeta):
 
     #: Meter names this pollster produces.
     meters = ()
-    #: Seconds between polls when polling.yaml says nothing.
-    default_interval = 10.0
 
     def __init__(self, conf):
         self.conf = conf
