@@ -112,6 +112,11 @@ class Agent:
         self._pollsters = (pollsters if pollsters is not None
                            else collector_base.load_pollsters(conf))
         self._lock = threading.Lock()
+        # Routes in progress per pipeline: a reload waits for those on the
+        # old pipeline before it closes what only the old one used, so a
+        # poll that was running during the reload loses nothing.
+        self._routing = threading.Condition(self._lock)
+        self._users = collections.Counter()
         self._stopping = threading.Event()
         self._reload_requested = threading.Event()
         self._last_totals = {}
@@ -154,7 +159,15 @@ class Agent:
     def _route(self, samples):
         with self._lock:
             pipeline = self.pipeline
-        pipeline.publish(samples)
+            self._users[id(pipeline)] += 1
+        try:
+            pipeline.publish(samples)
+        finally:
+            with self._lock:
+                self._users[id(pipeline)] -= 1
+                if not self._users[id(pipeline)]:
+                    del self._users[id(pipeline)]
+                    self._routing.notify_all()
 
     def _cycle_done(self, interval, samples, pollsters, seconds):
         parts = []
@@ -237,6 +250,9 @@ class Agent:
             self.pipeline, self.polling = pipeline, polling
         self.scheduler = self._scheduler(polling, old_scheduler.stats)
         self.scheduler.start(resume=old_scheduler.next_ticks())
+        with self._lock:
+            # put() is bounded (block_timeout at most): so is this wait.
+            self._routing.wait_for(lambda: not self._users[id(old)], 30.0)
         self.pool.retain(pipeline.keys, self.conf.agent.shutdown_timeout)
         self.reloads['ok'] += 1
         LOG.info('Reloaded: polling from %s, pipeline from %s', polling.path,

@@ -240,7 +240,7 @@ class TestPushgateway(PromTest):
                                 'site@base64/%s?group_by=resource'
                                 '&max_latency=0'
                                 % (GATEWAY.split('://', 1)[1], job,
-                                   'ZWFzdC8x'), kind='events')
+                                   'ZWFzdC8x'), kind='events').start()
         self.addCleanup(events.close, 2)
         events.put([Event(event_type='compute.instance.delete.end',
                           traits=[('resource_id', 1, 'vm-1')])])
