@@ -22,58 +22,17 @@ import fnmatch
 import logging
 import re
 
-import yaml
-
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib import plugins
 from telemetry_lib.url import TelemetryURL
+from telemetry_lib import yamlfile
 
 LOG = logging.getLogger(__name__)
 
 
-class _Mapping(dict):
-    """A YAML mapping that remembers the line it started on."""
-
-    __slots__ = ('line',)
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _construct_mapping(loader, node):
-    loader.flatten_mapping(node)
-    mapping = _Mapping(loader.construct_pairs(node, deep=True))
-    mapping.line = node.start_mark.line + 1
-    return mapping
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                        _construct_mapping)
-
-
 def load_yaml(path):
-    """Parse a YAML file; mappings in it know their line (``.line``)."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            return yaml.load(f, Loader=_Loader)  # nosec B506: SafeLoader
-    except OSError as exc:
-        raise ConfigError('cannot read: %s' % exc.strerror, path=path) \
-            from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError('not UTF-8 text: %s' % exc, path=path) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, 'problem_mark', None)
-        problem = getattr(exc, 'problem', None) or str(exc)
-        context = getattr(exc, 'context', None)
-        context_mark = getattr(exc, 'context_mark', None)
-        reason = 'invalid YAML: %s' % problem
-        if context:
-            reason += ' (%s%s)' % (context, ' that starts on line %d'
-                                   % (context_mark.line + 1)
-                                   if context_mark else '')
-        raise ConfigError(reason, path=path,
-                          line=mark.line + 1 if mark else None) from None
+    """Parse a YAML file with the library's one bounded loader."""
+    return yamlfile.load(path)
 
 
 class NameFilter:

@@ -25,9 +25,9 @@ import datetime
 from gnocchiclient import exceptions as gnocchi_exc
 
 from telemetry_lib.clients import gnocchi as gnocchi_client
+from telemetry_lib.clients import gnocchi_resources
+from telemetry_lib.clients.gnocchi_writer import GnocchiWriter
 from telemetry_lib.exceptions import StorageError
-from telemetry_lib.publisher import gnocchi as gnocchi_publisher
-from telemetry_lib.publisher import gnocchi_resources
 from telemetry_lib.storage import aggregate
 from telemetry_lib.storage import base
 
@@ -64,7 +64,7 @@ class GnocchiStorage(base.StorageDriver):
 
     def write(self, samples):
         if self._writer is None:
-            self._writer = gnocchi_publisher.GnocchiWriter(
+            self._writer = GnocchiWriter(
                 self.client, gnocchi_resources.ResourceDefinitions.load(
                     self._url.get_str('resources_definition_file')),
                 archive_policy=self._url.get_str('archive_policy'))

@@ -4,8 +4,8 @@ and the client's configuration checks: no server needed."""
 import os
 
 from telemetry_lib.clients import gnocchi as gnocchi_client
+from telemetry_lib.clients import gnocchi_resources as defs
 from telemetry_lib import ConfigError
-from telemetry_lib.publisher import gnocchi_resources as defs
 from tests import base
 
 CEILOMETER_FILE = os.path.join(os.path.dirname(__file__), 'data',

@@ -23,7 +23,7 @@ import json
 import os
 
 from telemetry_lib.exceptions import ConfigError
-from telemetry_lib.pipeline.definitions import load_yaml
+from telemetry_lib import yamlfile
 
 DEFAULT_FILE = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'data', 'gnocchi_resources.yaml')
@@ -202,7 +202,7 @@ class ResourceDefinitions:
     @classmethod
     def load(cls, path=None):
         path = path or DEFAULT_FILE
-        return cls(load_yaml(path), path)
+        return cls(yamlfile.load(path), path)
 
     def lookup(self, meter):
         """``(definition, archive policy)`` for ``meter``, or ``None``."""

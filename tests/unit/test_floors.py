@@ -1,0 +1,73 @@
+"""The floors of DESIGN.md run one way: a module never imports from a
+floor above its own (checked on the source, so a new upward import fails
+here rather than in review).
+"""
+
+import ast
+import os
+
+from tests import base
+
+PACKAGE = os.path.join(os.path.dirname(__file__), '..', '..',
+                       'telemetry_lib')
+
+#: Lowest first. A module's floor is that of its longest matching prefix.
+FLOORS = [
+    ('telemetry_lib.__init__', 0), ('telemetry_lib.sample', 0),
+    ('telemetry_lib.url', 0), ('telemetry_lib.exceptions', 0),
+    ('telemetry_lib.ratelog', 0), ('telemetry_lib.yamlfile', 0),
+    ('telemetry_lib.plugins', 0), ('telemetry_lib.httpserver', 0),
+    ('telemetry_lib.clients', 1), ('telemetry_lib.formats', 1),
+    ('telemetry_lib.publisher', 2), ('telemetry_lib.storage', 2),
+    ('telemetry_lib.collector', 2),
+    ('telemetry_lib.delivery', 3),
+    ('telemetry_lib.pipeline', 4),
+    ('telemetry_lib.agent', 5), ('telemetry_lib.cmd', 5),
+    ('telemetry_lib.opts', 5),
+]
+
+
+def floor_of(module):
+    best = None
+    for prefix, floor in FLOORS:
+        if module == prefix or module.startswith(prefix + '.'):
+            if best is None or len(prefix) > len(best[0]):
+                best = (prefix, floor)
+    return None if best is None else best[1]
+
+
+def modules():
+    for root, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith('.py'):
+                path = os.path.join(root, name)
+                rel = os.path.relpath(path, os.path.dirname(PACKAGE))
+                yield path, rel[:-3].replace(os.sep, '.').replace(
+                    '.__init__', '') or 'telemetry_lib'
+
+
+class TestFloors(base.TestCase):
+
+    def test_no_import_runs_up_a_floor(self):
+        upward = []
+        for path, module in modules():
+            own = floor_of(module if module != 'telemetry_lib'
+                           else 'telemetry_lib.__init__')
+            assert own is not None, 'no floor for %s' % module
+            with open(path, encoding='utf-8') as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module] + ['%s.%s' % (node.module, a.name)
+                                             for a in node.names]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                for name in names:
+                    if not name.startswith('telemetry_lib'):
+                        continue
+                    theirs = floor_of(name)
+                    if theirs is not None and theirs > own:
+                        upward.append('%s (%d) imports %s (%d)'
+                                      % (module, own, name, theirs))
+        assert not upward, '\n'.join(sorted(set(upward)))
