@@ -18,6 +18,7 @@ no side effect beyond a ``NullHandler`` on its logger.
 import logging
 
 from telemetry_lib.exceptions import ConfigError
+from telemetry_lib.exceptions import InvalidQuery
 from telemetry_lib.exceptions import InvalidSample
 from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
@@ -25,6 +26,7 @@ from telemetry_lib.exceptions import PluginLoadError
 from telemetry_lib.exceptions import PublishError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.exceptions import StorageError
+from telemetry_lib.exceptions import StorageUnavailable
 from telemetry_lib.exceptions import TelemetryError
 from telemetry_lib.sample import Event
 from telemetry_lib.sample import Sample
@@ -36,8 +38,8 @@ from telemetry_lib.url import TelemetryURL
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
-    'ConfigError', 'Event', 'InvalidSample', 'InvalidURL', 'PermanentError',
-    'PluginLoadError', 'PublishError', 'RetryableError', 'Sample',
-    'SampleType', 'StorageError', 'TelemetryError', 'TelemetryURL', 'Trait',
-    'TraitType',
+    'ConfigError', 'Event', 'InvalidQuery', 'InvalidSample', 'InvalidURL',
+    'PermanentError', 'PluginLoadError', 'PublishError', 'RetryableError',
+    'Sample', 'SampleType', 'StorageError', 'StorageUnavailable',
+    'TelemetryError', 'TelemetryURL', 'Trait', 'TraitType',
 ]

@@ -116,3 +116,21 @@ class StorageError(TelemetryError):
     def __init__(self, message, retryable=False):
         super().__init__(message)
         self.retryable = retryable
+
+
+class InvalidQuery(StorageError):
+    """A query the driver can never answer: a bad aggregation, granularity
+    or time range. Not retryable.
+    """
+
+    def __init__(self, message):
+        super().__init__(message, retryable=False)
+
+
+class StorageUnavailable(StorageError):
+    """The backend cannot be reached or is not ready (a peer down, a locked
+    database): the same call may succeed later.
+    """
+
+    def __init__(self, message, retryable=True):
+        super().__init__(message, retryable=retryable)

@@ -17,6 +17,7 @@ import typing
 
 from oslo_config import cfg
 
+from telemetry_lib.exceptions import InvalidQuery
 from telemetry_lib.exceptions import StorageError
 from telemetry_lib import plugins
 from telemetry_lib.url import TelemetryURL
@@ -98,13 +99,13 @@ class StorageDriver(metaclass=abc.ABCMeta):
 def check_query(aggregation, granularity, resource_id):
     """Validate query arguments; raise ``StorageError`` naming the bad one."""
     if aggregation not in AGGREGATIONS:
-        raise StorageError('aggregation must be one of %s, not %r'
+        raise InvalidQuery('aggregation must be one of %s, not %r'
                            % (', '.join(AGGREGATIONS), aggregation))
     if granularity is not None and not granularity > 0:
-        raise StorageError('granularity must be a number of seconds > 0, '
+        raise InvalidQuery('granularity must be a number of seconds > 0, '
                            'not %r' % (granularity,))
     if granularity is None and resource_id is None:
-        raise StorageError('raw measures (no granularity) need a resource')
+        raise InvalidQuery('raw measures (no granularity) need a resource')
 
 
 def load_storage(conf, url):

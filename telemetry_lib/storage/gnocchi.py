@@ -28,6 +28,7 @@ from telemetry_lib.clients import gnocchi as gnocchi_client
 from telemetry_lib.clients import gnocchi_resources
 from telemetry_lib.clients.gnocchi_writer import GnocchiWriter
 from telemetry_lib.exceptions import StorageError
+from telemetry_lib.exceptions import StorageUnavailable
 from telemetry_lib.storage import aggregate
 from telemetry_lib.storage import base
 
@@ -59,8 +60,7 @@ class GnocchiStorage(base.StorageDriver):
             raise StorageError('Gnocchi: %s' % exc, retryable=(
                 exc.code or 500) >= 500) from None
         except gnocchi_client.UNAVAILABLE as exc:
-            raise StorageError('Gnocchi unavailable: %s' % exc,
-                               retryable=True) from None
+            raise StorageUnavailable('Gnocchi unavailable: %s' % exc) from None
 
     def write(self, samples):
         if self._writer is None:

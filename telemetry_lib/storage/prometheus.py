@@ -47,6 +47,7 @@ import requests
 
 from telemetry_lib.clients import http
 from telemetry_lib.exceptions import StorageError
+from telemetry_lib.exceptions import StorageUnavailable
 from telemetry_lib.formats import prometheus as fmt
 from telemetry_lib.storage import aggregate
 from telemetry_lib.storage import base
@@ -95,8 +96,8 @@ class PrometheusStorage(base.StorageDriver):
                                      timeout=self.timeout,
                                      verify=self.verify)
         except requests.RequestException as exc:
-            raise StorageError('Prometheus at %s: %s' % (
-                self.base, http.describe(exc)), retryable=True) from None
+            raise StorageUnavailable('Prometheus at %s: %s' % (
+                self.base, http.describe(exc))) from None
         try:
             body = resp.json()
         except ValueError:

@@ -32,6 +32,7 @@ import time
 from oslo_config import cfg
 
 from telemetry_lib.exceptions import StorageError
+from telemetry_lib.exceptions import StorageUnavailable
 from telemetry_lib.formats import jsoncodec
 from telemetry_lib.storage import aggregate
 from telemetry_lib.storage import base
@@ -213,9 +214,8 @@ class SQLiteStorage(base.StorageDriver):
                     raise
                 self._maybe_expire()
             except sqlite3.OperationalError as exc:
-                raise StorageError('SQLite write to %s failed: %s'
-                                   % (self.path, exc),
-                                   retryable=True) from None
+                raise StorageUnavailable('SQLite write to %s failed: %s'
+                                   % (self.path, exc)) from None
             except sqlite3.Error as exc:
                 raise StorageError('SQLite write to %s failed: %s'
                                    % (self.path, exc)) from None
@@ -272,9 +272,8 @@ class SQLiteStorage(base.StorageDriver):
                 return self._query(meter, resource_id, lo, hi, granularity,
                                    aggregation)
             except sqlite3.Error as exc:
-                raise StorageError('SQLite query of %s failed: %s'
-                                   % (self.path, exc),
-                                   retryable=True) from None
+                raise StorageUnavailable('SQLite query of %s failed: %s'
+                                   % (self.path, exc)) from None
 
     def _query(self, meter, resource_id, lo, hi, granularity, aggregation):
         mid, rid = self._ids(meter, resource_id)

@@ -199,3 +199,18 @@ class TestAggregate(base.TestCase):
     def test_rate_needs_two_points(self):
         assert aggregate.rates([(0, 5)], 10) == []
         assert aggregate.rates([(0, 5), (5, 15)], 10) == [(0, 2.0)]
+
+
+class TestTypedErrors(base.TestCase):
+
+    def test_a_bad_query_is_not_an_outage(self):
+        from telemetry_lib import InvalidQuery
+        from telemetry_lib import StorageUnavailable
+        storage = storage_base.load_storage(self.conf, 'memory://')
+        for kwargs in (dict(aggregation='median', granularity=60),
+                       dict(granularity=-1), dict(granularity=None)):
+            with self.assertRaises(InvalidQuery) as ctx:
+                storage.query('m', **kwargs)
+            assert not ctx.exception.retryable
+            assert not isinstance(ctx.exception, StorageUnavailable)
+        assert StorageUnavailable('down').retryable
