@@ -66,16 +66,18 @@ class Scheduler:
         when every run of a tick has finished.
     :param stats: the ``{name: PollsterStats}`` to count in (a reload
         passes the old scheduler's).
+    :param clock: monotonic seconds of the timers (tests pass their own).
     """
 
     def __init__(self, definition, pollsters, on_samples, on_cycle=None,
-                 workers=4, stats=None):
+                 workers=4, stats=None, clock=time.monotonic):
         self._on_samples = on_samples
         self._on_cycle = on_cycle
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix='pollster')
         self._stop = threading.Event()
         self._threads = []
+        self._clock = clock
         self._next = {}
         self._lock = threading.Lock()
         # Shared with the scheduler this one replaces on reload, so the
@@ -112,7 +114,7 @@ class Scheduler:
         """
         resume = resume or {}
         for interval, jobs in sorted(self.groups.items()):
-            first = resume.get(interval, time.monotonic())
+            first = resume.get(interval, self._clock())
             self._next[interval] = first
             t = threading.Thread(target=self._timer,
                                  args=(interval, jobs, first),
@@ -126,13 +128,13 @@ class Scheduler:
         return dict(self._next)
 
     def _timer(self, interval, jobs, next_tick):
-        while not self._stop.wait(max(0.0, next_tick - time.monotonic())):
+        while not self._stop.wait(max(0.0, next_tick - self._clock())):
             self.tick(jobs, interval)
             next_tick += interval
             # Keep the cadence; after a long stall, start again from now
             # instead of firing the missed ticks in a burst.
-            if next_tick < time.monotonic():
-                next_tick = time.monotonic()
+            if next_tick < self._clock():
+                next_tick = self._clock()
             self._next[interval] = next_tick
 
     def tick(self, jobs, interval=0.0):

@@ -18,7 +18,6 @@ import typing
 from oslo_config import cfg
 
 from telemetry_lib.exceptions import InvalidQuery
-from telemetry_lib.exceptions import StorageError
 from telemetry_lib import plugins
 from telemetry_lib.url import TelemetryURL
 

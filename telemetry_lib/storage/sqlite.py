@@ -215,7 +215,7 @@ class SQLiteStorage(base.StorageDriver):
                 self._maybe_expire()
             except sqlite3.OperationalError as exc:
                 raise StorageUnavailable('SQLite write to %s failed: %s'
-                                   % (self.path, exc)) from None
+                                         % (self.path, exc)) from None
             except sqlite3.Error as exc:
                 raise StorageError('SQLite write to %s failed: %s'
                                    % (self.path, exc)) from None
@@ -273,7 +273,7 @@ class SQLiteStorage(base.StorageDriver):
                                    aggregation)
             except sqlite3.Error as exc:
                 raise StorageUnavailable('SQLite query of %s failed: %s'
-                                   % (self.path, exc)) from None
+                                         % (self.path, exc)) from None
 
     def _query(self, meter, resource_id, lo, hi, granularity, aggregation):
         mid, rid = self._ids(meter, resource_id)
