@@ -65,8 +65,9 @@ class TestScheduler(base.TestCase):
         # While slow is stuck in its first run, fast keeps being polled
         # and slow's next ticks are skipped, not doubled. (Counts, not
         # times: no assertion here depends on the machine's speed.)
-        assert base.wait_until(lambda: len(fast.calls) >= 5 and
-                               s.stats['slow'].overruns >= 1, 10)
+        assert base.wait_until(lambda: (len(fast.calls) >= 5
+                                        and s.stats['slow'].overruns >= 1),
+                               10)
         assert len(slow.calls) == 1
         slow.release.set()
 
