@@ -17,9 +17,32 @@ plugins) carry a message meant for an operator: it names the file, line,
 option or field and says what was expected.
 """
 
+from telemetry_lib import masking
+
+#: Longest text an error message carries from its input (a value quoted
+#: back to the operator): a 72 MB YAML value must not become a 72 MB line.
+MAX_ECHO = 400
+
+
+def brief(text, limit=MAX_ECHO):
+    """``text`` cut to ``limit`` characters, saying how much was cut."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return '%s... (%d characters in all)' % (text[:limit], len(text))
+
 
 class TelemetryError(Exception):
-    """Base class of every error telemetry_lib raises on purpose."""
+    """Base class of every error telemetry_lib raises on purpose.
+
+    Its message is bounded and has whatever may be a password masked: it
+    goes to logs, to a CLI's output and to ``/healthz``.
+    """
+
+    def __init__(self, *args):
+        if args and isinstance(args[0], str):
+            args = (masking.redact(brief(args[0], 3 * MAX_ECHO)),) + args[1:]
+        super().__init__(*args)
 
 
 class ConfigError(TelemetryError):
@@ -34,7 +57,7 @@ class ConfigError(TelemetryError):
 
     def __init__(self, message, path=None, line=None, where=None,
                  field=None):
-        self.reason = message
+        self.reason = brief(message)
         self.path = path
         self.line = line
         self.where = where
@@ -44,19 +67,21 @@ class ConfigError(TelemetryError):
     def _render(self):
         location = ''
         if self.path:
-            location = str(self.path)
+            location = brief(self.path, 200)
             if self.line is not None:
                 location += ':%d' % self.line
             location += ': '
         subject = ''
         if self.where:
-            subject = self.where
+            subject = brief(self.where, 300)
             if self.field:
                 subject += ", field '%s'" % self.field
             subject += ': '
         elif self.field:
             subject = "field '%s': " % self.field
-        return location + subject + self.reason
+        # Whatever the message quotes -- a URL that did not parse, a line
+        # of a file -- a password in it is masked.
+        return masking.redact(location + subject + self.reason)
 
 
 class InvalidURL(ConfigError):
@@ -69,6 +94,9 @@ class PluginLoadError(ConfigError):
 
 class InvalidSample(TelemetryError, ValueError):
     """A sample, event or trait has a field of the wrong type or value."""
+
+    def __init__(self, message):
+        super().__init__(brief(message))
 
 
 class PublishError(TelemetryError):

@@ -74,14 +74,19 @@ def to_utc_datetime(value, field='timestamp'):
             return value
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            # 0001-01-01T00:00+01:00 is before the year 1 in UTC.
+            raise InvalidSample('%s %s is out of range in UTC'
+                                % (field, value.isoformat())) from None
     if isinstance(value, str):
         text = value.strip()
         if text.endswith(('Z', 'z')):
             text = text[:-1] + '+00:00'
         try:
             parsed = datetime.datetime.fromisoformat(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise InvalidSample('%s %r is not an ISO 8601 date and time'
                                 % (field, value)) from None
         return to_utc_datetime(parsed, field)
@@ -95,13 +100,21 @@ def to_utc_datetime(value, field='timestamp'):
                         'seconds, not %s' % (field, type(value).__name__))
 
 
+#: What JSON encoders (and Gnocchi, Prometheus, sg-core) carry as an
+#: integer: a wider one cannot be sent anywhere.
+_INT_MIN, _INT_MAX = -2 ** 63, 2 ** 64 - 1
+
+
 def _check_volume(volume, name):
     kind = type(volume)
     if kind is float:
         if math.isfinite(volume):
             return volume
     elif kind is int:
-        return volume
+        if _INT_MIN <= volume <= _INT_MAX:
+            return volume
+        raise InvalidSample('sample %r: volume %d does not fit 64 bits'
+                            % (name, volume))
     elif (isinstance(volume, (numbers.Real, decimal.Decimal))
           and kind is not bool):
         return _check_volume(float(volume), name)
@@ -187,6 +200,7 @@ class Sample(_SampleFields):
             # A shallow copy, so the caller reusing its dict cannot change
             # a sample already queued for delivery.
             resource_metadata = dict(resource_metadata)
+            _check_metadata(resource_metadata, owner)
         else:
             raise InvalidSample('%s: resource_metadata must be a mapping, '
                                 'not %s' % (owner,
@@ -217,6 +231,79 @@ class Sample(_SampleFields):
 
 def _type_name(value):
     return type(value).__name__
+
+
+_SCALARS = frozenset((str, bool, type(None)))
+#: Deepest nesting of metadata (Nova's is 3 or 4 levels).
+MAX_METADATA_DEPTH = 16
+#: Most values in one sample's metadata, nested ones included.
+MAX_METADATA_VALUES = 10000
+
+
+def _check_metadata(metadata, owner):
+    """Refuse at the door what no publisher could send: keys that are not
+    strings, values JSON cannot carry (sets, bytes, objects, NaN, integers
+    wider than 64 bits), nesting past :data:`MAX_METADATA_DEPTH`.
+
+    The common case (a flat mapping of strings and numbers) costs one type
+    test per value.
+    """
+    stack = None
+    for key, value in metadata.items():
+        kind = type(value)
+        if kind in _SCALARS and type(key) is str:
+            continue
+        stack = stack or []
+        stack.append((key, value, 1, (key,)))
+    if not stack:
+        return
+    seen = len(metadata)
+    while stack:
+        key, value, depth, path = stack.pop()
+        if type(key) is not str:
+            raise InvalidSample('%s: resource_metadata%s: keys must be '
+                                'strings, not %s' % (owner, _path(path[:-1]),
+                                                     _type_name(key)))
+        kind = type(value)
+        if kind in _SCALARS or isinstance(value, (str, datetime.datetime)):
+            continue
+        if kind is int:
+            if not _INT_MIN <= value <= _INT_MAX:
+                raise InvalidSample('%s: resource_metadata%s: integer does '
+                                    'not fit 64 bits' % (owner, _path(path)))
+            continue
+        if kind is float:
+            if not math.isfinite(value):
+                raise InvalidSample('%s: resource_metadata%s: %r cannot be '
+                                    'sent as JSON' % (owner, _path(path),
+                                                      value))
+            continue
+        if isinstance(value, (dict, list, tuple)):
+            if depth >= MAX_METADATA_DEPTH:
+                raise InvalidSample('%s: resource_metadata nested deeper '
+                                    'than %d levels' % (owner,
+                                                        MAX_METADATA_DEPTH))
+            items = (value.items() if isinstance(value, dict)
+                     else enumerate(value))
+            for k, v in items:
+                seen += 1
+                if seen > MAX_METADATA_VALUES:
+                    raise InvalidSample('%s: resource_metadata holds more '
+                                        'than %d values' % (
+                                            owner, MAX_METADATA_VALUES))
+                stack.append((k if isinstance(value, dict) else '', v,
+                              depth + 1, path + (k,)))
+            continue
+        if isinstance(value, bool) or isinstance(value, (int, float)):
+            continue            # subclasses (IntEnum ...) encode as numbers
+        raise InvalidSample('%s: resource_metadata%s: a %s cannot be sent '
+                            '(JSON carries strings, numbers, booleans, '
+                            'null, lists and mappings)'
+                            % (owner, _path(path), _type_name(value)))
+
+
+def _path(keys):
+    return ''.join('[%r]' % (k,) for k in keys)
 
 
 class _TraitFields(typing.NamedTuple):

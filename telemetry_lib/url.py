@@ -21,15 +21,14 @@ one is repeated, as in Ceilometer. The password never appears in
 ``str()`` or ``repr()``.
 """
 
+import math
 import typing
 from urllib import parse
 
 from telemetry_lib.exceptions import InvalidURL
+from telemetry_lib.masking import redact
+from telemetry_lib.masking import SECRET_OPTIONS
 
-#: Query options whose values are credentials: masked like the password.
-SECRET_OPTIONS = frozenset((
-    'password', 'token', 'secret', 'api_key', 'apikey', 'access_token',
-    'auth_token', 'ssl_key_password', 'telemetry_secret', 'key_password'))
 
 _TRUE = frozenset(('1', 'true', 'yes', 'on', 'y', 't'))
 _FALSE = frozenset(('0', 'false', 'no', 'off', 'n', 'f'))
@@ -122,7 +121,7 @@ class TelemetryURL:
                       % ', '.join(c for c in choices if c is not None))
         return value
 
-    def get_int(self, name, default=None, minimum=None):
+    def get_int(self, name, default=None, minimum=None, maximum=2 ** 62):
         raw = self.get(name)
         if raw is None:
             return default
@@ -132,9 +131,15 @@ class TelemetryURL:
             self._bad(name, raw, 'an integer')
         if minimum is not None and value < minimum:
             self._bad(name, raw, 'an integer >= %d' % minimum)
+        if maximum is not None and value > maximum:
+            self._bad(name, raw, 'an integer <= %d' % maximum)
         return value
 
-    def get_float(self, name, default=None, minimum=None):
+    def get_float(self, name, default=None, minimum=None, maximum=1e9):
+        """A finite number in ``[minimum, maximum]``: NaN and infinity are
+        refused (``timeout=nan`` would drop every batch, ``max_latency=nan``
+        spin a core).
+        """
         raw = self.get(name)
         if raw is None:
             return default
@@ -142,8 +147,12 @@ class TelemetryURL:
             value = float(raw)
         except ValueError:
             self._bad(name, raw, 'a number')
+        if not math.isfinite(value):
+            self._bad(name, raw, 'a finite number')
         if minimum is not None and value < minimum:
             self._bad(name, raw, 'a number >= %s' % minimum)
+        if maximum is not None and value > maximum:
+            self._bad(name, raw, 'a number <= %g' % maximum)
         return value
 
     def get_bool(self, name, default=False):
@@ -187,8 +196,9 @@ class TelemetryURL:
                             self.path, self.query)
 
     def _bad(self, name, value, expected):
+        shown = '***' if name.lower() in SECRET_OPTIONS else value
         raise InvalidURL("option '%s' must be %s, not %r"
-                         % (name, expected, value), where=str(self))
+                         % (name, expected, shown), where=str(self))
 
     # -- rendering ---------------------------------------------------------
 
@@ -284,19 +294,4 @@ def _parse_host(text, url):
     return Host(host, None)
 
 
-def _redact(text):
-    """``text`` with the password of its user info and the values of its
-    secret options masked, for error messages.
-    """
-    scheme, sep, rest = text.partition('://')
-    userinfo, rest = _split_userinfo(rest)
-    if userinfo is not None:
-        user, colon, _ = userinfo.partition(':')
-        rest = user + (':***' if colon else '') + '@' + rest
-    if '?' in rest:
-        rest, _, query = rest.partition('?')
-        rest += '?' + '&'.join(
-            k + '=***' if k.lower() in SECRET_OPTIONS else
-            (k + '=' + v if eq else k)
-            for k, eq, v in (p.partition('=') for p in query.split('&')))
-    return scheme + sep + rest
+_redact = redact

@@ -21,6 +21,7 @@ cannot start keeps the running pipeline and logs one clear error.
 
 import collections
 import logging
+import math
 import os
 import signal
 import threading
@@ -107,6 +108,12 @@ class Agent:
 
     def __init__(self, conf, pollsters=None):
         register_opts(conf)
+        for opt in AGENT_OPTS:
+            value = conf.agent[opt.name]
+            if isinstance(value, float) and not math.isfinite(value):
+                # oslo.config lets "nan" and "inf" through min/max.
+                raise ConfigError('must be a finite number, not %r' % value,
+                                  where='[agent] %s' % opt.name)
         self.conf = conf
         self.reloads = collections.Counter()
         self._pollsters = (pollsters if pollsters is not None

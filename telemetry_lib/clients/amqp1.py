@@ -133,19 +133,25 @@ class AMQP1Sender:
         self._handler = _Handler(self, tls, user, password, sasl_mechanisms,
                                  allow_insecure, heartbeat, reconnect_min,
                                  reconnect_max, anonymous_relay)
-        self._container = Container(self._handler)
-        if container_id:
-            self._container.container_id = container_id
-        self._injector = EventInjector()
-        self._container.selectable(self._injector)
+        self._container_id = container_id
+        # The reactor and its wake-up pipe are made by start(): built and
+        # dropped unstarted (pipeline validate, a failed reload), a sender
+        # holds no descriptor and no memory of proton's.
+        self._container = self._injector = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name='amqp1 %s' % name)
 
     def start(self):
         """Start the I/O thread, which connects (and reconnects)."""
-        if not self._thread.is_alive() and not self._closed:
-            self._thread.start()
+        if self._container is not None or self._closed:
+            return
+        self._container = Container(self._handler)
+        if self._container_id:
+            self._container.container_id = self._container_id
+        self._injector = EventInjector()
+        self._container.selectable(self._injector)
+        self._thread.start()
 
     def _run(self):
         try:
@@ -163,7 +169,8 @@ class AMQP1Sender:
         """
         batch = Batch(messages, timeout)
         if self._closed or not self._thread.is_alive():
-            batch.fail_rest(Outcome.DISCONNECTED, 'sender closed')
+            batch.fail_rest(Outcome.DISCONNECTED, 'sender closed'
+                            if self._closed else 'sender not started')
             return batch
         self._injector.trigger(ApplicationEvent('batch', subject=batch))
         # The reactor's own deadline ends the batch; this one only guards

@@ -52,7 +52,7 @@ OPTS = [
     cfg.StrOpt('region_name', help='Region in the Keystone catalog.'),
     cfg.StrOpt('interface', default='internal',
                help='Endpoint interface in the Keystone catalog.'),
-    cfg.FloatOpt('timeout', default=10.0, min=0.001,
+    cfg.FloatOpt('timeout', default=10.0, min=0.001, max=3600,
                  help='Seconds for each HTTP request to Gnocchi.'),
     cfg.IntOpt('pool_size', default=10, min=1,
                help='HTTP connections kept to Gnocchi, and threads that '

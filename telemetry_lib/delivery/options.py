@@ -22,6 +22,7 @@ import dataclasses
 
 from oslo_config import cfg
 
+from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import InvalidURL
 
 GROUP = 'delivery'
@@ -41,22 +42,22 @@ OPTS = [
                     'drop_newest refuses the new ones, block makes the '
                     'producer wait up to block_timeout, then drops the new '
                     'ones. Every drop is counted.'),
-    cfg.FloatOpt('block_timeout', default=1.0, min=0,
+    cfg.FloatOpt('block_timeout', default=1.0, min=0, max=3600,
                  help='Seconds a producer waits for room with overflow = '
                       'block.'),
     cfg.IntOpt('max_batch_size', default=1000, min=1,
                help='Most items handed to a publisher in one call.'),
-    cfg.FloatOpt('max_latency', default=1.0, min=0,
+    cfg.FloatOpt('max_latency', default=1.0, min=0, max=3600,
                  help='Seconds the oldest queued item may wait for a batch '
                       'to fill before the batch is sent anyway.'),
     cfg.IntOpt('max_retries', default=10, min=-1,
                help='Retries of a batch after retryable failures before it '
                     'is dropped and counted; -1 retries for ever (the '
                     'queue bound and overflow policy still apply).'),
-    cfg.FloatOpt('retry_initial_delay', default=0.5, min=0,
+    cfg.FloatOpt('retry_initial_delay', default=0.5, min=0, max=86400,
                  help='Seconds before the first retry; each next one waits '
                       'twice as long, with jitter, up to retry_max_delay.'),
-    cfg.FloatOpt('retry_max_delay', default=30.0, min=0,
+    cfg.FloatOpt('retry_max_delay', default=30.0, min=0, max=86400,
                  help='Longest wait between two retries.'),
     cfg.BoolOpt('spool', default=False,
                 help='Keep queued items in a durable on-disk spool: they '
@@ -81,6 +82,20 @@ def register_opts(conf):
     conf.register_opts(OPTS, group=GROUP)
 
 
+#: What each numeric option may be: finite, and not absurd (a retry delay
+#: of a day is the most that can mean anything).
+_BOUNDS = {
+    'max_queue_samples': (1, 10 ** 9),
+    'max_queue_bytes': (1024, 2 ** 40),
+    'block_timeout': (0, 3600),
+    'max_batch_size': (1, 10 ** 7),
+    'max_latency': (0, 3600),
+    'max_retries': (-1, 10 ** 9),
+    'retry_initial_delay': (0, 86400),
+    'retry_max_delay': (0, 86400),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class DeliveryOptions:
     """The settings of one delivery (one publisher)."""
@@ -99,6 +114,13 @@ class DeliveryOptions:
     spool_fsync: bool = False
 
     def __post_init__(self):
+        for name, (low, high) in _BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(
+                    value, (int, float)) or not low <= value <= high:
+                # NaN fails both comparisons, as it must.
+                raise ValueError('%s must be a number from %s to %s, not %r'
+                                 % (name, low, high, value))
         if self.overflow not in OVERFLOW_POLICIES:
             raise ValueError('overflow must be one of %s, not %r'
                              % (', '.join(OVERFLOW_POLICIES), self.overflow))
@@ -113,7 +135,12 @@ class DeliveryOptions:
     def from_conf(cls, conf):
         register_opts(conf)
         group = conf[GROUP]
-        return cls(**{f.name: group[f.name] for f in dataclasses.fields(cls)})
+        try:
+            return cls(**{f.name: group[f.name]
+                          for f in dataclasses.fields(cls)})
+        except ValueError as exc:
+            # oslo.config lets "nan" through min/max checks.
+            raise ConfigError(str(exc), where='[%s]' % GROUP) from None
 
     def with_url(self, url):
         """These options overridden by the ones in ``url``'s query.
@@ -141,7 +168,9 @@ class DeliveryOptions:
                     field.name, minimum=-1 if field.name == 'max_retries'
                     else 0)
             elif field.type in (float, 'float'):
-                changes[field.name] = url.get_float(field.name, minimum=0)
+                changes[field.name] = url.get_float(
+                    field.name, minimum=_BOUNDS[field.name][0],
+                    maximum=_BOUNDS[field.name][1])
             elif field.type in (bool, 'bool'):
                 changes[field.name] = url.get_bool(field.name)
             elif field.name == 'overflow':

@@ -24,6 +24,7 @@ import re
 
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib import plugins
+from telemetry_lib.url import redact
 from telemetry_lib.url import TelemetryURL
 from telemetry_lib import yamlfile
 
@@ -144,7 +145,8 @@ class PipelineDefinition:
                          field=key)
         sinks = err.each(data['sinks'], _sink, err, check_url)
         _check_unique(sinks, 'sink', err)
-        names = {s.get('name') for s in data['sinks'] if isinstance(s, dict)}
+        names = {s.get('name') for s in data['sinks']
+                 if isinstance(s, dict) and isinstance(s.get('name'), str)}
         sources = err.each(data['sources'], _source, field, names, err)
         _check_unique(sources, 'source', err)
         err.done()
@@ -162,10 +164,13 @@ def _source(data, field, sink_names, err):
         err.fail('must be a non-empty list of sink names', data, where,
                  'sinks')
     for sink in sinks:
+        if not isinstance(sink, str):
+            err.fail('must list sink names, not %r' % (sink,), data, where,
+                     'sinks')
         if sink not in sink_names:
             err.fail('sink %r is not defined (defined: %s)'
-                     % (sink, ', '.join(sorted(sink_names))), data, where,
-                     'sinks')
+                     % (sink, ', '.join(sorted(sink_names)) or 'none'),
+                     data, where, 'sinks')
     if len(set(sinks)) != len(sinks):
         err.fail('a sink is listed twice', data, where, 'sinks')
     return SourceDefinition(name, data[field], sinks, _line(data))
@@ -190,7 +195,7 @@ def _sink(data, err, check_url=None):
                 check_url(url)
         except ConfigError as exc:
             problems.append(ConfigError(
-                '%r: %s' % (text, exc.reason), path=err.path,
+                '%r: %s' % (redact(text), exc.reason), path=err.path,
                 line=_line(data), where=where, field='publishers'))
     if problems:
         err.problems.extend(problems[:-1])
@@ -199,6 +204,11 @@ def _sink(data, err, check_url=None):
         LOG.warning('%s: transformers were removed from Ceilometer and are '
                     'not supported; they are ignored', where)
     return SinkDefinition(data['name'], publishers, _line(data))
+
+
+#: Polling intervals allowed, in seconds (a month at most).
+MIN_INTERVAL = 0.01
+MAX_INTERVAL = 30 * 86400
 
 
 class PollingSourceDefinition:
@@ -242,15 +252,19 @@ def _polling_source(s, err):
     where = _where('source', s, err)
     interval = s.get('interval')
     if isinstance(interval, bool) or not isinstance(
-            interval, (int, float)) or interval <= 0:
-        err.fail('must be a number of seconds > 0, not %r' % (interval,), s,
-                 where, 'interval')
+            interval, (int, float)) or not (
+                MIN_INTERVAL <= interval <= MAX_INTERVAL):
+        # NaN fails both comparisons: it would busy-loop the scheduler.
+        err.fail('must be a number of seconds from %s to %d, not %r'
+                 % (MIN_INTERVAL, MAX_INTERVAL, interval), s, where,
+                 'interval')
     problem = check_filter(s.get('meters'), 'meter')
     if problem:
         err.fail(problem, s, where, 'meters')
     for key in ('resources', 'discovery'):
-        if s.get(key) is not None and not isinstance(s[key], list):
-            err.fail('must be a list', s, where, key)
+        if s.get(key) is not None and (not isinstance(s[key], list) or any(
+                not isinstance(r, str) for r in s[key])):
+            err.fail('must be a list of strings', s, where, key)
     return PollingSourceDefinition(
         s['name'], interval, s['meters'], s.get('resources') or (),
         s.get('discovery') or (), _line(s))

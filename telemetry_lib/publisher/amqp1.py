@@ -61,14 +61,14 @@ OPTS = [
                 help="Check the router's name against its certificate (as "
                      "QDR's verifyHostname)."),
     cfg.StrOpt('container_id', help='AMQP container id (default: random).'),
-    cfg.FloatOpt('send_timeout', default=30.0, min=0.01,
+    cfg.FloatOpt('send_timeout', default=30.0, min=0.01, max=3600,
                  help='Seconds a batch may wait for credit, a connection '
                       'and its outcomes before it is retried.'),
-    cfg.FloatOpt('heartbeat', help='Idle timeout (seconds) to detect a '
-                                   'silent peer.'),
-    cfg.FloatOpt('reconnect_min', default=0.1, min=0,
+    cfg.FloatOpt('heartbeat', min=0.1, max=3600,
+                 help='Idle timeout (seconds) to detect a silent peer.'),
+    cfg.FloatOpt('reconnect_min', default=0.1, min=0, max=3600,
                  help='First wait before reconnecting.'),
-    cfg.FloatOpt('reconnect_max', default=10.0, min=0,
+    cfg.FloatOpt('reconnect_max', default=10.0, min=0, max=3600,
                  help='Longest wait between reconnections.'),
     cfg.IntOpt('max_message_size', default=stf.DEFAULT_MAX_BYTES, min=512,
                help="Largest message body, in bytes; batches are split to "
@@ -108,7 +108,8 @@ class AMQP1Publisher(base.Publisher):
         self.presettled = url.get_str(
             'settle', 'unsettled',
             choices=('unsettled', 'presettled')) == 'presettled'
-        self.timeout = opt('send_timeout', 'get_float', minimum=0.01)
+        self.timeout = opt('send_timeout', 'get_float', minimum=0.01,
+                           maximum=3600)
         self.max_bytes = opt('max_message_size', 'get_int', minimum=512)
         topic = url.get_str('topic')
         # The path's first slash separates it from the host, as in any URL:

@@ -65,7 +65,8 @@ class HttpPublisher(base.Publisher):
         if len(url.hosts) > 1:
             raise InvalidURL('the http publisher takes one host',
                              where=str(url))
-        self.timeout = url.get_float('timeout', 5.0, minimum=0.001)
+        self.timeout = url.get_float('timeout', 5.0, minimum=0.001,
+                                     maximum=3600)
         self.verify = url.get_verify()
         cert, key = url.get('clientcert'), url.get('clientkey')
         self.cert = (cert, key) if cert and key else cert

@@ -85,14 +85,27 @@ class NotifierPublisher(base.Publisher):
                 driver, auth, ','.join(str(h) for h in url.hosts),
                 url.path or '/')
         try:
-            self.transport = oslo_messaging.get_notification_transport(
-                conf, url=transport_url)
-        except (oslo_messaging.InvalidTransportURL,
-                oslo_messaging.DriverLoadFailure) as exc:
+            # Parsed now, so a bad URL fails validation; the transport
+            # (a driver and its connection pool) is made by start().
+            oslo_messaging.TransportURL.parse(conf, transport_url)
+        except (oslo_messaging.InvalidTransportURL, ValueError) as exc:
             raise InvalidURL('oslo.messaging refused it: %s' % exc,
                              where=str(url)) from None
+        self._transport_url = transport_url
+        self.transport = None
         self.secret = conf.publisher.telemetry_secret
         self.publisher_id = base.publisher_id(conf)
+
+    def start(self):
+        if self.transport is not None:
+            return
+        try:
+            self.transport = self._om.get_notification_transport(
+                self.conf, url=self._transport_url)
+        except (self._om.InvalidTransportURL, self._om.DriverLoadFailure,
+                ValueError) as exc:
+            raise InvalidURL('oslo.messaging refused it: %s' % exc,
+                             where=str(self.url)) from None
 
     def publish_samples(self, samples):
         self._send(self.topic or 'metering', 'metering',
@@ -124,6 +137,8 @@ class NotifierPublisher(base.Publisher):
                                          type(exc).__name__, exc)) from None
 
     def close(self, timeout=None):
+        if self.transport is None:
+            return
         try:
             self.transport.cleanup()
         except Exception as exc:     # pragma: no cover - best effort

@@ -209,7 +209,7 @@ class PrometheusExporter(base.Publisher):
                                   choices=('auto', 'text', 'openmetrics'))
         self.path = url.get_str('path', '/metrics')
         self._server = None
-        self.port = url.get_int('port', None, minimum=0)
+        self.port = url.get_int('port', None, minimum=0, maximum=65535)
         self.host = url.get_str('host', '127.0.0.1')
         if (self.port is None and self.path == '/metrics'
                 and self.format == 'openmetrics'):

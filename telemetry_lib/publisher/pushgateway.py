@@ -101,7 +101,8 @@ class PushgatewayPublisher(base.Publisher):
         self.scheme = url.get_str('scheme', 'stf', choices=fmt.SCHEMES)
         self.group_by = url.get_str('group_by', '',
                                     choices=('', 'resource'))
-        self.timeout = url.get_float('timeout', 5.0, minimum=0.001)
+        self.timeout = url.get_float('timeout', 5.0, minimum=0.001,
+                                     maximum=3600)
         self.end_events = tuple(filter(None, url.get_str(
             'end_events', ','.join(DEFAULT_END_EVENTS)).split(',')))
         self.expire_after = url.get_float('expire_after', 0.0, minimum=0)

@@ -47,7 +47,7 @@ OPTS = [
     cfg.IntOpt('sqlite_retention', default=7 * 24 * 3600, min=0,
                help='Seconds measures are kept in SQLite; 0 keeps them for '
                     'ever.'),
-    cfg.FloatOpt('sqlite_busy_timeout', default=10.0, min=0,
+    cfg.FloatOpt('sqlite_busy_timeout', default=10.0, min=0, max=3600,
                  help='Seconds a write waits for another process holding '
                       'the database.'),
 ]

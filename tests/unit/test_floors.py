@@ -16,6 +16,7 @@ FLOORS = [
     ('telemetry_lib.__init__', 0), ('telemetry_lib.sample', 0),
     ('telemetry_lib.url', 0), ('telemetry_lib.exceptions', 0),
     ('telemetry_lib.ratelog', 0), ('telemetry_lib.yamlfile', 0),
+    ('telemetry_lib.masking', 0),
     ('telemetry_lib.plugins', 0), ('telemetry_lib.httpserver', 0),
     ('telemetry_lib.clients', 1), ('telemetry_lib.formats', 1),
     ('telemetry_lib.publisher', 2), ('telemetry_lib.storage', 2),

@@ -199,7 +199,11 @@ class TestBrokenFiles(base.TestCase):
     def test_polling_rules(self):
         for text, expected in (
                 ('sources:\n  - name: p\n    meters: ["*"]\n',
-                 "field 'interval': must be a number of seconds > 0"),
+                 "field 'interval': must be a number of seconds from 0.01"),
+                ('sources:\n  - name: p\n    interval: .nan\n'
+                 '    meters: ["*"]\n', 'not nan'),
+                ('sources:\n  - name: p\n    interval: .inf\n'
+                 '    meters: ["*"]\n', 'not inf'),
                 ('sources:\n  - name: p\n    interval: -5\n'
                  '    meters: ["*"]\n', 'not -5'),
                 ('sources:\n  - name: p\n    interval: 5\n'

@@ -1,0 +1,29 @@
+"""A bounded, seeded run of the fuzzers in tests/fuzzing.py (a longer one:
+``python tools/fuzz.py --count 10000``). Every mutant is accepted or
+rejected with one bounded line, in time, without echoing a password, and a
+sample accepted is one every wire format can encode.
+"""
+
+from tests import base
+from tests import fuzzing
+
+COUNT = 300
+
+
+class TestFuzz(base.TestCase):
+
+    def check(self, report):
+        assert report.runs == COUNT
+        assert report.findings == [], '\n'.join(report.findings[:10])
+        # Both outcomes happen: the mutants are neither all broken nor all
+        # harmless, so the run tests something.
+        assert report.accepted and report.rejected, report
+
+    def test_pipeline_event_pipeline_and_polling_files(self):
+        self.check(fuzzing.run_yaml(self.conf, self.tmpdir, COUNT, seed=1))
+
+    def test_publisher_urls_and_delivery_options(self):
+        self.check(fuzzing.run_urls(self.conf, COUNT, seed=2))
+
+    def test_samples_from_the_cli_and_the_python_api(self):
+        self.check(fuzzing.run_samples(COUNT, seed=3))
