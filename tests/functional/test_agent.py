@@ -106,6 +106,11 @@ class AgentTest(base.TestCase):
         return self.proc.wait(30)
 
 
+def reload_count(test, result='failed'):
+    return metric(test.get('/metrics')[1], 'telemetry_agent_reloads_total',
+                  result=result)
+
+
 class TestEmbeddedDefault(AgentTest):
 
     def test_polls_stores_and_the_cli_reads_it_back(self):
@@ -199,19 +204,26 @@ class TestLifecycle(AgentTest):
         self.start(self.PIPELINE.replace('max_latency=60', 'max_latency=0')
                    % self.tmpdir)
         assert base.wait_until(lambda: self.lines() > 0, 20)
-        with open(self.pipeline_path, 'w') as f:
-            f.write('sources: [oops\n')
-        self.proc.send_signal(signal.SIGHUP)
-        assert base.wait_until(
-            lambda: 'Reload failed, the running pipeline stays' in
-            self.output(), 10), self.output()
-        assert 'invalid YAML' in self.output()
-        before = self.lines()
-        assert base.wait_until(lambda: self.lines() > before, 10)
-        _, page = self.get('/metrics')
-        assert metric(page, 'telemetry_agent_reloads_total',
-                      result='failed') == 1
-        assert self.proc.poll() is None
+        from tests.unit.test_yamlfile import BOMB
+        broken = [
+            ('sources: [oops\n', 'invalid YAML'),
+            # A list where a sink name goes: this used to kill the agent.
+            ('sources:\n  - name: all\n    meters: ["*"]\n'
+             '    sinks: [[to_file]]\nsinks:\n  - name: to_file\n'
+             '    publishers: ["test://"]\n', 'must list sink names'),
+            (BOMB, 'aliases used too often'),
+        ]
+        for count, (text, words) in enumerate(broken, 1):
+            with open(self.pipeline_path, 'w') as f:
+                f.write(text)
+            self.proc.send_signal(signal.SIGHUP)
+            assert base.wait_until(lambda: reload_count(self) == count, 10), \
+                self.output()
+            assert words in self.output(), self.output()
+            before = self.lines()
+            assert base.wait_until(lambda: self.lines() > before, 10)
+            assert self.proc.poll() is None
+        assert 'Traceback' not in self.output()
         assert self.stop() == 0
 
     def test_sighup_with_a_good_pipeline_switches(self):
