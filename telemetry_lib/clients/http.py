@@ -17,8 +17,10 @@ storage driver never disagree on whether a 429 or a 503 comes back.
 """
 
 import errno
+import time
 
 import requests
+from urllib3 import exceptions as urllib3_exc
 
 #: Statuses that may succeed later, besides every 5xx.
 RETRYABLE_STATUS = frozenset((408, 425, 429))
@@ -77,3 +79,47 @@ def retry_after(headers):
         return max(0.0, float(value))
     except ValueError:
         return None     # an HTTP date: fall back to our own backoff
+
+
+#: Most bytes of a response body read (an error page: only its start is
+#: ever shown; a 300 MiB answer must not become 300 MiB of memory).
+MAX_BODY = 64 * 1024
+
+
+class DeadlineExceeded(requests.Timeout):
+    """The whole exchange took longer than its deadline (a peer trickling
+    its answer a byte at a time resets every per-read timeout).
+    """
+
+
+def read_body(resp, deadline, limit=MAX_BODY):
+    """At most ``limit`` bytes of a streamed response's body, read before
+    the monotonic ``deadline``; the response is closed (its connection not
+    reused if the body was not read to its end).
+
+    :raises DeadlineExceeded: when time runs out first.
+    """
+    chunks, size = [], 0
+    raw = resp.raw
+    # read1() returns what has arrived (read(n) would wait for all n bytes
+    # of a peer sending one a second); each call waits at most the socket's
+    # read timeout, and the deadline is checked between calls.
+    read = getattr(raw, 'read1', None) or raw.read
+    try:
+        while size < limit:
+            if time.monotonic() > deadline:
+                raise DeadlineExceeded('the answer took longer than its '
+                                       'deadline')
+            chunk = read(min(8192, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except (requests.exceptions.ChunkedEncodingError,
+            urllib3_exc.ProtocolError) as exc:
+        raise requests.ConnectionError(str(exc)) from None
+    except urllib3_exc.ReadTimeoutError as exc:
+        raise requests.Timeout(str(exc)) from None
+    finally:
+        resp.close()
+    return b''.join(chunks)[:limit].decode('utf-8', 'replace')

@@ -28,6 +28,8 @@ errors are retryable (``Retry-After`` honoured); any other status is
 permanent.
 """
 
+import time
+
 import requests
 from requests import adapters
 
@@ -119,11 +121,15 @@ class HttpPublisher(base.Publisher):
             raise PermanentError(str(first), items=list(failures))
 
     def _post(self, data, count):
+        # ``timeout`` bounds the whole exchange, not only each read: the
+        # body is streamed, bounded in size, and read against a deadline.
+        deadline = time.monotonic() + self.timeout
         try:
             resp = self._session.post(
                 self.target, data=data, params=self._params,
                 headers=_HEADERS, timeout=self.timeout, auth=self.auth,
-                cert=self.cert, verify=self.verify)
+                cert=self.cert, verify=self.verify, stream=True)
+            text = http.read_body(resp, deadline)
         except requests.Timeout:
             raise RetryableError('POST %s timed out after %ss'
                                  % (self.target, self.timeout)) from None
@@ -136,7 +142,7 @@ class HttpPublisher(base.Publisher):
             return
         detail = ('POST %s of %d item(s), %d bytes: HTTP %d %s'
                   % (self.target, count, len(data), status,
-                     http.short(resp.text)))
+                     http.short(text)))
         if http.retryable(status):
             raise RetryableError(detail,
                                  retry_after=http.retry_after(resp.headers))

@@ -199,19 +199,21 @@ class PushgatewayPublisher(base.Publisher):
                             resource, exc)
 
     def _request(self, method, url, body):
+        deadline = time.monotonic() + self.timeout
         try:
             resp = self._session.request(
                 method, url, data=body, timeout=self.timeout,
-                auth=self.auth, verify=self.verify,
+                auth=self.auth, verify=self.verify, stream=True,
                 headers={'Content-Type': fmt.TEXT_CONTENT_TYPE}
                 if body is not None else {})
+            text = http.read_body(resp, deadline)
         except requests.RequestException as exc:
             raise RetryableError('%s %s failed: %s' % (
                 method, url, http.describe(exc))) from None
         if 200 <= resp.status_code < 300:
             return
         detail = '%s %s: HTTP %d %s' % (method, url, resp.status_code,
-                                        http.short(resp.text))
+                                        http.short(text))
         if http.retryable(resp.status_code):
             raise RetryableError(detail,
                                  retry_after=http.retry_after(resp.headers))

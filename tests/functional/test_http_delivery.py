@@ -219,3 +219,88 @@ class TestConcurrentProducers(HttpTest):
             t.join()
         assert d.flush(20)
         assert len(set(item['id'] for item in peer.items())) == 1600
+
+
+class LyingPeer:
+    """A raw TCP peer that answers every request with ``head`` and then a
+    body of ``size`` bytes, ``pace`` seconds between chunks of ``chunk``:
+    a peer that trickles, or one that sends far more than anyone asked.
+    """
+
+    def __init__(self, head, size, chunk, pace):
+        import socket
+        self.head, self.size, self.chunk, self.pace = head, size, chunk, pace
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,),
+                             daemon=True).start()
+
+    def _answer(self, conn):
+        try:
+            conn.recv(65536)
+            conn.sendall(self.head % self.size)
+            sent = 0
+            while sent < self.size and not self.stop.is_set():
+                conn.sendall(b'x' * self.chunk)
+                sent += self.chunk
+                if self.pace:
+                    time.sleep(self.pace)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+class TestPeersThatLie(HttpTest):
+
+    HEAD = b'HTTP/1.1 500 Oops\r\nContent-Length: %d\r\n\r\n'
+
+    def peer_that(self, **kw):
+        peer = LyingPeer(self.HEAD, **kw)
+        self.addCleanup(peer.close)
+        return peer
+
+    def test_a_trickling_answer_is_bounded_by_the_timeout(self):
+        # One byte every 0.2 s: each read is quick, the whole is not.
+        peer = self.peer_that(size=10 ** 6, chunk=1, pace=0.2)
+        pub = publisher_base.load_publisher(
+            self.conf, 'http://127.0.0.1:%d/in?timeout=1' % peer.port)
+        started = time.monotonic()
+        from telemetry_lib import RetryableError
+        with self.assertRaises(RetryableError) as ctx:
+            pub.publish_samples(samples(3))
+        took = time.monotonic() - started
+        assert took < 3, took
+        assert 'timed out after 1.0s' in str(ctx.exception)
+
+    def test_a_huge_error_body_is_read_only_in_part(self):
+        import resource
+        peer = self.peer_that(size=300 * 2 ** 20, chunk=2 ** 16, pace=0)
+        pub = publisher_base.load_publisher(
+            self.conf, 'http://127.0.0.1:%d/in?timeout=10' % peer.port)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.monotonic()
+        from telemetry_lib import RetryableError
+        with self.assertRaises(RetryableError) as ctx:
+            pub.publish_samples(samples(3))
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                    - before) / 1024.0
+        assert time.monotonic() - started < 5
+        assert grown_mb < 20, grown_mb
+        assert 'HTTP 500' in str(ctx.exception)
+        assert len(str(ctx.exception)) < 1500

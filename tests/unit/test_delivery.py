@@ -238,9 +238,11 @@ class TestOverflow(DeliveryTest):
 
     def test_bytes_bound(self):
         pub = ScriptedPublisher(self.conf, gated=True)
+        from telemetry_lib.delivery.buffer import approx_size
+        one = approx_size(samples(1)[0])
         d = self.deliver(pub, overflow='drop_newest',
-                         max_queue_bytes=256 * 4 + 10, max_batch_size=1,
-                         **FAST)
+                         max_queue_bytes=max(1024, one * 4 + 10),
+                         max_batch_size=1, **FAST)
         accepted = d.put(samples(10))
         assert accepted == 4
         pub.gate.set()
@@ -543,3 +545,37 @@ class TestPool(base.TestCase):
         assert all(o.pending == 1 for o in flushed.values())
         assert all(o.dropped == 1 for o in closed.values())
         pool.close(0)
+
+
+class TestByteBound(DeliveryTest):
+
+    def test_memory_stays_near_the_byte_bound_with_large_values(self):
+        # 4 KiB metadata values: the old estimate (64 bytes a value) let
+        # the queue hold ten times its bound.
+        import tracemalloc
+        bound = 4 * 1024 * 1024
+        pub = ScriptedPublisher(self.conf, gated=True)
+        d = self.deliver(pub, max_queue_bytes=bound, max_batch_size=1,
+                         **FAST)
+        d.put(samples(1))
+        assert pub.entered.wait(5)
+        tracemalloc.start()
+        try:
+            base_mem = tracemalloc.get_traced_memory()[0]
+            for batch in range(50):
+                d.put([Sample('m', 'gauge', '1', i, resource_id='r%d' % i,
+                              resource_metadata={
+                                  'k%d' % j: ('%d-%d-' % (batch, i)) * 600
+                                  for j in range(8)})
+                       for i in range(100)])
+            held = tracemalloc.get_traced_memory()[0] - base_mem
+        finally:
+            tracemalloc.stop()
+            pub.gate.set()
+        st = d.stats()
+        assert st.pending_bytes <= bound
+        assert st.dropped['overflow'] > 0
+        # What the queue keeps alive stays within 1.5x its bound.
+        assert held <= 1.5 * bound, held / bound
+        # And the estimate is not so high that the queue holds nothing.
+        assert st.pending >= 50
