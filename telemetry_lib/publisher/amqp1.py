@@ -9,8 +9,8 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""``amqp1://`` (alias ``qdr://``): STF over AMQP 1.0 to a Qpid Dispatch
-Router, natively on python-qpid-proton.
+"""``amqp1://`` (alias ``qdr://``; ``amqps://`` with TLS): STF over AMQP
+1.0 to a Qpid Dispatch Router, natively on python-qpid-proton.
 
 URL: ``amqp1://[user:pass@]host:port[,host2:port2]/[address]?option=...``.
 Ceilometer's ``notifier://host:port/?driver=amqp&topic=metering`` (what
@@ -25,6 +25,7 @@ RELEASED/MODIFIED and timeouts are retryable, REJECTED is permanent) or
 """
 
 import collections
+import ipaddress
 import logging
 
 from oslo_config import cfg
@@ -47,9 +48,11 @@ OPTS = [
     cfg.StrOpt('sasl_mechanisms',
                help='Space-separated SASL mechanisms to allow (default: '
                     'PLAIN with a user, else ANONYMOUS).'),
-    cfg.BoolOpt('sasl_allow_insecure', default=True,
-                help='Allow PLAIN over a connection without TLS (a router '
-                     'on loopback).'),
+    cfg.BoolOpt('sasl_allow_insecure', default=False,
+                help='Allow PLAIN (a password in clear) over a connection '
+                     'without TLS to a host off loopback. Loopback routers '
+                     'are always allowed; elsewhere use amqps:// or '
+                     'ssl=true.'),
     cfg.BoolOpt('ssl', default=False, help='Connect with TLS.'),
     cfg.StrOpt('ssl_ca_file', help='CA bundle to verify the router with '
                                    '(default: the system bundle).'),
@@ -83,10 +86,20 @@ _OWN_OPTIONS = frozenset(
                              'anonymous_relay', 'driver'}
 FORMATS = ('ceilometer', 'collectd')
 DEFAULT_PORT = 5672
+DEFAULT_TLS_PORT = 5671
 
 
 def register_opts(conf):
     conf.register_opts(OPTS, group=GROUP)
+
+
+def _is_loopback(host):
+    if host == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class AMQP1Publisher(base.Publisher):
@@ -131,9 +144,11 @@ class AMQP1Publisher(base.Publisher):
         self.per_message = url.get_int('values_per_message', 1, minimum=1)
         relay = url.get_str('anonymous_relay', 'auto',
                             choices=('auto', 'true', 'false'))
-        hosts = [(h.host, h.port or DEFAULT_PORT) for h in url.hosts] or [
-            ('127.0.0.1', DEFAULT_PORT)]
-        use_tls = opt('ssl', 'get_bool', default=None)
+        port = DEFAULT_TLS_PORT if url.scheme == 'amqps' else DEFAULT_PORT
+        hosts = [(h.host, h.port or port) for h in url.hosts] or [
+            ('127.0.0.1', port)]
+        use_tls = url.scheme == 'amqps' or opt('ssl', 'get_bool',
+                                                default=None)
         tls = None
         if use_tls:
             tls = client.TLSOptions(
@@ -145,6 +160,18 @@ class AMQP1Publisher(base.Publisher):
         user = url.username or opts.username
         if url.username and url.password is None:
             raise InvalidURL('a user without a password', where=str(url))
+        mechanisms = opt('sasl_mechanisms')
+        plain = 'PLAIN' in (mechanisms.split() if mechanisms
+                            else ['PLAIN'] if user else [])
+        allow_insecure = opt('sasl_allow_insecure', 'get_bool',
+                             default=None)
+        loopback = all(_is_loopback(h) for h, _ in hosts)
+        if plain and not use_tls and not allow_insecure and not loopback:
+            raise InvalidURL('SASL PLAIN would send the password in clear '
+                             'to %s: use amqps:// (or ssl=true), or set '
+                             'sasl_allow_insecure=true if that network is '
+                             'trusted' % ', '.join(h for h, _ in hosts),
+                             where=str(url))
         self.secret = conf.publisher.telemetry_secret
         self.publisher_id = base.publisher_id(conf)
         self._adjustments = collections.Counter()
@@ -152,9 +179,8 @@ class AMQP1Publisher(base.Publisher):
         self.sender = client.AMQP1Sender(
             hosts, presettled=self.presettled, tls=tls, user=user,
             password=url.password if url.username else opts.password,
-            sasl_mechanisms=opt('sasl_mechanisms'),
-            allow_insecure=opt('sasl_allow_insecure', 'get_bool',
-                               default=None),
+            sasl_mechanisms=mechanisms,
+            allow_insecure=bool(allow_insecure or loopback),
             container_id=opt('container_id'),
             heartbeat=opt('heartbeat', 'get_float', minimum=0.1),
             reconnect_min=opt('reconnect_min', 'get_float', minimum=0),

@@ -297,6 +297,17 @@ class TestTLS(Amqp1Test):
         pub.publish_samples(samples(5))
         assert len(payload_ids(r.drain())) == 5
 
+    def test_amqps_scheme(self):
+        r = self.receiver(self.queue)
+        pub = publisher_base.load_publisher(
+            self.conf, 'amqps://guest:guest@localhost:%d/%s?ssl_ca_file=%s'
+            '&send_timeout=3' % (self.node.tls_port, self.queue,
+                                 os.path.join(self.node.tls_dir, 'ca.pem')))
+        pub.start()
+        self.addCleanup(pub.close, 1)
+        pub.publish_samples(samples(4))
+        assert len(payload_ids(r.drain())) == 4
+
     def test_wrong_ca_fails_clearly(self):
         pub = publisher_base.load_publisher(
             self.conf, self.tls_url(os.path.join(self.node.tls_dir,

@@ -99,3 +99,25 @@ class TestSpoolNames(base.TestCase):
         self.addCleanup(a.close, 1)
         self.addCleanup(b.close, 1)
         assert os.stat(a.spool_file).st_mode & 0o777 == 0o600
+
+
+class TestAMQPCredentials(base.TestCase):
+
+    def test_plain_in_clear_off_loopback_is_refused(self):
+        from telemetry_lib.publisher import base as publisher_base
+        with self.assertRaises(InvalidURL) as ctx:
+            publisher_base.load_publisher(
+                self.conf, 'amqp1://user:%s@192.0.2.10:5672/x' % 'pw1')
+        assert 'in clear' in str(ctx.exception)
+        assert 'pw1' not in str(ctx.exception)
+        for url in ('amqp1://user:pw@127.0.0.1/x',
+                    'amqp1://user:pw@[::1]/x',
+                    'amqps://user:pw@192.0.2.10/x',
+                    'amqp1://user:pw@192.0.2.10/x?ssl=true',
+                    'amqp1://user:pw@192.0.2.10/x?sasl_allow_insecure=true',
+                    'amqp1://192.0.2.10/x'):
+            pub = publisher_base.load_publisher(self.conf, url)
+            pub.close(0)
+        pub = publisher_base.load_publisher(self.conf,
+                                            'amqps://u:p@192.0.2.10/x')
+        assert pub.sender.hosts == [('192.0.2.10', 5671)]
