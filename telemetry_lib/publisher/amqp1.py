@@ -147,8 +147,8 @@ class AMQP1Publisher(base.Publisher):
         port = DEFAULT_TLS_PORT if url.scheme == 'amqps' else DEFAULT_PORT
         hosts = [(h.host, h.port or port) for h in url.hosts] or [
             ('127.0.0.1', port)]
-        use_tls = url.scheme == 'amqps' or opt('ssl', 'get_bool',
-                                                default=None)
+        use_tls = (url.scheme == 'amqps'
+                   or opt('ssl', 'get_bool', default=None))
         tls = None
         if use_tls:
             tls = client.TLSOptions(
