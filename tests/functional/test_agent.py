@@ -95,10 +95,11 @@ class AgentTest(base.TestCase):
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
 
-    def cli(self, *args):
+    def cli(self, *args, stdin=''):
         out = subprocess.run(
             [sys.executable, '-m', 'telemetry_lib.cmd.cli'] + list(args),
-            capture_output=True, text=True, env=self.env, timeout=60)
+            capture_output=True, text=True, env=self.env, timeout=60,
+            input=stdin)
         return out
 
     def stop(self, sig=signal.SIGTERM):
