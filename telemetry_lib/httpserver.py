@@ -12,8 +12,8 @@
 """A small threaded HTTP server for GET endpoints (metrics, health).
 
 Bounded on purpose: a connection that sends nothing for ``idle_timeout``
-seconds is closed, and at most ``max_connections`` are served at once (the
-next ones wait in the kernel's backlog), so idle or slow clients cannot
+seconds is closed, and at most ``max_connections`` are served at once (one
+more is closed as soon as it is accepted), so idle or slow clients cannot
 pile up threads. IPv4 and IPv6 addresses both work.
 """
 
@@ -39,12 +39,17 @@ def _family(host):
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128
     slots = None
+    refused = 0
 
     def process_request(self, request, client_address):
-        # Waits for a free slot here, in the accept loop: the next
-        # connections stay in the backlog instead of getting threads.
-        self.slots.acquire()
+        # Past the limit a connection is closed at once: a flood of idle
+        # sockets costs neither threads nor the accept loop.
+        if not self.slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
         try:
             super().process_request(request, client_address)
         except BaseException:
