@@ -17,6 +17,9 @@ FLOORS = [
     ('telemetry_lib.url', 0), ('telemetry_lib.exceptions', 0),
     ('telemetry_lib.ratelog', 0), ('telemetry_lib.yamlfile', 0),
     ('telemetry_lib.masking', 0),
+    # The JSON codec wraps orjson and imports nothing of ours: Sample
+    # uses it to check metadata at the door.
+    ('telemetry_lib.formats.jsoncodec', 0),
     ('telemetry_lib.plugins', 0), ('telemetry_lib.httpserver', 0),
     ('telemetry_lib.clients', 1), ('telemetry_lib.formats', 1),
     ('telemetry_lib.publisher', 2), ('telemetry_lib.storage', 2),
@@ -35,6 +38,12 @@ def floor_of(module):
             if best is None or len(prefix) > len(best[0]):
                 best = (prefix, floor)
     return None if best is None else best[1]
+
+
+def _is_module(package, name):
+    base = os.path.join(os.path.dirname(PACKAGE), *package.split('.'))
+    return (os.path.exists(os.path.join(base, name + '.py'))
+            or os.path.isdir(os.path.join(base, name)))
 
 
 def modules():
@@ -60,8 +69,11 @@ class TestFloors(base.TestCase):
             for node in ast.walk(tree):
                 names = []
                 if isinstance(node, ast.ImportFrom) and node.module:
-                    names = [node.module] + ['%s.%s' % (node.module, a.name)
-                                             for a in node.names]
+                    # "from pkg import module" is judged by the module
+                    # (a package's __init__ holds nothing here).
+                    names = ['%s.%s' % (node.module, a.name)
+                             if _is_module(node.module, a.name)
+                             else node.module for a in node.names]
                 elif isinstance(node, ast.Import):
                     names = [a.name for a in node.names]
                 for name in names:
