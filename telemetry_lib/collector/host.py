@@ -58,8 +58,9 @@ class CPUPollster(HostPollster):
         # last, not psutil.cpu_percent(): psutil keeps that reference per
         # thread, and the agent polls from a pool of threads, so the
         # reference would be another thread's (0 or 100 a third of the
-        # time).
-        self._last = psutil.cpu_times()
+        # time). The first poll has no reference: it sends no utilisation
+        # rather than one over the few milliseconds since start.
+        self._last = None
 
     @staticmethod
     def _busy_total(times):
@@ -70,10 +71,14 @@ class CPUPollster(HostPollster):
         return total - idle, total
 
     def utilisation(self, times):
-        """Percent busy since the last call (0 when no time passed)."""
+        """Percent busy since the last call (0 when no time passed);
+        ``None`` on the first call.
+        """
+        last, self._last = self._last, times
+        if last is None:
+            return None
         busy, total = self._busy_total(times)
-        last_busy, last_total = self._busy_total(self._last)
-        self._last = times
+        last_busy, last_total = self._busy_total(last)
         elapsed = total - last_total
         if elapsed <= 0:
             return 0.0
@@ -87,11 +92,14 @@ class CPUPollster(HostPollster):
         load1, load5, load15 = psutil.getloadavg()
         ncpu = psutil.cpu_count() or 1
         md = {'cpu_count': ncpu}
+        util = self.utilisation(times)
         return [
             self.sample('host.cpu.time', CUMULATIVE, 'ns', busy_ns,
                         timestamp, metadata=md),
-            self.sample('host.cpu.util', GAUGE, '%',
-                        self.utilisation(times), timestamp, metadata=md),
+        ] + ([] if util is None else [
+            self.sample('host.cpu.util', GAUGE, '%', util, timestamp,
+                        metadata=md),
+        ]) + [
             self.sample('host.cpu.load.1min', GAUGE, 'process', load1,
                         timestamp, metadata=md),
             self.sample('host.cpu.load.5min', GAUGE, 'process', load5,

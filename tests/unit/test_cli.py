@@ -127,7 +127,7 @@ class TestCPUUtilisation(base.TestCase):
                 psutil._common, 'scputimes') else type(
                 psutil.cpu_times())(**values)
 
-        pollster._last = times()
+        assert pollster.utilisation(times()) is None     # no reference
         results = []
 
         def poll():
