@@ -84,6 +84,21 @@ class ConfigError(TelemetryError):
         return masking.redact(location + subject + self.reason)
 
 
+class ConfigErrors(ConfigError):
+    """Several problems in one file; ``problems`` lists them, ``str()``
+    gives one line each.
+    """
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        first = self.problems[0]
+        super().__init__(first.reason, first.path, first.line, first.where,
+                         first.field)
+
+    def __str__(self):
+        return '\n'.join(str(p) for p in self.problems)
+
+
 class InvalidURL(ConfigError):
     """A publisher or storage URL cannot be parsed or has a bad option."""
 

@@ -27,13 +27,19 @@ PUBLISHER_NAMESPACE = 'telemetry_lib.publisher'
 STORAGE_NAMESPACE = 'telemetry_lib.storage'
 POLLSTER_NAMESPACE = 'telemetry_lib.pollster'
 
-NAMESPACES = (PUBLISHER_NAMESPACE, STORAGE_NAMESPACE, POLLSTER_NAMESPACE)
+ALARM_RULE_NAMESPACE = 'telemetry_lib.alarm.rule'
+ALARM_ACTION_NAMESPACE = 'telemetry_lib.alarm.action'
+
+NAMESPACES = (PUBLISHER_NAMESPACE, STORAGE_NAMESPACE, POLLSTER_NAMESPACE,
+              ALARM_RULE_NAMESPACE, ALARM_ACTION_NAMESPACE)
 
 #: Names a Ceilometer pipeline may use whose driver this release does not
 #: ship yet, so a user learns that rather than "unknown publisher".
 _NOT_BUILT_YET = {
     PUBLISHER_NAMESPACE: frozenset((
         'udp', 'tcp', 'zaqar', 'opentelemetryhttp')),
+    ALARM_RULE_NAMESPACE: frozenset(('promql',)),
+    ALARM_ACTION_NAMESPACE: frozenset(('heat', 'trust+heat')),
 }
 
 

@@ -42,7 +42,7 @@ from telemetry_lib import ratelog
 
 LOG = logging.getLogger(__name__)
 
-KINDS = ('samples', 'events')
+KINDS = ('samples', 'events', 'actions')
 
 #: Exceptions a publisher raises for an item it cannot encode (a bug in
 #: the item more often than in the publisher): the batch is split to find
@@ -89,7 +89,8 @@ class Delivery:
     """Queues items for one publisher and delivers them in batches.
 
     :param publisher: a :class:`~telemetry_lib.publisher.base.Publisher`.
-    :param kind: ``'samples'`` or ``'events'``.
+    :param kind: ``'samples'``, ``'events'`` or ``'actions'`` (alarm
+        notifications: ``(id, body)`` pairs).
     :param options: :class:`DeliveryOptions`.
     :param name: used in logs and stats; defaults to the publisher URL.
     :param rng: ``random.Random`` for the retry jitter (tests seed it).
@@ -108,8 +109,9 @@ class Delivery:
         self.name = name or '%s (%s)' % (publisher.url, kind)
         self.key = key or publisher.url.geturl(with_password=True)
         self._clock = clock
-        self._send = (publisher.publish_samples if kind == 'samples'
-                      else publisher.publish_events)
+        self._send = {'samples': publisher.publish_samples,
+                      'events': publisher.publish_events,
+                      'actions': publisher.publish_actions}[kind]
         self._retry = RetryPolicy(self.options.retry_initial_delay,
                                   self.options.retry_max_delay,
                                   self.options.max_retries, rng)

@@ -61,7 +61,21 @@ class EventCodec:
         return ceilometer.event_from_wire(jsoncodec.loads(blob))
 
 
-CODECS = {'samples': SampleCodec, 'events': EventCodec}
+class ActionCodec:
+    """Alarm actions (``(id, body)`` pairs) as JSON arrays."""
+
+    @staticmethod
+    def encode_many(actions):
+        return [jsoncodec.dumps([a[0], a[1]]) for a in actions]
+
+    @staticmethod
+    def decode(blob):
+        action_id, body = jsoncodec.loads(blob)
+        return action_id, body
+
+
+CODECS = {'samples': SampleCodec, 'events': EventCodec,
+          'actions': ActionCodec}
 
 
 class SpoolStore:

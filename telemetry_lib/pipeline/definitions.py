@@ -23,6 +23,7 @@ import logging
 import re
 
 from telemetry_lib.exceptions import ConfigError
+from telemetry_lib.exceptions import ConfigErrors
 from telemetry_lib import plugins
 from telemetry_lib.url import redact
 from telemetry_lib.url import TelemetryURL
@@ -300,21 +301,6 @@ class _Errors:
             raise self.problems[0]
         if self.problems:
             raise ConfigErrors(self.problems)
-
-
-class ConfigErrors(ConfigError):
-    """Several problems in one file; ``problems`` lists them, ``str()``
-    gives one line each.
-    """
-
-    def __init__(self, problems):
-        self.problems = list(problems)
-        first = self.problems[0]
-        super().__init__(first.reason, first.path, first.line, first.where,
-                         first.field)
-
-    def __str__(self):
-        return '\n'.join(str(p) for p in self.problems)
 
 
 def _line(node):

@@ -110,6 +110,13 @@ class Publisher(metaclass=abc.ABCMeta):
         raise PermanentError('publisher %s does not publish events'
                              % self.url.scheme)
 
+    def publish_actions(self, actions):
+        """Send a batch of alarm notifications, ``(id, body)`` pairs
+        (alarm action plugins only).
+        """
+        raise PermanentError('publisher %s does not carry alarm actions'
+                             % self.url.scheme)
+
     def start(self):
         """Connect, bind, spawn: the I/O construction must not do.
 

@@ -25,7 +25,7 @@ FLOORS = [
     ('telemetry_lib.publisher', 2), ('telemetry_lib.storage', 2),
     ('telemetry_lib.collector', 2),
     ('telemetry_lib.delivery', 3),
-    ('telemetry_lib.pipeline', 4),
+    ('telemetry_lib.pipeline', 4), ('telemetry_lib.alarm', 4),
     ('telemetry_lib.agent', 5), ('telemetry_lib.cmd', 5),
     ('telemetry_lib.opts', 5),
 ]

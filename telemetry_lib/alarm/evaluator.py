@@ -1,0 +1,164 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The alarm evaluator: each alarm on its interval (with jitter), its
+state and history kept, its actions handed to deliveries.
+
+A transition (or, with ``repeat_actions``, every evaluation in ``alarm``)
+becomes one :class:`~telemetry_lib.alarm.model.Action` per URL of the
+new state's actions, put on that URL's delivery -- queued, retried,
+spooled and counted like any batch; the evaluator never waits for a peer.
+The state is saved before the actions are queued: a crash between the two
+loses those actions (use ``spool=true`` on an action URL for them to
+survive one once queued), and never repeats them after a restart.
+"""
+
+import datetime
+import logging
+import random
+import threading
+import time
+
+from telemetry_lib.alarm import model
+from telemetry_lib.storage import base as storage_base
+
+LOG = logging.getLogger(__name__)
+
+
+class Evaluator:
+    """Evaluates a set of alarms.
+
+    :param definition: an :class:`~telemetry_lib.alarm.definitions.
+        AlarmsDefinition`.
+    :param store: a :class:`~telemetry_lib.alarm.state.StateStore`.
+    :param storages: ``f(url or None) -> StorageDriver``.
+    :param actions: ``f(url text) -> Delivery`` (started), for the action
+        URLs; typically ``DeliveryPool.acquire`` of an alarm pool.
+    :param clock: seconds since the epoch (tests pass their own).
+    """
+
+    def __init__(self, definition, store, storages, actions,
+                 clock=time.time, rng=None):
+        self.definition = definition
+        self.store = store
+        self._storages = storages
+        self._actions = actions
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._stop = threading.Event()
+        self._thread = None
+        self._lock = threading.Lock()
+        self.evaluations = 0
+        self.errors = 0
+        self.transitions = 0
+
+    def now(self):
+        return datetime.datetime.fromtimestamp(self._clock(), model.UTC)
+
+    def evaluate(self, alarm, now=None, dispatch=True):
+        """Evaluate one alarm now; return ``(Evaluation, Transition or
+        None)``. The transition is recorded and, with ``dispatch``, its
+        actions queued.
+        """
+        now = now or self.now()
+        current, _, _ = self.store.get(alarm.name)
+        try:
+            verdict = alarm.rule.evaluate(self._storages, now, current)
+        except Exception as exc:
+            # A rule's bug must not stop the others.
+            with self._lock:
+                self.errors += 1
+            LOG.error('alarm %s: evaluation failed: %s: %s', alarm.name,
+                      type(exc).__name__, exc)
+            return model.Evaluation(None, 'evaluation failed: %s' % exc), \
+                None
+        with self._lock:
+            self.evaluations += 1
+        state = verdict.state
+        changed = state is not None and state != current
+        repeat = (state is not None and state == current
+                  and alarm.repeat_actions and state == model.ALARM)
+        transition = None
+        if changed or repeat:
+            transition = model.Transition(
+                alarm.name, current, state, verdict.reason,
+                verdict.reason_data, now, alarm.severity, alarm.id)
+        self.store.record(alarm.name, verdict, now,
+                          transition if changed else None)
+        if changed:
+            with self._lock:
+                self.transitions += 1
+            LOG.info('alarm %s: %s -> %s: %s', alarm.name, current, state,
+                     verdict.reason)
+        if transition is not None and dispatch:
+            self._dispatch(alarm, transition)
+        return verdict, transition
+
+    def _dispatch(self, alarm, transition):
+        for url in alarm.actions.get(transition.current, ()):
+            action = model.Action.from_transition(transition)
+            try:
+                self._actions(url).put([action])
+            except Exception as exc:
+                LOG.error('alarm %s: cannot queue action %s: %s',
+                          alarm.name, url, exc)
+
+    def due(self, now_ts, next_at):
+        return [a for a in self.definition.alarms.values()
+                if a.enabled and next_at.get(a.name, 0) <= now_ts]
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name='alarm evaluator')
+        self._thread.start()
+        return self
+
+    def _run(self):
+        next_at = {}
+        while not self._stop.is_set():
+            now_ts = self._clock()
+            for alarm in self.due(now_ts, next_at):
+                self.evaluate(alarm)
+                # Jitter: many alarms (and agents) do not query in step.
+                next_at[alarm.name] = now_ts + alarm.interval * (
+                    0.9 + 0.2 * self._rng.random())
+            wait = min([t for t in next_at.values()] or [now_ts + 1.0]) - \
+                self._clock()
+            self._stop.wait(min(max(wait, 0.05), 1.0))
+
+    def stop(self, timeout=None):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+class Storages:
+    """Storage drivers by URL, built once; ``None`` is ``[storage] url``."""
+
+    def __init__(self, conf):
+        self._conf = conf
+        self._drivers = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, url=None):
+        url = url or self._conf.storage.url
+        with self._lock:
+            driver = self._drivers.get(url)
+            if driver is None:
+                driver = self._drivers[url] = storage_base.load_storage(
+                    self._conf, url)
+            return driver
+
+    def close(self):
+        with self._lock:
+            for driver in self._drivers.values():
+                driver.close()
+            self._drivers.clear()

@@ -1,0 +1,262 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Alarm rules (entry points ``telemetry_lib.alarm.rule``).
+
+A rule is built from its YAML mapping (validating it, no I/O) and
+evaluated against storage drivers; it returns an
+:class:`~telemetry_lib.alarm.model.Evaluation`. The semantics are Aodh's:
+
+* **threshold**: the last ``evaluation_periods`` buckets of
+  ``granularity`` seconds of a meter (one resource, or all aggregated),
+  each compared with the threshold. All breach: ``alarm``; none: ``ok``;
+  some: no change -- except from ``insufficient data``, where the latest
+  bucket decides. Fewer buckets than periods: ``insufficient data``.
+* **composite**: ``and``/``or`` of other rules, nested at will. ``and`` is
+  ``alarm`` when all are, ``ok`` when one is; ``or`` is ``alarm`` when one
+  is, ``ok`` when all are; otherwise ``insufficient data``.
+"""
+
+import abc
+import datetime
+import math
+import operator
+
+from telemetry_lib.alarm import model
+from telemetry_lib.exceptions import ConfigError
+from telemetry_lib.exceptions import StorageError
+from telemetry_lib import plugins
+from telemetry_lib.storage import base as storage_base
+
+RULE_NAMESPACE = plugins.ALARM_RULE_NAMESPACE
+
+COMPARISONS = {
+    'gt': operator.gt, 'ge': operator.ge, 'lt': operator.lt,
+    'le': operator.le, 'eq': operator.eq, 'ne': operator.ne,
+}
+
+
+class Rule(metaclass=abc.ABCMeta):
+    """Base class of alarm rules.
+
+    :param data: the rule's mapping from the alarms file.
+    :param where: names the alarm in errors (``alarm 'cpu_high'``).
+    :param path: the file, for errors.
+    :raises ConfigError: for anything wrong in data, naming the field.
+    """
+
+    def __init__(self, data, where, path=None):
+        if not isinstance(data, dict):
+            raise ConfigError('the rule must be a mapping, not %r' % (data,),
+                              path=path, line=getattr(data, 'line', None),
+                              where=where, field='rule')
+        self.data = data
+        self.where = where
+        self.path = path
+
+    def fail(self, field, message):
+        raise ConfigError(message, path=self.path,
+                          line=getattr(self.data, 'line', None),
+                          where=self.where, field='rule.%s' % field)
+
+    def number(self, field, default=None, minimum=None, maximum=None,
+               integer=False):
+        value = self.data.get(field, default)
+        if isinstance(value, bool) or not isinstance(
+                value, int if integer else (int, float)) or (
+                    isinstance(value, float) and not math.isfinite(value)):
+            self.fail(field, 'must be %s, not %r' % (
+                'an integer' if integer else 'a finite number', value))
+        if minimum is not None and value < minimum:
+            self.fail(field, 'must be at least %s, not %r' % (minimum, value))
+        if maximum is not None and value > maximum:
+            self.fail(field, 'must be at most %s, not %r' % (maximum, value))
+        return value
+
+    def text(self, field, default=None, choices=None):
+        value = self.data.get(field, default)
+        if not isinstance(value, str) or not value:
+            self.fail(field, 'must be a non-empty string, not %r' % (value,))
+        if choices is not None and value not in choices:
+            self.fail(field, 'must be one of %s, not %r'
+                      % (', '.join(choices), value))
+        return value
+
+    def storage_urls(self):
+        """Storage URLs this rule reads (``None``: the default one)."""
+        return ()
+
+    @abc.abstractmethod
+    def evaluate(self, storages, now, current):
+        """The :class:`~telemetry_lib.alarm.model.Evaluation` at ``now``.
+
+        :param storages: ``f(url or None) -> StorageDriver``.
+        :param current: the alarm's state now (some rules depend on it).
+        """
+
+
+class ThresholdRule(Rule):
+    """A meter's aggregate compared with a threshold over periods."""
+
+    def __init__(self, data, where, path=None):
+        super().__init__(data, where, path)
+        self.meter = self.text('meter')
+        self.resource_id = data.get('resource_id')
+        if self.resource_id is not None:
+            self.text('resource_id')
+        self.aggregation = self.text('aggregation', 'mean',
+                                     choices=storage_base.AGGREGATIONS)
+        self.granularity = self.number('granularity', 60, minimum=1,
+                                       maximum=86400)
+        self.periods = self.number('evaluation_periods', 1, minimum=1,
+                                   maximum=1000, integer=True)
+        self.operator = self.text('comparison_operator', 'gt',
+                                  choices=tuple(COMPARISONS))
+        self.threshold = self.number('threshold')
+        self.storage = data.get('storage')
+        if self.storage is not None:
+            self.text('storage')
+
+    def storage_urls(self):
+        return (self.storage,)
+
+    def window(self, now):
+        """``(start, stop)``: whole buckets, the last one complete."""
+        stop_ts = math.floor(now.timestamp() / self.granularity) * \
+            self.granularity
+        start_ts = stop_ts - self.periods * self.granularity
+        return (datetime.datetime.fromtimestamp(start_ts, model.UTC),
+                datetime.datetime.fromtimestamp(stop_ts, model.UTC))
+
+    def statistics(self, storage, now):
+        start, stop = self.window(now)
+        points = storage.query(self.meter, resource_id=self.resource_id,
+                               start=start, stop=stop,
+                               granularity=self.granularity,
+                               aggregation=self.aggregation)
+        return [p for p in points if p.value is not None][-self.periods:]
+
+    def evaluate(self, storages, now, current):
+        try:
+            points = self.statistics(storages(self.storage), now)
+        except StorageError as exc:
+            return model.Evaluation(None, 'cannot read %s: %s'
+                                    % (self.meter, exc))
+        values = [p.value for p in points]
+        data = {'type': 'threshold', 'meter': self.meter,
+                'aggregation': self.aggregation, 'threshold': self.threshold,
+                'comparison_operator': self.operator, 'values': values,
+                'resource_id': self.resource_id}
+        if len(values) < self.periods:
+            return model.Evaluation(
+                model.INSUFFICIENT_DATA, '%d of %d period(s) of %ss have '
+                'data' % (len(values), self.periods, self.granularity), data)
+        compare = COMPARISONS[self.operator]
+        breached = [compare(v, self.threshold) for v in values]
+        shown = ', '.join('%g' % v for v in values)
+        if all(breached):
+            return model.Evaluation(model.ALARM, 'all %d %s value(s) %s %g: '
+                                    '%s' % (len(values), self.aggregation,
+                                            self.operator, self.threshold,
+                                            shown), data)
+        if not any(breached):
+            return model.Evaluation(model.OK, 'no %s value %s %g: %s' % (
+                self.aggregation, self.operator, self.threshold, shown), data)
+        if current == model.INSUFFICIENT_DATA:
+            # Aodh's "trending" state: leave insufficient data for what the
+            # latest period says.
+            state = model.ALARM if breached[-1] else model.OK
+            return model.Evaluation(state, 'mixed values, the latest %s: %s'
+                                    % ('breaches' if breached[-1]
+                                       else 'does not', shown), data)
+        return model.Evaluation(None, 'mixed values, state unchanged: %s'
+                                % shown, data)
+
+
+class CompositeRule(Rule):
+    """``{and: [rule, ...]}`` or ``{or: [rule, ...]}``; a sub-rule has a
+    ``type`` (``threshold`` by default) and its fields.
+    """
+
+    def __init__(self, data, where, path=None):
+        super().__init__(data, where, path)
+        self.op, self.rules = self._parse(data, 'rule', 0)
+
+    def _parse(self, data, field, depth):
+        if depth > 8:
+            self.fail(field, 'nested more than 8 levels')
+        if not isinstance(data, dict) or len(
+                [k for k in data if k in ('and', 'or')]) != 1:
+            self.fail(field, 'must be a mapping with "and" or "or"')
+        op = 'and' if 'and' in data else 'or'
+        subs = data[op]
+        if not isinstance(subs, list) or len(subs) < 2:
+            self.fail(field, '"%s" needs a list of at least two rules' % op)
+        rules = []
+        for i, sub in enumerate(subs):
+            sub_field = '%s.%s[%d]' % (field, op, i)
+            if isinstance(sub, dict) and ('and' in sub or 'or' in sub):
+                rules.append(self._parse(sub, sub_field, depth + 1))
+                continue
+            if not isinstance(sub, dict):
+                self.fail(sub_field, 'must be a mapping')
+            kind = sub.get('type', 'threshold')
+            if kind == 'composite' or not isinstance(kind, str):
+                self.fail(sub_field + '.type', 'must name a rule type, not '
+                          '%r' % (kind,))
+            cls = load_rule_class(kind, '%s, %s' % (self.where, sub_field),
+                                  self.path)
+            rules.append(cls(sub, '%s, %s' % (self.where, sub_field),
+                             self.path))
+        return op, rules
+
+    def storage_urls(self):
+        def walk(node):
+            op, rules = node
+            for r in rules:
+                if isinstance(r, tuple):
+                    yield from walk(r)
+                else:
+                    yield from r.storage_urls()
+        return tuple(walk((self.op, self.rules)))
+
+    def evaluate(self, storages, now, current):
+        return self._evaluate((self.op, self.rules), storages, now, current)
+
+    def _evaluate(self, node, storages, now, current):
+        op, rules = node
+        results = [self._evaluate(r, storages, now, current)
+                   if isinstance(r, tuple) else r.evaluate(
+                       storages, now, current) for r in rules]
+        states = [r.state if r.state is not None else current
+                  for r in results]
+        if op == 'and':
+            state = (model.ALARM if all(s == model.ALARM for s in states)
+                     else model.OK if model.OK in states
+                     else model.INSUFFICIENT_DATA)
+        else:
+            state = (model.ALARM if model.ALARM in states
+                     else model.OK if all(s == model.OK for s in states)
+                     else model.INSUFFICIENT_DATA)
+        reason = '%s of: %s' % (op, '; '.join(
+            '(%s) %s' % (s, r.reason) for s, r in zip(states, results)))
+        return model.Evaluation(state, reason, {
+            'type': 'composite', 'op': op,
+            'rules': [r.reason_data for r in results]})
+
+
+def load_rule_class(kind, where, path=None):
+    """The rule class of ``kind`` (an entry point name)."""
+    try:
+        return plugins.load_class(RULE_NAMESPACE, kind, base=Rule)
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, path=path, where=where,
+                          field='type') from None

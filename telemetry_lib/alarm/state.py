@@ -1,0 +1,144 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Alarm states and their history, in SQLite beside the default storage.
+
+The state survives a restart, so an unchanged state is not announced
+again. History is bounded: the newest ``keep`` transitions per alarm.
+"""
+
+import datetime
+import os
+import sqlite3
+import threading
+
+from telemetry_lib.alarm import model
+from telemetry_lib.exceptions import ConfigError
+from telemetry_lib.formats import jsoncodec
+
+_SCHEMA = '''
+CREATE TABLE IF NOT EXISTS state (
+    name TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT NOT NULL,
+    changed REAL NOT NULL, evaluated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,
+    ts REAL NOT NULL, previous TEXT NOT NULL, current TEXT NOT NULL,
+    reason TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS history_name ON history (name, id);
+'''
+
+
+class StateStore:
+    """States and transitions of alarms, shared by the agent and the CLI.
+
+    :param path: the SQLite file (created owner-only on first use).
+    :param keep: transitions kept per alarm.
+    """
+
+    def __init__(self, path, keep=1000):
+        self.path = path
+        self.keep = keep
+        self._db = None
+        self._lock = threading.Lock()
+
+    def _conn(self):
+        if self._db is None:
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)),
+                            mode=0o700, exist_ok=True)
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY,
+                                 0o600))
+                db = sqlite3.connect(self.path, isolation_level=None,
+                                     timeout=5.0, check_same_thread=False)
+                db.execute('PRAGMA journal_mode=WAL')
+                db.executescript(_SCHEMA)
+            except (OSError, sqlite3.Error) as exc:
+                raise ConfigError('cannot open the alarm state: %s' % exc,
+                                  path=self.path) from None
+            self._db = db
+        return self._db
+
+    def get(self, name):
+        """``(state, reason, changed)`` or ``(insufficient data, '', None)``
+        for an alarm never evaluated.
+        """
+        with self._lock:
+            row = self._conn().execute(
+                'SELECT state, reason, changed FROM state WHERE name = ?',
+                (name,)).fetchone()
+        if row is None:
+            return model.INSUFFICIENT_DATA, '', None
+        return row[0], row[1], _time(row[2])
+
+    def states(self):
+        """``{name: (state, reason, changed, evaluated)}``."""
+        with self._lock:
+            rows = self._conn().execute(
+                'SELECT name, state, reason, changed, evaluated FROM state'
+            ).fetchall()
+        return {r[0]: (r[1], r[2], _time(r[3]), _time(r[4])) for r in rows}
+
+    def record(self, name, evaluation, now, transition=None):
+        """Save an evaluation; with ``transition``, the new state and a
+        history entry.
+        """
+        ts = now.timestamp()
+        with self._lock:
+            db = self._conn()
+            db.execute('BEGIN IMMEDIATE')
+            try:
+                if transition is not None:
+                    db.execute(
+                        'INSERT INTO state (name, state, reason, changed, '
+                        'evaluated) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) '
+                        'DO UPDATE SET state = excluded.state, reason = '
+                        'excluded.reason, changed = excluded.changed, '
+                        'evaluated = excluded.evaluated',
+                        (name, transition.current, transition.reason, ts, ts))
+                    db.execute(
+                        'INSERT INTO history (name, ts, previous, current, '
+                        'reason, data) VALUES (?, ?, ?, ?, ?, ?)',
+                        (name, ts, transition.previous, transition.current,
+                         transition.reason,
+                         jsoncodec.dumps(transition.reason_data).decode()))
+                    db.execute(
+                        'DELETE FROM history WHERE name = ? AND id <= ('
+                        'SELECT id FROM history WHERE name = ? ORDER BY id '
+                        'DESC LIMIT 1 OFFSET ?)', (name, name, self.keep))
+                else:
+                    db.execute('UPDATE state SET evaluated = ? WHERE name = ?',
+                               (ts, name))
+            except BaseException:
+                db.execute('ROLLBACK')
+                raise
+            db.execute('COMMIT')
+
+    def history(self, name, limit=100):
+        """The newest transitions of ``name`` first, as dicts."""
+        with self._lock:
+            rows = self._conn().execute(
+                'SELECT ts, previous, current, reason, data FROM history '
+                'WHERE name = ? ORDER BY id DESC LIMIT ?',
+                (name, limit)).fetchall()
+        return [{'timestamp': _time(ts), 'previous': prev, 'current': cur,
+                 'reason': reason, 'reason_data': jsoncodec.loads(data)}
+                for ts, prev, cur, reason, data in rows]
+
+    def close(self):
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+def _time(ts):
+    return None if ts is None else datetime.datetime.fromtimestamp(
+        ts, model.UTC)
