@@ -108,6 +108,29 @@ class AgentCollector(prom_registry.Collector):
         for result, count in sorted(self._agent.reloads.items()):
             reloads.add_metric((result,), count)
         yield reloads
+        alarms = getattr(self._agent, 'alarms', None)
+        if alarms is not None:
+            yield from _alarm_families(alarms)
+
+
+def _alarm_families(alarms):
+    ev = alarms.evaluator
+    for name, doc, value in (
+            ('evaluations', 'Alarm evaluations.', ev.evaluations),
+            ('transitions', 'Alarm state changes.', ev.transitions),
+            ('errors', 'Alarm evaluations that failed.', ev.errors)):
+        family = core.CounterMetricFamily('telemetry_alarm_' + name, doc)
+        family.add_metric((), value)
+        yield family
+    states = core.GaugeMetricFamily(
+        'telemetry_alarm_state', 'An alarm is in this state (1) or not.',
+        labels=('alarm', 'state'))
+    known = alarms.store.states()
+    for name in sorted(alarms.definition.alarms):
+        current = known.get(name, ('insufficient data',))[0]
+        for state in ('ok', 'alarm', 'insufficient data'):
+            states.add_metric((name, state), 1 if state == current else 0)
+    yield states
 
 
 class _Families:

@@ -30,6 +30,7 @@ from oslo_config import cfg
 
 from telemetry_lib.agent.http import AgentHTTPServer
 from telemetry_lib.agent.scheduler import Scheduler
+from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.collector import base as collector_base
 from telemetry_lib import delivery
 from telemetry_lib.exceptions import ConfigError
@@ -78,6 +79,7 @@ def register_opts(conf):
     conf.register_opts(POLLING_OPTS, group='polling')
     conf.register_opts(AGENT_OPTS, group='agent')
     pipeline_manager.register_opts(conf)
+    alarm_service.register_opts(conf)
 
 
 def find_config_file(conf, name):
@@ -127,8 +129,9 @@ class Agent:
         self._stopping = threading.Event()
         self._reload_requested = threading.Event()
         self._last_totals = {}
-        self.pool = delivery.DeliveryPool(conf)
-        self.pipeline, self.polling = self._load()
+        self.pool = delivery.DeliveryPool(conf, alarm_service.pool_factory)
+        self.alarms = None
+        self.pipeline, self.polling, self.alarms = self._load()
         self.scheduler = self._scheduler(self.polling)
         self.http = None
         if conf.agent.http_enabled:
@@ -150,8 +153,20 @@ class Agent:
         polling = PollingDefinition.load(polling_path)
         definition = PipelineDefinition.load(
             pipeline_path, check_url=definitions.publisher_installed)
-        return PipelineManager(self.conf, definition, pool=self.pool), \
-            polling
+        pipeline = PipelineManager(self.conf, definition, pool=self.pool)
+        alarms = None
+        alarms_path = self.conf.alarms.definitions_file
+        if alarms_path:
+            # The state store and storage drivers outlive a reload.
+            old = self.alarms
+            alarms = alarm_service.AlarmService(
+                self.conf, find_config_file(self.conf, alarms_path),
+                self.pool, store=old.store if old else None,
+                storages=old.storages if old else None)
+        return pipeline, polling, alarms
+
+    def _keys(self, pipeline, alarms):
+        return pipeline.keys | (alarms.keys if alarms else set())
 
     def _scheduler(self, polling, stats=None):
         return Scheduler(polling, self._pollsters, self._route,
@@ -200,6 +215,10 @@ class Agent:
         """Lines telling a person what the agent does and where data goes."""
         lines = ['polling from %s' % self.polling.path,
                  'pipeline from %s' % self.pipeline.definition.path]
+        if self.alarms is not None:
+            lines.append('%d alarm(s) from %s, state in %s' % (
+                len(self.alarms.definition.alarms),
+                self.alarms.definition.path, self.alarms.store.path))
         lines += ['polling %s every %ss' % (', '.join(sorted(
             j.name for j in jobs)), interval)
             for interval, jobs in sorted(self.scheduler.groups.items())]
@@ -223,6 +242,8 @@ class Agent:
         """
         try:
             self.pipeline.start()
+            if self.alarms is not None:
+                self.alarms.start()
             if self.http is not None:
                 self.http.start()
         except ConfigError:
@@ -240,12 +261,16 @@ class Agent:
         """
         with self._lock:
             old = self.pipeline
+        old_alarms = self.alarms
         try:
-            pipeline, polling = self._load()
+            pipeline, polling, alarms = self._load()
             pipeline.start()
+            if alarms is not None:
+                for d in alarms.deliveries.values():
+                    d.start()
         except Exception as exc:
             # Close what only the failed pipeline had made.
-            self.pool.retain(old.keys, 0)
+            self.pool.retain(self._keys(old, old_alarms), 0)
             self.reloads['failed'] += 1
             LOG.error('Reload failed, the running pipeline stays: %s', exc
                       if isinstance(exc, ConfigError)
@@ -255,12 +280,18 @@ class Agent:
         old_scheduler.stop(timeout=1.0)
         with self._lock:
             self.pipeline, self.polling = pipeline, polling
+        if old_alarms is not None:
+            old_alarms.stop(timeout=5.0)
+        self.alarms = alarms
+        if alarms is not None:
+            alarms.start()
         self.scheduler = self._scheduler(polling, old_scheduler.stats)
         self.scheduler.start(resume=old_scheduler.next_ticks())
         with self._lock:
             # put() is bounded (block_timeout at most): so is this wait.
             self._routing.wait_for(lambda: not self._users[id(old)], 30.0)
-        self.pool.retain(pipeline.keys, self.conf.agent.shutdown_timeout)
+        self.pool.retain(self._keys(pipeline, alarms),
+                         self.conf.agent.shutdown_timeout)
         self.reloads['ok'] += 1
         LOG.info('Reloaded: polling from %s, pipeline from %s', polling.path,
                  pipeline.definition.path)
@@ -273,6 +304,8 @@ class Agent:
         timeout = self.conf.agent.shutdown_timeout if timeout is None \
             else timeout
         self.scheduler.stop(timeout=min(1.0, timeout))
+        if self.alarms is not None:
+            self.alarms.stop(timeout=min(1.0, timeout))
         outcomes = self.pool.close(timeout)
         if self.http is not None:
             self.http.stop()

@@ -137,3 +137,64 @@ class TestCPUUtilisation(base.TestCase):
             t.start()
             t.join()
         assert results == [50.0] * 6
+
+
+class TestAlarmCommands(CLITest):
+
+    ALARMS = '''
+alarms:
+  - name: busy
+    severity: critical
+    rule:
+      meter: host.cpu.time
+      resource_id: h1
+      aggregation: count
+      granularity: 10
+      evaluation_periods: 2
+      comparison_operator: ge
+      threshold: 1
+    alarm_actions: ["log://"]
+'''
+
+    def setUp(self):
+        super().setUp()
+        self.path = self.write_file('alarms.yaml', self.ALARMS)
+        self.state = self.write_file('alarms.conf', '[alarms]\n'
+                                     'state_file = %s/alarms.sqlite\n'
+                                     % self.tmpdir)
+
+    def run_alarm(self, *args):
+        return self.run_cli('--config-file', self.state, 'alarm', *args)
+
+    def test_validate(self):
+        code, out, _ = self.run_alarm('validate', self.path)
+        assert code == 0 and 'valid (1 alarm(s))' in out
+        bad = self.write_file('bad.yaml', self.ALARMS.replace(
+            'threshold: 1', 'threshold: lots'))
+        code, _, err = self.run_alarm('validate', bad)
+        assert code == 1 and "alarm 'busy', field 'rule.threshold'" in err
+
+    def test_evaluate_list_show_history(self):
+        code, out, err = self.run_alarm('evaluate', 'busy', '--alarms',
+                                        self.path, '-f', 'json')
+        assert code == 0, err
+        result = json.loads(out)
+        # The samples are one per 10 s over the last minute: the two last
+        # complete buckets hold one each.
+        assert result['decision'] == 'alarm' and result['changes'] is True
+        assert result['values'] == [1, 1]
+        # evaluate records nothing:
+        code, out, _ = self.run_alarm('list', '--alarms', self.path, '-f',
+                                      'json')
+        (row,) = json.loads(out)
+        assert (row['Name'], row['State'], row['Severity']) == (
+            'busy', 'insufficient data', 'critical')
+        code, out, _ = self.run_alarm('show', 'busy', '--alarms', self.path,
+                                      '-f', 'json')
+        shown = json.loads(out)
+        assert shown['alarm_actions'] == ['log://']
+        assert shown['rule']['meter'] == 'host.cpu.time'
+        code, out, _ = self.run_alarm('history', 'busy', '-f', 'json')
+        assert code == 0 and json.loads(out) == []
+        code, _, err = self.run_alarm('show', 'nope', '--alarms', self.path)
+        assert code != 0 and "no alarm 'nope'" in err
