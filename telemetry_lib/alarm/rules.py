@@ -23,6 +23,9 @@ evaluated against storage drivers; it returns an
 * **composite**: ``and``/``or`` of other rules, nested at will. ``and`` is
   ``alarm`` when all are, ``ok`` when one is; ``or`` is ``alarm`` when one
   is, ``ok`` when all are; otherwise ``insufficient data``.
+* **promql**: a PromQL expression evaluated by a Prometheus server, each
+  series a statistic: all breach ``alarm``, none ``ok``, some no change,
+  no series ``insufficient data``.
 """
 
 import abc
@@ -251,6 +254,60 @@ class CompositeRule(Rule):
         return model.Evaluation(state, reason, {
             'type': 'composite', 'op': op,
             'rules': [r.reason_data for r in results]})
+
+
+class PromQLRule(Rule):
+    """A PromQL expression evaluated by a Prometheus server (the
+    ``prometheus://`` storage driver's); each series is a statistic
+    compared with the threshold. All breach: ``alarm``; none: ``ok``;
+    some: no change; no series: ``insufficient data``.
+    """
+
+    def __init__(self, data, where, path=None):
+        super().__init__(data, where, path)
+        self.query = self.text('query')
+        self.operator = self.text('comparison_operator', 'gt',
+                                  choices=tuple(COMPARISONS))
+        self.threshold = self.number('threshold')
+        self.storage = data.get('storage')
+        if self.storage is not None:
+            self.text('storage')
+
+    def storage_urls(self):
+        return (self.storage,)
+
+    def evaluate(self, storages, now, current):
+        storage = storages(self.storage)
+        if not hasattr(storage, 'instant_query'):
+            return model.Evaluation(None, 'PromQL needs a prometheus:// '
+                                    'storage, not %s' % storage.url)
+        try:
+            series = storage.instant_query(self.query, now)
+        except StorageError as exc:
+            return model.Evaluation(None, 'cannot evaluate %r: %s'
+                                    % (self.query, exc))
+        values = [v for _, v in series if not math.isnan(v)]
+        data = {'type': 'promql', 'query': self.query,
+                'threshold': self.threshold,
+                'comparison_operator': self.operator, 'values': values,
+                'series': [labels for labels, _ in series][:20]}
+        if not values:
+            return model.Evaluation(model.INSUFFICIENT_DATA,
+                                    '%r returned no series' % self.query,
+                                    data)
+        compare = COMPARISONS[self.operator]
+        breached = [compare(v, self.threshold) for v in values]
+        if all(breached):
+            return model.Evaluation(model.ALARM, 'all %d series %s %g'
+                                    % (len(values), self.operator,
+                                       self.threshold), data)
+        if not any(breached):
+            return model.Evaluation(model.OK, 'no series %s %g' % (
+                self.operator, self.threshold), data)
+        return model.Evaluation(None, '%d of %d series %s %g: state '
+                                'unchanged' % (sum(breached), len(values),
+                                               self.operator,
+                                               self.threshold), data)
 
 
 def load_rule_class(kind, where, path=None):

@@ -46,6 +46,7 @@ import time
 import requests
 
 from telemetry_lib.clients import http
+from telemetry_lib.exceptions import InvalidQuery
 from telemetry_lib.exceptions import StorageError
 from telemetry_lib.exceptions import StorageUnavailable
 from telemetry_lib.formats import prometheus as fmt
@@ -87,6 +88,30 @@ class PrometheusStorage(base.StorageDriver):
             self._session.headers['Authorization'] = 'Bearer ' + token
         elif url.username:
             self._session.auth = (url.username, url.password or '')
+
+    def instant_query(self, expression, at=None):
+        """A PromQL expression evaluated by the server at ``at`` (a
+        datetime; now by default): ``[(labels, value)]``, one per series.
+
+        :raises InvalidQuery: for an expression the server refuses.
+        :raises StorageUnavailable: when the server cannot be reached.
+        """
+        params = {'query': expression}
+        if at is not None:
+            params['time'] = at.timestamp()
+        try:
+            data = self._get('/api/v1/query', **params)
+        except StorageError as exc:
+            if exc.retryable:
+                raise
+            raise InvalidQuery(str(exc)) from None
+        if data.get('resultType') == 'scalar':
+            return [({}, float(data['result'][1]))]
+        if data.get('resultType') != 'vector':
+            raise InvalidQuery('%r gives a %s, not an instant vector'
+                               % (expression, data.get('resultType')))
+        return [(series.get('metric', {}), float(series['value'][1]))
+                for series in data['result']]
 
     # -- the HTTP API ------------------------------------------------------
 

@@ -75,3 +75,35 @@ class TestAlarmsOnTheAgent(test_agent.AgentTest):
         history = json.loads(out.stdout)
         assert [h['Current'] for h in history] == ['alarm']
         assert self.stop() == 0
+
+
+class TestPromQLRule(base.TestCase):
+    """The promql rule against the real Prometheus of tools/prometheus.sh
+    (it scrapes itself, so ``up`` has a series).
+    """
+
+    def rule(self, query, operator, threshold):
+        from telemetry_lib.alarm import rules
+        return rules.PromQLRule({'query': query, 'threshold': threshold,
+                                 'comparison_operator': operator},
+                                "alarm 'p'")
+
+    def test_states_from_a_real_server(self):
+        import datetime
+        from telemetry_lib.alarm import model
+        from telemetry_lib.storage import base as storage_base
+        from tests.functional.test_prometheus import PROM
+        storage = storage_base.load_storage(
+            self.conf, 'prometheus://' + PROM.split('://', 1)[1])
+        self.addCleanup(storage.close)
+        now = datetime.datetime.now(datetime.timezone.utc)
+
+        def state(query, op='ge', threshold=1):
+            return self.rule(query, op, threshold).evaluate(
+                lambda url: storage, now, model.OK)
+        assert base.wait_until(lambda: state('up').state == model.ALARM, 30)
+        assert state('up', 'gt', 5).state == model.OK
+        empty = state('nonexistent_metric_xyz')
+        assert empty.state == model.INSUFFICIENT_DATA
+        broken = state('sum(')
+        assert broken.state is None and 'cannot evaluate' in broken.reason
