@@ -20,6 +20,7 @@ import itertools
 from telemetry_lib.agent import service as agent_service
 from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.clients import gnocchi as gnocchi_client
+from telemetry_lib.clients import heat as heat_client
 from telemetry_lib.delivery import options as delivery_options
 from telemetry_lib.pipeline import manager as pipeline_manager
 from telemetry_lib.publisher import amqp1 as amqp1_publisher
@@ -37,6 +38,7 @@ def list_opts():
         (amqp1_publisher.GROUP, itertools.chain(amqp1_publisher.OPTS)),
         (delivery_options.GROUP, itertools.chain(delivery_options.OPTS)),
         (gnocchi_client.GROUP, itertools.chain(gnocchi_client.OPTS)),
+        (heat_client.GROUP, itertools.chain(heat_client.list_opts())),
         (notifier_publisher.GROUP, itertools.chain(notifier_publisher.OPTS)),
         (pipeline_manager.GROUP, itertools.chain(pipeline_manager.OPTS)),
         ('polling', itertools.chain(agent_service.POLLING_OPTS)),
@@ -49,5 +51,10 @@ def list_opts():
 def register_all(conf):
     """Register every option on ``conf`` (the caller's, never global)."""
     for group, opts in list_opts():
+        if group == heat_client.GROUP:
+            # keystoneauth registers its plugin's options itself, once
+            # auth_type is known; listing them is for the sample file.
+            heat_client.register_opts(conf)
+            continue
         conf.register_opts(list(opts),
                            group=None if group == 'DEFAULT' else group)

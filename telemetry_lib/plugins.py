@@ -38,7 +38,6 @@ NAMESPACES = (PUBLISHER_NAMESPACE, STORAGE_NAMESPACE, POLLSTER_NAMESPACE,
 _NOT_BUILT_YET = {
     PUBLISHER_NAMESPACE: frozenset((
         'udp', 'tcp', 'zaqar', 'opentelemetryhttp')),
-    ALARM_ACTION_NAMESPACE: frozenset(('heat', 'trust+heat')),
 }
 
 

@@ -20,13 +20,25 @@ counted on ``/metrics``; never sent from inside the evaluator.
   ``current``, ``reason``, ``reason_data``), TLS verified by default; the
   http publisher's options (``timeout``, ``verify_ssl``, ``clientcert``)
   apply. 2xx delivered; 408/425/429/5xx and connection errors retried;
-  other statuses permanent.
+  other statuses permanent. A ScalingPolicy's pre-signed ``alarm_url``
+  (heat-api-cfn) is such a URL: it needs no token.
+* ``heat://STACK/RESOURCE`` (``STACK`` a name or ``NAME/ID``): a Heat
+  signal to that resource -- a ``OS::Heat::ScalingPolicy`` scales its
+  group -- through the catalog's orchestration endpoint, with a token of
+  ``[service_credentials]``; ``heat+https://...`` (or ``heat+http``) posts
+  to a full native ``signal_url`` with that token. A 4xx from Heat is
+  permanent and logged with Heat's message; 5xx, connection errors and
+  Keystone outages are retried. Heat acts on ``current: alarm`` only.
 """
 
 import logging
 
+from telemetry_lib.clients import heat
 from telemetry_lib import delivery
 from telemetry_lib.delivery import options as delivery_options
+from telemetry_lib.exceptions import InvalidURL
+from telemetry_lib.exceptions import PermanentError
+from telemetry_lib.exceptions import RetryableError
 from telemetry_lib import plugins
 from telemetry_lib.publisher import base
 from telemetry_lib.publisher import http as http_publisher
@@ -63,6 +75,58 @@ class WebhookAction(http_publisher.HttpPublisher):
 
     def publish_actions(self, actions):
         self._post_all([body for _, body in actions])
+
+
+class HeatAction(base.Publisher):
+    """``heat://STACK/RESOURCE``, ``heat+http(s)://signal_url``."""
+
+    url_options = frozenset(('timeout',))
+
+    def __init__(self, conf, url):
+        super().__init__(conf, url)
+        heat.register_opts(conf)
+        if url.scheme == 'heat':
+            parts = [h.host for h in url.hosts[:1]] + [
+                p for p in url.path.split('/') if p]
+            if len(parts) < 2:
+                raise InvalidURL('a Heat action names a stack and a '
+                                 'resource: heat://STACK/RESOURCE',
+                                 where=str(url))
+            self.stack, self.resource = '/'.join(parts[:-1]), parts[-1]
+            self.target = None
+        else:
+            self.stack = self.resource = None
+            self.target = url.with_scheme(url.scheme.split('+', 1)[1]
+                                          ).geturl(with_password=True)
+        self.timeout = url.get_float('timeout', 10.0, minimum=0.001,
+                                     maximum=3600)
+        self._session = heat.make_session(conf)     # validates, no I/O
+        opts = conf[heat.GROUP]
+        self.client = heat.HeatClient(self._session, opts.interface,
+                                      opts.region_name, self.timeout)
+
+    def publish_actions(self, actions):
+        failed, first = [], None
+        for i, (_, body) in enumerate(actions):
+            try:
+                if self.target:
+                    self.client.signal(self.target, body=body)
+                else:
+                    self.client.signal(self.stack, self.resource, body)
+            except (RetryableError, PermanentError) as exc:
+                failed.append((i, exc))
+                first = first or exc
+        if not failed:
+            return
+        retry = [i for i, e in failed if isinstance(e, RetryableError)]
+        lost = [i for i, e in failed if not isinstance(e, RetryableError)]
+        if retry:
+            raise RetryableError(str(first), items=retry,
+                                 permanent_items=lost)
+        raise PermanentError(str(first), items=lost)
+
+    def publish_samples(self, samples):
+        raise NotImplementedError
 
 
 def check_installed(url):

@@ -252,8 +252,6 @@ class TestDefinitions(AlarmTest):
                  "field 'rule.threshold': must be a finite number"),
                 (('severity: moderate', 'severity: huge'),
                  "field 'severity': must be one of low"),
-                (('["log://"]', '["heat://x"]'), 'not built in this '
-                 'release'),
                 (('["log://"]', '["nope://x"]'), "unknown action 'nope'"),
                 (('comparison_operator: gt', 'comparison_operator: >'),
                  "field 'rule.comparison_operator'"),
