@@ -28,25 +28,6 @@ log() { echo "gnocchi.sh: $*" >&2; }
 # shellcheck source=tools/lib.sh
 . "$HERE/lib.sh"
 
-postgres() {
-    ensure_packages curl
-    if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-        ensure_packages pg_ctlcluster:postgresql
-        log "starting PostgreSQL"
-        local version
-        version=$(ls /etc/postgresql | sort -n | tail -n 1)
-        pg_ctlcluster --skip-systemctl-redirect "$version" main start
-        for _ in $(seq 1 50); do
-            pg_isready -q -h 127.0.0.1 -p 5432 && break
-            sleep 0.2
-        done
-    fi
-    if ! su postgres -c "psql -h 127.0.0.1 -tAc \"SELECT 1 FROM pg_database WHERE datname='$DB'\"" \
-            2>/dev/null | grep -q 1; then
-        su postgres -c "psql -h 127.0.0.1 -qc 'CREATE DATABASE $DB'"
-    fi
-}
-
 install() {
     if [ ! -x "$VENV/bin/gnocchi-api" ]; then
         log "installing Gnocchi into $VENV (a few minutes)"
@@ -155,7 +136,8 @@ start() {
         return 0
     fi
     bash "$HERE/ceph.sh" start >/dev/null
-    postgres
+    ensure_packages curl
+    ensure_postgres_db "$DB"
     install
     configure
     export VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH

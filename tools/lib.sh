@@ -35,3 +35,23 @@ await() {
     tail -n 30 "$logfile" >&2
     exit 1
 }
+
+# ensure_postgres_db NAME: PostgreSQL up on 127.0.0.1:5432 (Debian's
+# cluster, started if down) and a database NAME in it.
+ensure_postgres_db() {
+    local db=$1 version
+    if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+        ensure_packages pg_ctlcluster:postgresql
+        echo "$(basename "$0"): starting PostgreSQL" >&2
+        version=$(ls /etc/postgresql | sort -n | tail -n 1)
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start
+        for _ in $(seq 1 50); do
+            pg_isready -q -h 127.0.0.1 -p 5432 && break
+            sleep 0.2
+        done
+    fi
+    if ! su postgres -c "psql -h 127.0.0.1 -tAc \"SELECT 1 FROM pg_database WHERE datname='$db'\"" \
+            2>/dev/null | grep -q 1; then
+        su postgres -c "psql -h 127.0.0.1 -qc 'CREATE DATABASE $db'"
+    fi
+}

@@ -1,0 +1,135 @@
+"""A real Heat for the autoscaling tests (tools/heat.sh): a stack with an
+AutoScalingGroup of test resources and two scaling policies, created and
+read through Heat's API with the test Keystone's telemetry user.
+"""
+
+import os
+import subprocess
+import time
+import uuid
+
+from keystoneauth1.identity import v3
+from keystoneauth1 import session as ka_session
+
+from tests import base
+
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..',
+                     'tools', 'heat.sh')
+KEYSTONE = 'http://127.0.0.1:15000/v3'
+USER, PASSWORD, PROJECT = 'telemetry', 'telemetry-secret', 'service'
+
+TEMPLATE = '''
+heat_template_version: 2018-08-31
+resources:
+  group:
+    type: OS::Heat::AutoScalingGroup
+    properties:
+      min_size: 1
+      max_size: 3
+      resource:
+        type: OS::Heat::TestResource
+        properties:
+          value: member
+  scale_up:
+    type: OS::Heat::ScalingPolicy
+    properties:
+      adjustment_type: change_in_capacity
+      auto_scaling_group_id: {get_resource: group}
+      cooldown: %(cooldown)s
+      scaling_adjustment: 1
+  scale_down:
+    type: OS::Heat::ScalingPolicy
+    properties:
+      adjustment_type: change_in_capacity
+      auto_scaling_group_id: {get_resource: group}
+      cooldown: %(cooldown)s
+      scaling_adjustment: -1
+outputs:
+  size:
+    value: {get_attr: [group, current_size]}
+  up_signal_url:
+    value: {get_attr: [scale_up, signal_url]}
+  up_alarm_url:
+    value: {get_attr: [scale_up, alarm_url]}
+'''
+
+
+def start():
+    out = subprocess.run(['bash', TOOLS, 'start'], capture_output=True,
+                         text=True, timeout=900)
+    if out.returncode:
+        raise RuntimeError('tools/heat.sh start: %s' % out.stderr[-2000:])
+
+
+def stop_api():
+    """Stop heat-api only (an outage the engine survives)."""
+    base_dir = os.environ.get('TELEMETRY_HEAT_DIR', '/var/tmp/telemetry-heat')
+    with open(os.path.join(base_dir, 'api.pid')) as f:
+        os.kill(int(f.read()), 15)
+    base.wait_until(lambda: subprocess.run(
+        ['curl', '-s', '-o', '/dev/null', 'http://127.0.0.1:18004/']
+    ).returncode != 0, 20)
+
+
+def session():
+    auth = v3.Password(auth_url=KEYSTONE, username=USER, password=PASSWORD,
+                       project_name=PROJECT, user_domain_name='Default',
+                       project_domain_name='Default')
+    return ka_session.Session(auth=auth)
+
+
+def service_credentials():
+    """The [service_credentials] section an agent signs Heat with."""
+    return ('[service_credentials]\nauth_type = password\nauth_url = %s\n'
+            'username = %s\npassword = %s\nproject_name = %s\n'
+            'user_domain_name = Default\nproject_domain_name = Default\n'
+            % (KEYSTONE, USER, PASSWORD, PROJECT))
+
+
+class Stack:
+    """A scaling stack; ``size()`` reads the group's size from Heat."""
+
+    ENDPOINT = {'service_type': 'orchestration', 'interface': 'public'}
+
+    def __init__(self, sess, cooldown=1):
+        self.sess = sess
+        self.name = 'tl-%s' % uuid.uuid4().hex[:8]
+        resp = sess.post('/stacks', endpoint_filter=self.ENDPOINT, json={
+            'stack_name': self.name,
+            'template': TEMPLATE % {'cooldown': cooldown},
+            'timeout_mins': 5})
+        self.id = resp.json()['stack']['id']
+        assert base.wait_until(lambda: self.status() == 'CREATE_COMPLETE',
+                               60), self.status()
+
+    def show(self):
+        return self.sess.get('/stacks/%s/%s' % (self.name, self.id),
+                             endpoint_filter=self.ENDPOINT).json()['stack']
+
+    def status(self):
+        return self.show()['stack_status']
+
+    def output(self, key):
+        for out in self.show().get('outputs') or ():
+            if out['output_key'] == key:
+                return out['output_value']
+        return None
+
+    def size(self):
+        return self.output('size')
+
+    def wait_size(self, size, timeout=60):
+        return base.wait_until(lambda: self.size() == size, timeout,
+                               interval=0.5)
+
+    def delete(self):
+        try:
+            self.sess.delete('/stacks/%s/%s' % (self.name, self.id),
+                             endpoint_filter=self.ENDPOINT)
+        except Exception:
+            pass
+
+
+def settle(seconds=1.5):
+    """Wait out a policy's cooldown (Heat drops signals during it)."""
+    time.sleep(seconds)
