@@ -72,10 +72,12 @@ class GetServer:
     """
 
     def __init__(self, host, port, handle, name='http', idle_timeout=10.0,
-                 max_connections=32):
+                 max_connections=32, post=None, max_body=1024 * 1024):
         self._host = host
         self._port = port
         self._handle = handle
+        self._post = post
+        self._max_body = max_body
         self._name = name
         self._idle_timeout = idle_timeout
         self._max_connections = max_connections
@@ -84,6 +86,7 @@ class GetServer:
 
     def _handler_class(self):
         handle, name = self._handle, self._name
+        post, max_body = self._post, self._max_body
 
         class Handler(http.server.BaseHTTPRequestHandler):
             timeout = self._idle_timeout
@@ -92,9 +95,29 @@ class GetServer:
             def log_message(self, fmt, *args):
                 LOG.debug(name + ': ' + fmt, *args)
 
+            def do_POST(self):
+                reply = None
+                if post is not None:
+                    try:
+                        length = int(self.headers.get('Content-Length'))
+                    except (TypeError, ValueError):
+                        length = -1
+                    if length < 0:
+                        reply = (411, 'text/plain', b'length required\n')
+                    elif length > max_body:
+                        # Not read: the connection is closed instead.
+                        self.close_connection = True
+                        reply = (413, 'text/plain', b'body too large\n')
+                    else:
+                        reply = post(self.path.split('?', 1)[0],
+                                     self.headers, self.rfile.read(length))
+                self._reply(reply)
+
             def do_GET(self):
-                reply = handle(self.path.split('?', 1)[0],
-                               self.headers.get('Accept') or '')
+                self._reply(handle(self.path.split('?', 1)[0],
+                                   self.headers.get('Accept') or ''))
+
+            def _reply(self, reply):
                 status, ctype, body = reply or (404, 'text/plain',
                                                 b'not found\n')
                 self.send_response(status)

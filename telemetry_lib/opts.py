@@ -18,6 +18,7 @@ gathers them (entry point ``oslo.config.opts``: ``telemetry_lib``).
 import itertools
 
 from telemetry_lib.agent import service as agent_service
+from telemetry_lib.alarm import receiver
 from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.clients import gnocchi as gnocchi_client
 from telemetry_lib.clients import heat as heat_client
@@ -35,6 +36,7 @@ def list_opts():
         ('DEFAULT', itertools.chain(delivery_options.STATE_OPTS)),
         ('agent', itertools.chain(agent_service.AGENT_OPTS)),
         (alarm_service.GROUP, itertools.chain(alarm_service.OPTS)),
+        (receiver.GROUP, itertools.chain(receiver.OPTS)),
         (amqp1_publisher.GROUP, itertools.chain(amqp1_publisher.OPTS)),
         (delivery_options.GROUP, itertools.chain(delivery_options.OPTS)),
         (gnocchi_client.GROUP, itertools.chain(gnocchi_client.OPTS)),

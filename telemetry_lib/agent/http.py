@@ -111,6 +111,14 @@ class AgentCollector(prom_registry.Collector):
         alarms = getattr(self._agent, 'alarms', None)
         if alarms is not None:
             yield from _alarm_families(alarms)
+        rcv = getattr(self._agent, 'receiver', None)
+        if rcv is not None:
+            counts = core.CounterMetricFamily(
+                'telemetry_receiver', 'Alertmanager webhooks and alerts, '
+                'by what became of them.', labels=('outcome',))
+            for outcome, count in sorted(rcv.counts.items()):
+                counts.add_metric((outcome,), count)
+            yield counts
 
 
 def _alarm_families(alarms):
@@ -211,4 +219,11 @@ class AgentHTTPServer(GetServer):
                                          else 'ok', 'problems': problems}))
             return None
 
-        super().__init__(host, port, handle, name='agent http')
+        def post(path, headers, body):
+            rcv = agent.receiver
+            if rcv is None or path != agent.conf.receiver.path:
+                return None
+            return rcv.handle(headers, body)
+
+        super().__init__(host, port, handle, name='agent http', post=post,
+                         max_body=agent.conf.receiver.max_body)

@@ -30,6 +30,7 @@ from oslo_config import cfg
 
 from telemetry_lib.agent.http import AgentHTTPServer
 from telemetry_lib.agent.scheduler import Scheduler
+from telemetry_lib.alarm import receiver
 from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.collector import base as collector_base
 from telemetry_lib import delivery
@@ -80,6 +81,7 @@ def register_opts(conf):
     conf.register_opts(AGENT_OPTS, group='agent')
     pipeline_manager.register_opts(conf)
     alarm_service.register_opts(conf)
+    receiver.register_opts(conf)
 
 
 def find_config_file(conf, name):
@@ -131,7 +133,9 @@ class Agent:
         self._last_totals = {}
         self.pool = delivery.DeliveryPool(conf, alarm_service.pool_factory)
         self.alarms = None
-        self.pipeline, self.polling, self.alarms = self._load()
+        self.receiver = None
+        (self.pipeline, self.polling, self.alarms,
+         self.receiver) = self._load()
         self.scheduler = self._scheduler(self.polling)
         self.http = None
         if conf.agent.http_enabled:
@@ -163,10 +167,25 @@ class Agent:
                 self.conf, find_config_file(self.conf, alarms_path),
                 self.pool, store=old.store if old else None,
                 storages=old.storages if old else None)
-        return pipeline, polling, alarms
+        rcv = None
+        routes = self.conf.receiver.routes_file
+        if routes:
+            rcv = receiver.Receiver(
+                self.conf, receiver.load_routes(find_config_file(
+                    self.conf, routes)), self._action_delivery)
+            if self.receiver is not None:
+                # Dedupe windows and cooldowns go on across a reload.
+                rcv.inherit(self.receiver)
+        return pipeline, polling, alarms, rcv
 
-    def _keys(self, pipeline, alarms):
-        return pipeline.keys | (alarms.keys if alarms else set())
+    def _action_delivery(self, url):
+        return self.pool.acquire(url, 'actions').start()
+
+    def _keys(self, pipeline, alarms, rcv):
+        keys = pipeline.keys | (alarms.keys if alarms else set())
+        if rcv is not None:
+            keys |= {self.pool.key(u, 'actions') for u in rcv.targets()}
+        return keys
 
     def _scheduler(self, polling, stats=None):
         return Scheduler(polling, self._pollsters, self._route,
@@ -263,14 +282,14 @@ class Agent:
             old = self.pipeline
         old_alarms = self.alarms
         try:
-            pipeline, polling, alarms = self._load()
+            pipeline, polling, alarms, rcv = self._load()
             pipeline.start()
             if alarms is not None:
                 for d in alarms.deliveries.values():
                     d.start()
         except Exception as exc:
             # Close what only the failed pipeline had made.
-            self.pool.retain(self._keys(old, old_alarms), 0)
+            self.pool.retain(self._keys(old, old_alarms, self.receiver), 0)
             self.reloads['failed'] += 1
             LOG.error('Reload failed, the running pipeline stays: %s', exc
                       if isinstance(exc, ConfigError)
@@ -283,6 +302,7 @@ class Agent:
         if old_alarms is not None:
             old_alarms.stop(timeout=5.0)
         self.alarms = alarms
+        self.receiver = rcv
         if alarms is not None:
             alarms.start()
         self.scheduler = self._scheduler(polling, old_scheduler.stats)
@@ -290,7 +310,7 @@ class Agent:
         with self._lock:
             # put() is bounded (block_timeout at most): so is this wait.
             self._routing.wait_for(lambda: not self._users[id(old)], 30.0)
-        self.pool.retain(self._keys(pipeline, alarms),
+        self.pool.retain(self._keys(pipeline, alarms, rcv),
                          self.conf.agent.shutdown_timeout)
         self.reloads['ok'] += 1
         LOG.info('Reloaded: polling from %s, pipeline from %s', polling.path,

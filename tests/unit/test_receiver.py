@@ -1,0 +1,165 @@
+"""The Alertmanager receiver: auth, payloads, routes, dedupe, cooldown,
+and its answer only once actions are queued. Time injected.
+"""
+
+import base64
+import json
+import textwrap
+
+from telemetry_lib.alarm import receiver
+from telemetry_lib import ConfigError
+from tests import base
+
+ROUTES = '''
+routes:
+  - name: up
+    match: {severity: upscale}
+    match_re: {tenant_stack_name: "web-.*"}
+    action: "heat://{tenant_stack_name}/{tenant_stack_id}/scale_up"
+    repeat: 300
+    cooldown: 60
+  - name: down
+    match: {severity: downscale}
+    action: "heat://{tenant_stack_name}/{tenant_stack_id}/scale_down"
+'''
+
+
+def payload(*alerts, group='{}:{alertname="HighCPU"}', status='firing'):
+    return json.dumps({'version': '4', 'status': status, 'groupKey': group,
+                       'alerts': list(alerts)}).encode()
+
+
+def alert(severity='upscale', stack='web-1', status='firing', **labels):
+    labels.update(severity=severity, tenant_stack_name=stack,
+                  tenant_stack_id='id-1', alertname='HighCPU')
+    return {'status': status, 'labels': labels, 'fingerprint': 'f1',
+            'annotations': {'summary': 'CPU high'}}
+
+
+class FakeDelivery:
+    def __init__(self, url, accept=True):
+        self.name, self.url, self.items, self.accept = url, url, [], accept
+
+    def put(self, items):
+        if not self.accept:
+            return 0
+        self.items.extend(items)
+        return len(items)
+
+    def stats(self):
+        class St:
+            pending = len(self.items)
+        return St()
+
+
+class ReceiverTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.conf.set_override('bearer_tokens', ['tok-1'], group='receiver')
+        self.conf.set_override('username', 'am', group='receiver')
+        self.conf.set_override('password', 'pw', group='receiver')
+        self.now = [1000.0]
+        self.deliveries = {}
+        path = self.write_file('routes.yaml', textwrap.dedent(ROUTES))
+        self.rcv = receiver.Receiver(self.conf, receiver.load_routes(path),
+                                     self.delivery,
+                                     clock=lambda: self.now[0])
+
+    def delivery(self, url):
+        return self.deliveries.setdefault(url, FakeDelivery(url))
+
+    def post(self, body, auth='Bearer tok-1'):
+        status, _, text = self.rcv.handle({'Authorization': auth}, body)
+        return status, json.loads(text)
+
+    def sent(self):
+        return {url: len(d.items) for url, d in self.deliveries.items()}
+
+
+class TestReceiver(ReceiverTest):
+
+    def test_auth_required_bearer_or_basic(self):
+        assert self.post(payload(alert()), auth='')[0] == 401
+        assert self.post(payload(alert()), auth='Bearer nope')[0] == 401
+        basic = 'Basic ' + base64.b64encode(b'am:pw').decode()
+        assert self.post(payload(alert()), auth=basic)[0] == 200
+        assert self.rcv.counts['rejected_auth'] == 2
+        assert self.sent() == {'heat://web-1/id-1/scale_up?spool=true': 1}
+
+    def test_bad_payloads_are_400_and_counted(self):
+        for body in (b'{', b'[]', b'{"alerts": 3}',
+                     json.dumps({'version': '3', 'alerts': []}).encode()):
+            assert self.post(body)[0] == 400
+        assert self.rcv.counts['rejected_bad'] == 4
+        assert self.sent() == {}
+
+    def test_routes_match_each_alert_on_its_own_labels(self):
+        status, _ = self.post(payload(
+            alert(), alert('downscale', stack='db-1'),
+            alert('upscale', stack='db-2'), alert('other')))
+        assert status == 200
+        assert self.sent() == {
+            'heat://web-1/id-1/scale_up?spool=true': 1,
+            'heat://db-1/id-1/scale_down?spool=true': 1}
+        assert self.rcv.counts['alerts_unmatched'] == 2
+
+    def test_resends_within_the_window_do_not_act_twice(self):
+        for _ in range(3):
+            assert self.post(payload(alert()))[0] == 200
+        self.now[0] += 299
+        self.post(payload(alert()))
+        assert self.sent() == {'heat://web-1/id-1/scale_up?spool=true': 1}
+        assert self.rcv.counts['alerts_deduplicated'] == 3
+        self.now[0] += 2            # window over, cooldown long over
+        self.post(payload(alert()))
+        assert self.sent() == {'heat://web-1/id-1/scale_up?spool=true': 2}
+
+    def test_cooldown_per_target(self):
+        self.post(payload(alert(), group='g1'))
+        self.now[0] += 10
+        self.post(payload(alert(), group='g2'))      # another group
+        assert self.rcv.counts['alerts_cooldown'] == 1
+        assert self.sent() == {'heat://web-1/id-1/scale_up?spool=true': 1}
+
+    def test_resolved_ignored_unless_asked(self):
+        self.post(payload(alert(status='resolved'), status='resolved'))
+        assert self.sent() == {}
+        assert self.rcv.counts['alerts_resolved_ignored'] == 1
+
+    def test_503_when_the_action_cannot_be_queued(self):
+        url = 'heat://web-1/id-1/scale_up?spool=true'
+        self.deliveries[url] = FakeDelivery(url, accept=False)
+        status, body = self.post(payload(alert()))
+        assert status == 503 and 'refused' in body['message']
+        # Not remembered: Alertmanager's re-send is acted on.
+        self.deliveries[url].accept = True
+        assert self.post(payload(alert()))[0] == 200
+        assert len(self.deliveries[url].items) == 1
+
+    def test_label_values_cannot_reshape_the_url(self):
+        self.post(payload(alert(stack='web-x/../../evil?spool=false')))
+        assert list(self.sent()) == [
+            'heat://web-x%2F..%2F..%2Fevil%3Fspool%3Dfalse/id-1/'
+            'scale_up?spool=true']
+
+
+class TestRoutesFile(base.TestCase):
+
+    def test_errors(self):
+        for text, words in (
+                ('routes: [{name: a, action: "heat://{x-y}/p"}]',
+                 'label names'),
+                ('routes: [{name: a, action: "x://", match_re: {a: "("}}]',
+                 'not a regular expression'),
+                ('routes: [{name: a}]', "field 'action'"),
+                ('routes: [{name: a, action: "x://", repeat: .nan}]',
+                 "field 'repeat'")):
+            path = self.write_file('r.yaml', text)
+            with self.assertRaises(ConfigError) as ctx:
+                receiver.load_routes(path)
+            assert words in str(ctx.exception), str(ctx.exception)
+
+    def test_credentials_are_required(self):
+        with self.assertRaises(ConfigError):
+            receiver.Receiver(self.conf, [], lambda url: None)
