@@ -51,7 +51,9 @@ class TestAlertmanagerScalesHeat(test_agent.AgentTest):
                 interval: 1s
                 rules:
                   - alert: MemorySeen
-                    expr: ceilometer_host_memory_used > 0 and on() vector(time()) < %d
+                    expr: >-
+                      ceilometer_host_memory_used > 0
+                      and on() vector(time()) < %d
                     labels:
                       severity: upscale
                       tenant_stack_name: %s
