@@ -99,7 +99,8 @@ class TestAlertmanagerScalesHeat(test_agent.AgentTest):
                 repeat: 600
               - name: down
                 match: {severity: downscale}
-                action: "heat://{tenant_stack_name}/{tenant_stack_id}/scale_down"
+                action: >-
+                  heat://{tenant_stack_name}/{tenant_stack_id}/scale_down
                 repeat: 600
         '''))
         with open(self.conf_file, 'a') as f:
