@@ -61,14 +61,39 @@ def start():
         raise RuntimeError('tools/heat.sh start: %s' % out.stderr[-2000:])
 
 
-def stop_api():
-    """Stop heat-api only (an outage the engine survives)."""
-    base_dir = os.environ.get('TELEMETRY_HEAT_DIR', '/var/tmp/telemetry-heat')
-    with open(os.path.join(base_dir, 'api.pid')) as f:
-        os.kill(int(f.read()), 15)
-    base.wait_until(lambda: subprocess.run(
-        ['curl', '-s', '-o', '/dev/null', 'http://127.0.0.1:18004/']
-    ).returncode != 0, 20)
+class SpareAPI:
+    """A heat-api of the test's own (same configuration, same engine), so
+    an outage test can stop it without taking Heat from the others.
+    """
+
+    def __init__(self, port):
+        self.port = port
+        self.proc = None
+
+    def start(self):
+        heat_dir = os.environ.get('TELEMETRY_HEAT_DIR',
+                                  '/var/tmp/telemetry-heat')
+        venv = os.environ.get('TELEMETRY_HEAT_VENV',
+                              '/var/tmp/telemetry-heat-venv')
+        self.log = open(os.path.join(heat_dir, 'spare-%d.out' % self.port),
+                        'a')
+        self.proc = subprocess.Popen(
+            [os.path.join(venv, 'bin', 'gunicorn'), '--bind',
+             '127.0.0.1:%d' % self.port, '--workers', '1',
+             'heat_api_app:application'], cwd=heat_dir,
+            env=dict(os.environ, PYTHONPATH=heat_dir), stdout=self.log,
+            stderr=subprocess.STDOUT)
+        assert base.wait_until(lambda: subprocess.run(
+            ['curl', '-s', '-o', '/dev/null', 'http://127.0.0.1:%d/'
+             % self.port]).returncode == 0, 60)
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(20)
+            self.proc = None
+            self.log.close()
 
 
 def session():
