@@ -172,7 +172,10 @@ class Agent:
         if routes:
             rcv = receiver.Receiver(
                 self.conf, receiver.load_routes(find_config_file(
-                    self.conf, routes)), self._action_delivery)
+                    self.conf, routes)), self._action_delivery,
+                targets_file=os.path.join(os.path.dirname(
+                    alarm_service.state_file(self.conf)),
+                    'receiver-targets.json'))
             if self.receiver is not None:
                 # Dedupe windows and cooldowns go on across a reload.
                 rcv.inherit(self.receiver)
@@ -263,6 +266,8 @@ class Agent:
             self.pipeline.start()
             if self.alarms is not None:
                 self.alarms.start()
+            if self.receiver is not None:
+                self.receiver.recover()
             if self.http is not None:
                 self.http.start()
         except ConfigError:

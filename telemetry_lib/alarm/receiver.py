@@ -42,6 +42,7 @@ import collections
 import datetime
 import hmac
 import logging
+import os
 import re
 import string
 import threading
@@ -187,7 +188,8 @@ class Receiver:
     :param clock: monotonic seconds (tests pass their own).
     """
 
-    def __init__(self, conf, routes, actions, clock=time.monotonic):
+    def __init__(self, conf, routes, actions, clock=time.monotonic,
+                 targets_file=None):
         register_opts(conf)
         opts = conf[GROUP]
         self.routes = routes
@@ -208,6 +210,11 @@ class Receiver:
         self._seen = collections.OrderedDict()      # dedupe key -> time
         self._last_sent = {}                        # target -> time
         self.counts = collections.Counter()
+        # Targets are made from labels, so only webhooks name them: the
+        # ones ever used are remembered, for their spools to be reopened
+        # (and what a crash left there sent) at the next start.
+        self._targets_file = targets_file
+        self._known = set(self._read_targets())
 
     # -- HTTP --------------------------------------------------------------
 
@@ -318,6 +325,7 @@ class Receiver:
             'reason_data': {'type': 'alertmanager', 'labels': labels,
                             'route': route.name},
             'timestamp': datetime.datetime.now(model.UTC).isoformat()})
+        self._remember(target)
         if d.put([action]) != 1:
             self.counts['actions_refused'] += 1
             return 'the queue of %s refused it' % d.name
@@ -334,6 +342,52 @@ class Receiver:
                 break
             self._seen.popitem(last=False)
 
+    def _read_targets(self):
+        if not self._targets_file:
+            return []
+        try:
+            with open(self._targets_file, 'rb') as f:
+                data = jsoncodec.loads(f.read())
+            return [u for u in data if isinstance(u, str)]
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            LOG.error('cannot read %s: %s', self._targets_file, exc)
+            return []
+
+    def _remember(self, target):
+        with self._lock:
+            if target in self._known:
+                return
+            self._known.add(target)
+            known = sorted(self._known)
+        if not self._targets_file:
+            return
+        tmp = self._targets_file + '.tmp'
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self._targets_file)),
+                        mode=0o700, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, 'wb') as f:
+                f.write(jsoncodec.dumps(known))
+            os.replace(tmp, self._targets_file)
+        except OSError as exc:
+            LOG.error('cannot save %s: %s', self._targets_file, exc)
+
+    def recover(self):
+        """Open the deliveries of every target used before (their spools
+        hold what a crash left); return how many.
+        """
+        opened = 0
+        for url in sorted(self._known):
+            try:
+                self._actions(url)
+                opened += 1
+            except ConfigError as exc:
+                LOG.error('receiver target %s cannot be reopened: %s',
+                          url, exc)
+        return opened
+
     def inherit(self, old):
         """Take over the dedupe windows, cooldowns and counters of the
         receiver this one replaces.
@@ -342,8 +396,9 @@ class Receiver:
             self._seen = old._seen
             self._last_sent = old._last_sent
             self.counts = old.counts
+            self._known |= old._known
 
     def targets(self):
         """Action URLs already used (for the pool keys)."""
         with self._lock:
-            return set(self._last_sent)
+            return set(self._last_sent) | self._known

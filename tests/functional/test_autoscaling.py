@@ -143,3 +143,57 @@ class TestAlertmanagerScalesHeat(test_agent.AgentTest):
         assert counts()['actions_queued'] == 2
         assert counts()['rejected_auth'] == 0
         assert self.stop() == 0
+
+
+class TestReceiverSurvivesKill9(test_agent.AgentTest):
+    """A webhook accepted (200) while Heat is down, the agent killed with
+    kill -9 before it could signal: after a restart the spooled action is
+    sent, once.
+    """
+
+    def test_accepted_webhook_is_signalled_after_kill_9(self):
+        import json
+        import signal
+        import urllib.request
+        heat.start()
+        stack = heat.Stack(heat.session())
+        self.addCleanup(stack.delete)
+        spare = heat.SpareAPI(base.free_port())
+        self.addCleanup(spare.stop)
+        signal_url = stack.output('up_signal_url').replace(
+            ':18004/', ':%d/' % spare.port)
+        routes = self.write_file('routes.yaml', textwrap.dedent('''
+            routes:
+              - name: up
+                match: {severity: upscale}
+                action: "heat+%s?max_latency=0&max_retries=-1&retry_max_delay=0.5&spool_dir=%s/spool"
+        ''' % (signal_url, self.tmpdir)))  # noqa: E501
+        with open(self.conf_file, 'a') as f:
+            f.write('[receiver]\nroutes_file = %s\nbearer_tokens = %s\n'
+                    % (routes, TOKEN))
+            f.write(heat.service_credentials())
+        self.start()
+        body = json.dumps({'version': '4', 'groupKey': 'g', 'alerts': [{
+            'status': 'firing', 'fingerprint': 'f',
+            'labels': {'severity': 'upscale'}}]}).encode()
+        req = urllib.request.Request(
+            'http://127.0.0.1:%d/alertmanager' % self.port, data=body,
+            headers={'Authorization': 'Bearer ' + TOKEN})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 200
+        # Heat is unreachable: the action waits in the spool.
+        assert base.wait_until(lambda: (test_agent.metric(
+            self.get('/metrics')[1], 'telemetry_delivery_pending',
+            kind='actions') or 0) == 1, 10)
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        spare.start()
+        self.start()
+        assert stack.wait_size(2, 60), stack.size()
+        heat.settle(3)
+        assert stack.size() == 2
+        page = self.get('/metrics')[1]
+        # Recovered from the spool and published once, in the new process.
+        assert test_agent.metric(page, 'telemetry_delivery_published_total',
+                                 kind='actions') == 1
+        assert self.stop() == 0
