@@ -95,7 +95,16 @@ class Rule(metaclass=abc.ABCMeta):
 
     def storage_urls(self):
         """Storage URLs this rule reads (``None``: the default one)."""
-        return ()
+        return (self.storage,) if 'storage' in vars(self) else ()
+
+    def _comparison_and_storage(self):
+        """The fields every comparing rule has."""
+        self.operator = self.text('comparison_operator', 'gt',
+                                  choices=tuple(COMPARISONS))
+        self.threshold = self.number('threshold')
+        self.storage = self.data.get('storage')
+        if self.storage is not None:
+            self.text('storage')
 
     @abc.abstractmethod
     def evaluate(self, storages, now, current):
@@ -121,15 +130,7 @@ class ThresholdRule(Rule):
                                        maximum=86400)
         self.periods = self.number('evaluation_periods', 1, minimum=1,
                                    maximum=1000, integer=True)
-        self.operator = self.text('comparison_operator', 'gt',
-                                  choices=tuple(COMPARISONS))
-        self.threshold = self.number('threshold')
-        self.storage = data.get('storage')
-        if self.storage is not None:
-            self.text('storage')
-
-    def storage_urls(self):
-        return (self.storage,)
+        self._comparison_and_storage()
 
     def window(self, now):
         """``(start, stop)``: whole buckets, the last one complete."""
@@ -266,15 +267,7 @@ class PromQLRule(Rule):
     def __init__(self, data, where, path=None):
         super().__init__(data, where, path)
         self.query = self.text('query')
-        self.operator = self.text('comparison_operator', 'gt',
-                                  choices=tuple(COMPARISONS))
-        self.threshold = self.number('threshold')
-        self.storage = data.get('storage')
-        if self.storage is not None:
-            self.text('storage')
-
-    def storage_urls(self):
-        return (self.storage,)
+        self._comparison_and_storage()
 
     def evaluate(self, storages, now, current):
         storage = storages(self.storage)

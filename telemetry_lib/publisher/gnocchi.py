@@ -11,30 +11,13 @@
 #    under the License.
 """``gnocchi://[host:port]?archive_policy=...&resources_definition_file=...``
 
-The writing itself is :mod:`telemetry_lib.clients.gnocchi_writer`'s, shared
-with the storage driver. Where Ceilometer's Gnocchi publisher loses data
-and time, this one:
-
-* sends one request per delivery batch, however many polls or
-  notifications it holds: ``batch_resources_metrics_measures(create_metrics
-  =True)`` while it meets new resources or metrics, then, once it knows
-  their metric ids, ``batch_metrics_measures`` by id, which costs Gnocchi
-  about half as much per measure;
-* on "Unknown resources" creates the missing ones concurrently (409 is
-  fine) and resends; a resource that cannot be created costs only its own
-  measures;
-* keeps a bounded LRU of each resource's attribute hash (canonical JSON), so
-  an unchanged resource is never PATCHed again, and a changed one once;
-* ensures archive policies and resource types in a background thread, with
-  retries, never blocking measures; measures waiting for one of them are
-  retried, while a policy nobody defines is a permanent error for its
-  metrics only;
-* leaves ``filter_project`` off by default: it exists to stop a feedback
-  loop when Gnocchi stores into Swift, and only hides the service project's
-  resources on Ceph.
-
-5xx, timeouts and connection errors are retryable; other 4xx permanent,
-logged with sizes, never the payload.
+Samples and resource-changing events into Gnocchi, one request per
+delivery batch. How (batched writes by metric id, concurrent resource
+creation, an attribute-hash LRU that spares unchanged resources a PATCH,
+archive policies and resource types ensured in the background) is
+:mod:`telemetry_lib.clients.gnocchi_writer`'s, shared with the storage
+driver. 5xx, timeouts and connection errors are retryable; other 4xx
+permanent, logged with sizes, never the payload.
 """
 
 from telemetry_lib.clients import gnocchi as gnocchi_client
