@@ -75,7 +75,8 @@ class TestMeasures(CLITest):
         app.initialize_app([])
         for name in ('measures show', 'measures plot', 'sample publish',
                      'sample collect', 'resource list',
-                     'pipeline validate'):
+                     'pipeline validate', 'alarm validate', 'alarm list',
+                     'alarm show', 'alarm history', 'alarm evaluate'):
             cmd_factory, _, _ = app.command_manager.find_command(
                 name.split())
             parser = cmd_factory(app, None).get_parser(name)
