@@ -147,6 +147,29 @@ class Stack:
         return base.wait_until(lambda: self.size() == size, timeout,
                                interval=0.5)
 
+    def _get(self, path):
+        return self.sess.get('/stacks/%s/%s%s' % (self.name, self.id, path),
+                             endpoint_filter=self.ENDPOINT).json()
+
+    def quiet(self):
+        """The group is not updating and no policy is scaling or in
+        its cooldown: a signal now is acted on (Heat drops the others
+        silently).
+        """
+        group = self._get('/resources/group')['resource']
+        if not group['resource_status'].endswith('COMPLETE'):
+            return False
+        for policy in ('scale_up', 'scale_down'):
+            meta = self._get('/resources/%s/metadata' % policy).get(
+                'metadata') or {}
+            if meta.get('scaling_in_progress'):
+                return False
+        return True
+
+    def wait_quiet(self, cooldown=1, timeout=60):
+        assert base.wait_until(self.quiet, timeout, interval=0.5)
+        time.sleep(cooldown + 1)
+
     def delete(self):
         try:
             self.sess.delete('/stacks/%s/%s' % (self.name, self.id),

@@ -101,7 +101,10 @@ class TestAlertmanagerScalesHeat(test_agent.AgentTest):
                 match: {severity: downscale}
                 action: >-
                   heat://{tenant_stack_name}/{tenant_stack_id}/scale_down
-                repeat: 600
+                # Heat drops a signal that comes while the group updates;
+                # at the minimum size a repeat does nothing, so this one
+                # may come again.
+                repeat: 5
         '''))
         with open(self.conf_file, 'a') as f:
             f.write('[receiver]\nroutes_file = %s\nbearer_tokens = %s\n'
@@ -140,7 +143,8 @@ class TestAlertmanagerScalesHeat(test_agent.AgentTest):
         assert stack.size() == 2
         # Then the downscale alert brings it back to one.
         assert stack.wait_size(1, 60), (stack.size(), counts())
-        assert counts()['actions_queued'] == 2
+        # The up action once; the down one at least once.
+        assert counts()['actions_queued'] >= 2
         assert counts()['rejected_auth'] == 0
         assert self.stop() == 0
 

@@ -51,7 +51,7 @@ class TestHeatActions(HeatTest):
         by_name.put([alarm_action()])
         assert by_name.flush(20)
         assert self.stack.wait_size(2), self.stack.size()
-        heat.settle()
+        self.stack.wait_quiet()
         signal_url = self.stack.output('up_signal_url')
         native = self.deliver('heat+' + signal_url + FAST.replace('?', '&')
                               if '?' in signal_url else
@@ -59,12 +59,12 @@ class TestHeatActions(HeatTest):
         native.put([alarm_action()])
         assert native.flush(20)
         assert self.stack.wait_size(3), self.stack.size()
-        heat.settle()
+        self.stack.wait_quiet()
         down = self.deliver('heat://%s/%s/scale_down%s' % (
             self.stack.name, self.stack.id, FAST))
         down.put([alarm_action()])
         assert down.flush(20) and self.stack.wait_size(2)
-        heat.settle()
+        self.stack.wait_quiet()
         presigned = self.deliver(self.stack.output('up_alarm_url')
                                  + '&max_latency=0')
         presigned.put([alarm_action()])
