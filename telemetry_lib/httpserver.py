@@ -117,6 +117,25 @@ class GetServer:
                 self._reply(handle(self.path.split('?', 1)[0],
                                    self.headers.get('Accept') or ''))
 
+            def handle_one_request(self):
+                # A handler's bug is one logged line and a 500 for that
+                # request, never a traceback on stderr.
+                try:
+                    super().handle_one_request()
+                except (OSError, ValueError):
+                    self.close_connection = True
+                except Exception as exc:
+                    LOG.error('%s: %s %s failed: %s: %s', name,
+                              getattr(self, 'command', '?'),
+                              getattr(self, 'path', '?'),
+                              type(exc).__name__, exc)
+                    self.close_connection = True
+                    try:
+                        self._reply((500, 'text/plain',
+                                     b'internal error\n'))
+                    except OSError:
+                        pass
+
             def _reply(self, reply):
                 status, ctype, body = reply or (404, 'text/plain',
                                                 b'not found\n')

@@ -126,7 +126,15 @@ class Evaluator:
         while not self._stop.is_set():
             now_ts = self._clock()
             for alarm in self.due(now_ts, next_at):
-                self.evaluate(alarm)
+                try:
+                    self.evaluate(alarm)
+                except Exception as exc:
+                    # The state store failing (a full disk) must not stop
+                    # the evaluator: the next interval tries again.
+                    with self._lock:
+                        self.errors += 1
+                    LOG.error('alarm %s: cannot record its evaluation: '
+                              '%s: %s', alarm.name, type(exc).__name__, exc)
                 # Jitter: many alarms (and agents) do not query in step.
                 next_at[alarm.name] = now_ts + alarm.interval * (
                     0.9 + 0.2 * self._rng.random())

@@ -251,9 +251,9 @@ class Receiver:
         for alert in payload['alerts']:
             if not isinstance(alert, dict) or not isinstance(
                     alert.get('labels'), dict):
-                self.counts['alerts_malformed'] += 1
+                self._count('alerts_malformed')
                 continue
-            self.counts['alerts_received'] += 1
+            self._count('alerts_received')
             problem = self._alert(alert, payload)
             if problem:
                 refused.append(problem)
@@ -262,10 +262,14 @@ class Receiver:
                                 % '; '.join(refused[:3]), None)
         return self._answer(200, 'ok', None)
 
+    def _count(self, outcome):
+        # Webhooks are served by several threads at once.
+        with self._lock:
+            self.counts[outcome] += 1
+
     def _answer(self, status, message, counter):
         if counter:
-            with self._lock:
-                self.counts[counter] += 1
+            self._count(counter)
         return status, 'application/json', jsoncodec.dumps(
             {'status': 'ok' if status == 200 else 'error',
              'message': message})
@@ -277,18 +281,23 @@ class Receiver:
         firing = alert.get('status', payload.get('status')) != 'resolved'
         route = next((r for r in self.routes if r.matches(labels)), None)
         if route is None:
-            self.counts['alerts_unmatched'] += 1
+            self._count('alerts_unmatched')
             return None
         if not firing and not route.resolved:
-            self.counts['alerts_resolved_ignored'] += 1
+            self._count('alerts_resolved_ignored')
             return None
-        target = route.target(labels)
+        try:
+            target = route.target(labels)
+        except ConfigError as exc:
+            self._count('actions_bad_url')
+            LOG.error('route %s: bad action URL: %s', route.name, exc)
+            return None
         if target is None:
-            self.counts['alerts_unmatched'] += 1
+            self._count('alerts_unmatched')
             LOG.warning('route %s: alert %s lacks a label of %s',
                         route.name, labels.get('alertname'), route.action)
             return None
-        self.counts['alerts_matched'] += 1
+        self._count('alerts_matched')
         now = self._clock()
         group = payload.get('groupKey') or alert.get('fingerprint') or \
             repr(sorted(labels.items()))
@@ -308,10 +317,10 @@ class Receiver:
         except ConfigError as exc:
             LOG.error('route %s: bad action %s: %s', route.name, target,
                       exc)
-            self.counts['actions_bad_url'] += 1
+            self._count('actions_bad_url')
             return None
         if d.stats().pending >= self.max_in_flight:
-            self.counts['actions_refused'] += 1
+            self._count('actions_refused')
             return '%s has %d actions waiting' % (d.name, self.max_in_flight)
         summary = (alert.get('annotations') or {}).get('summary')
         action = model.Action(new_message_id(), {
@@ -327,7 +336,7 @@ class Receiver:
             'timestamp': datetime.datetime.now(model.UTC).isoformat()})
         self._remember(target)
         if d.put([action]) != 1:
-            self.counts['actions_refused'] += 1
+            self._count('actions_refused')
             return 'the queue of %s refused it' % d.name
         with self._lock:
             self._seen[key] = now

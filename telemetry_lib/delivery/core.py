@@ -150,6 +150,7 @@ class Delivery:
             if self._state != 'new':
                 return self
             if self.options.spool:
+                self._adopt_legacy_spool()
                 store = spool.SpoolStore(self.spool_file,
                                          spool.CODECS[self.kind],
                                          fsync=self.options.spool_fsync)
@@ -172,6 +173,27 @@ class Delivery:
             self._worker.start()
             self._state = 'started'
         return self
+
+    def _adopt_legacy_spool(self):
+        """Take over a spool named as earlier releases named it (by the
+        publisher URL without its delivery options): what an upgrade finds
+        there is delivered, not left behind.
+        """
+        new = self.spool_file
+        old = spool_path(self.options.spool_dir,
+                         self.publisher.url.geturl(with_password=True),
+                         self.publisher.url.scheme, self.kind)
+        if old == new or os.path.exists(new) or not os.path.exists(old):
+            return
+        try:
+            for suffix in ('-wal', '-shm', ''):
+                if os.path.exists(old + suffix):
+                    os.replace(old + suffix, new + suffix)
+            LOG.info('%s: took over the spool %s of an earlier release',
+                     self.name, old)
+        except OSError as exc:
+            LOG.error('%s: cannot take over the spool %s: %s', self.name,
+                      old, exc)
 
     def put(self, items):
         """Queue items; return how many were accepted (the rest were

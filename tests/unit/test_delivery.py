@@ -579,3 +579,29 @@ class TestByteBound(DeliveryTest):
         assert held <= 1.5 * bound, held / bound
         # And the estimate is not so high that the queue holds nothing.
         assert st.pending >= 50
+
+
+class TestSpoolUpgrade(DeliveryTest):
+
+    def test_a_spool_named_by_an_earlier_release_is_taken_over(self):
+        # Earlier releases named the spool by the publisher URL alone;
+        # after an upgrade its items must be delivered, not left behind.
+        from telemetry_lib.delivery import core
+        url = 'test://?fail=retryable&fail_times=-1'
+        down = publisher_base.load_publisher(self.conf, url)
+        old = delivery.Delivery(down, options=delivery.DeliveryOptions(
+            spool=True, spool_dir=self.tmpdir, max_retries=-1, **FAST),
+            key=down.url.geturl(with_password=True)).start()
+        old.put(samples(5))
+        assert old.close(0.1).spooled == 5
+        up = publisher_base.load_publisher(self.conf, url)
+        up._fail_left = 0
+        d = self.track(delivery.Delivery(
+            up, options=delivery.DeliveryOptions(
+                spool=True, spool_dir=self.tmpdir, **FAST),
+            key=url + '&max_latency=0').start())
+        assert d.spool_file != core.spool_path(
+            self.tmpdir, down.url.geturl(with_password=True), 'test',
+            'samples')
+        assert d.stats().recovered == 5 and d.flush(5)
+        assert len(up.samples) == 5

@@ -126,3 +126,20 @@ class TestAMQPCredentials(base.TestCase):
         pub = publisher_base.load_publisher(self.conf,
                                             'amqps://u:p@192.0.2.10/x')
         assert pub.sender.hosts == [('192.0.2.10', 5671)]
+
+
+class TestHandlerBugs(base.TestCase):
+
+    def test_a_failing_handler_is_a_500_and_one_log_line(self):
+        def boom(path, headers, body):
+            raise KeyError('bug')
+        server = GetServer('127.0.0.1', 0, lambda p, a: None, post=boom)
+        self.addCleanup(server.stop)
+        server.start()
+        req = urllib.request.Request(server.url + '/x', data=b'{}')
+        with self.assertLogs('telemetry_lib.httpserver', 'ERROR') as cm:
+            with self.assertRaises(urllib.error.HTTPError) as ctx:
+                urllib.request.urlopen(req, timeout=5)
+        assert ctx.exception.code == 500
+        assert 'KeyError' in cm.output[0]
+        assert 'Traceback' not in '\n'.join(cm.output)

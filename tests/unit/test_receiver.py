@@ -163,3 +163,16 @@ class TestRoutesFile(base.TestCase):
     def test_credentials_are_required(self):
         with self.assertRaises(ConfigError):
             receiver.Receiver(self.conf, [], lambda url: None)
+
+
+class TestBadTargets(ReceiverTest):
+
+    def test_a_label_that_makes_no_url_is_counted_not_raised(self):
+        path = self.write_file('bad.yaml', 'routes:\n  - name: r\n'
+                               '    match: {severity: upscale}\n'
+                               '    action: "http://h:{port}/x"\n')
+        self.rcv.routes = receiver.load_routes(path)
+        status, _ = self.post(payload(dict(alert(), labels={
+            'severity': 'upscale', 'port': 'notaport'})))
+        assert status == 200
+        assert self.rcv.counts['actions_bad_url'] == 1 and self.sent() == {}

@@ -11,6 +11,8 @@
 #    under the License.
 """``alarm validate|list|show|history|evaluate``."""
 
+import contextlib
+import datetime
 import sys
 
 from cliff import command
@@ -34,8 +36,14 @@ def _file(app, args):
     return service.load(path)
 
 
+@contextlib.contextmanager
 def _store(app):
-    return state.StateStore(service.state_file(app.conf))
+    """The alarm state store, closed after use."""
+    store = state.StateStore(service.state_file(app.conf))
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _alarm(definition, name):
@@ -86,11 +94,8 @@ class AlarmList(lister.Lister):
 
     def take_action(self, args):
         definition = _file(self.app, args)
-        store = _store(self.app)
-        try:
+        with _store(self.app) as store:
             states = store.states()
-        finally:
-            store.close()
         rows = []
         for name, alarm in sorted(definition.alarms.items()):
             current, reason, changed, _ = states.get(
@@ -102,8 +107,8 @@ class AlarmList(lister.Lister):
                 'Enabled'), rows
 
 
-class AlarmShow(show.ShowOne):
-    """Show one alarm: its definition and state."""
+class _OneAlarm(show.ShowOne):
+    """A command about one alarm of the file."""
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -111,13 +116,14 @@ class AlarmShow(show.ShowOne):
         parser.add_argument('name', metavar='NAME', help='The alarm.')
         return parser
 
+
+class AlarmShow(_OneAlarm):
+    """Show one alarm: its definition and state."""
+
     def take_action(self, args):
         alarm = _alarm(_file(self.app, args), args.name)
-        store = _store(self.app)
-        try:
+        with _store(self.app) as store:
             current, reason, changed = store.get(alarm.name)
-        finally:
-            store.close()
         fields = [('name', alarm.name), ('id', alarm.id),
                   ('type', alarm.type), ('description', alarm.description),
                   ('severity', alarm.severity), ('enabled', alarm.enabled),
@@ -142,38 +148,28 @@ class AlarmHistory(lister.Lister):
         return parser
 
     def take_action(self, args):
-        store = _store(self.app)
-        try:
+        with _store(self.app) as store:
             rows = store.history(args.name, max(1, min(args.limit, 10000)))
-        finally:
-            store.close()
         return ('Timestamp', 'Previous', 'Current', 'Reason'), [
             (h['timestamp'].isoformat(), h['previous'], h['current'],
              h['reason']) for h in rows]
 
 
-class AlarmEvaluate(show.ShowOne):
+class AlarmEvaluate(_OneAlarm):
     """Evaluate one alarm now against its storage and print the values
     and the decision; records nothing and sends no action.
     """
 
-    def get_parser(self, prog_name):
-        parser = super().get_parser(prog_name)
-        _WithFile.add(parser)
-        parser.add_argument('name', metavar='NAME', help='The alarm.')
-        return parser
-
     def take_action(self, args):
         alarm = _alarm(_file(self.app, args), args.name)
-        store = _store(self.app)
         storages = evaluator.Storages(self.app.conf)
         try:
-            current = store.get(alarm.name)[0]
-            ev = evaluator.Evaluator(None, store, storages, None)
-            verdict = alarm.rule.evaluate(storages, ev.now(), current)
+            with _store(self.app) as store:
+                current = store.get(alarm.name)[0]
+            verdict = alarm.rule.evaluate(
+                storages, datetime.datetime.now(model.UTC), current)
         finally:
             storages.close()
-            store.close()
         decision = verdict.state or current
         return (('alarm', 'current state', 'decision', 'changes', 'reason',
                  'values'),
