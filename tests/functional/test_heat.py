@@ -121,7 +121,9 @@ class TestAgentScalesHeat(test_agent.AgentTest):
                 rule:
                   meter: host.memory.used
                   aggregation: count
-                  granularity: 1
+                  # 5 s buckets: a pause of the loaded machine is not
+                  # missing data (insufficient data, then alarm again).
+                  granularity: 5
                   evaluation_periods: 2
                   comparison_operator: ge
                   threshold: 1
@@ -133,7 +135,7 @@ class TestAgentScalesHeat(test_agent.AgentTest):
             f.write(heat.service_credentials())
         self.start()
         assert stack.wait_size(2, 60), (stack.size(), self.output())
-        page = self.get('/metrics')[1]
-        assert test_agent.metric(page, 'telemetry_alarm_state',
-                                 alarm='memory_seen', state='alarm') == 1
+        assert base.wait_until(lambda: test_agent.metric(
+            self.get('/metrics')[1], 'telemetry_alarm_state',
+            alarm='memory_seen', state='alarm') == 1, 20)
         assert self.stop() == 0
