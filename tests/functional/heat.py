@@ -61,28 +61,26 @@ def start():
         raise RuntimeError('tools/heat.sh start: %s' % out.stderr[-2000:])
 
 
-class SpareAPI:
-    """A heat-api of the test's own (same configuration, same engine), so
-    an outage test can stop it without taking Heat from the others.
+class _Spare:
+    """A gunicorn of a shared service's app, on a port of the test's own
+    (same configuration, same database), so an outage test can stop it
+    without taking the service from the tests running beside it.
     """
 
     def __init__(self, port):
         self.port = port
         self.proc = None
 
+    def command(self):
+        """``(argv, cwd, env, log file)``."""
+        raise NotImplementedError
+
     def start(self):
-        heat_dir = os.environ.get('TELEMETRY_HEAT_DIR',
-                                  '/var/tmp/telemetry-heat')
-        venv = os.environ.get('TELEMETRY_HEAT_VENV',
-                              '/var/tmp/telemetry-heat-venv')
-        self.log = open(os.path.join(heat_dir, 'spare-%d.out' % self.port),
-                        'a')
-        self.proc = subprocess.Popen(
-            [os.path.join(venv, 'bin', 'gunicorn'), '--bind',
-             '127.0.0.1:%d' % self.port, '--workers', '1',
-             'heat_api_app:application'], cwd=heat_dir,
-            env=dict(os.environ, PYTHONPATH=heat_dir), stdout=self.log,
-            stderr=subprocess.STDOUT)
+        argv, cwd, env, log = self.command()
+        self.log = open(log, 'a')
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env,
+                                     stdout=self.log,
+                                     stderr=subprocess.STDOUT)
         assert base.wait_until(lambda: subprocess.run(
             ['curl', '-s', '-o', '/dev/null', 'http://127.0.0.1:%d/'
              % self.port]).returncode == 0, 60)
@@ -96,6 +94,52 @@ class SpareAPI:
             self.log.close()
 
 
+class SpareAPI(_Spare):
+    """A heat-api of the test's own (same engine)."""
+
+    def command(self):
+        heat_dir = os.environ.get('TELEMETRY_HEAT_DIR',
+                                  '/var/tmp/telemetry-heat')
+        venv = os.environ.get('TELEMETRY_HEAT_VENV',
+                              '/var/tmp/telemetry-heat-venv')
+        return ([os.path.join(venv, 'bin', 'gunicorn'), '--bind',
+                 '127.0.0.1:%d' % self.port, '--workers', '1',
+                 'heat_api_app:application'], heat_dir,
+                dict(os.environ, PYTHONPATH=heat_dir),
+                os.path.join(heat_dir, 'spare-%d.out' % self.port))
+
+
+class SpareKeystone(_Spare):
+    """A Keystone of the test's own (same database and fernet keys: its
+    tokens are good at the shared one, which Heat asks).
+    """
+
+    def __init__(self, port, workdir):
+        super().__init__(port)
+        self.workdir = workdir
+
+    @property
+    def url(self):
+        return 'http://127.0.0.1:%d/v3' % self.port
+
+    def command(self):
+        base_dir = os.environ.get('TELEMETRY_KEYSTONE_DIR',
+                                  '/var/tmp/telemetry-keystone')
+        venv = os.environ.get('TELEMETRY_KEYSTONE_VENV',
+                              '/var/tmp/telemetry-keystone-venv')
+        config = os.path.join(base_dir, 'keystone.conf')
+        os.makedirs(self.workdir, exist_ok=True)
+        # Keystone reads the process' argv as its own options: gunicorn
+        # takes everything from ./gunicorn.conf.py.
+        with open(os.path.join(self.workdir, 'gunicorn.conf.py'), 'w') as f:
+            f.write("bind = '127.0.0.1:%d'\nworkers = 1\n"
+                    "wsgi_app = 'keystone.wsgi.api:application'\n"
+                    % self.port)
+        return ([os.path.join(venv, 'bin', 'gunicorn')], self.workdir,
+                dict(os.environ, OS_KEYSTONE_CONFIG_FILES=config),
+                os.path.join(self.workdir, 'keystone.log'))
+
+
 def session():
     auth = v3.Password(auth_url=KEYSTONE, username=USER, password=PASSWORD,
                        project_name=PROJECT, user_domain_name='Default',
@@ -103,12 +147,12 @@ def session():
     return ka_session.Session(auth=auth)
 
 
-def service_credentials():
+def service_credentials(auth_url=KEYSTONE):
     """The [service_credentials] section an agent signs Heat with."""
     return ('[service_credentials]\nauth_type = password\nauth_url = %s\n'
             'username = %s\npassword = %s\nproject_name = %s\n'
             'user_domain_name = Default\nproject_domain_name = Default\n'
-            % (KEYSTONE, USER, PASSWORD, PROJECT))
+            % (auth_url, USER, PASSWORD, PROJECT))
 
 
 class Stack:

@@ -15,6 +15,7 @@ from telemetry_lib.storage import aggregate
 from telemetry_lib.storage import base as storage_base
 from telemetry_lib import StorageError
 from tests import base
+from tests.functional import parity
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOLS = os.path.join(HERE, '..', '..', 'tools', 'gnocchi.sh')
@@ -391,48 +392,19 @@ class TestAlarmParity(GnocchiTest):
     """
 
     def test_threshold_transitions_match_sqlite(self):
-        from telemetry_lib.alarm import model
-        from telemetry_lib.alarm import rules
         d = self.build()
-        end = (int(time.time()) // 60 - 1) * 60       # a whole minute
-        start = end - 5 * 60
-        means = [10, 20, 90, 95, 91]                  # per minute
-        samples = [self.vm(0, 'memory.usage', means[m] + (k % 3) - 1,
-                           start + 60 * m + 10 * k)
-                   for m in range(5) for k in range(6)]
+        start, end = parity.window(time.time())
+        samples = parity.samples(start, lambda v, ts: self.vm(
+            0, 'memory.usage', v, ts))
         d.put(samples)
         assert d.flush(30)
         sqlite = storage_base.load_storage(
             self.conf, 'sqlite://%s/parity.sqlite' % self.tmpdir)
         self.addCleanup(sqlite.close)
         sqlite.write(samples)
-        rule = rules.ThresholdRule({
-            'meter': 'memory.usage', 'resource_id': samples[0].resource_id,
-            'granularity': 60, 'evaluation_periods': 3,
-            'comparison_operator': 'gt', 'threshold': 80},
-            "alarm 'parity'")
+        rule = parity.rule(samples[0].resource_id)
         assert base.wait_until(lambda: len(rule.statistics(
-            self.storage, _at(end))) == 3, 60)
-
-        def transitions(storage):
-            current, seen = model.INSUFFICIENT_DATA, []
-            for minute in range(1, 6):
-                verdict = rule.evaluate(lambda url: storage,
-                                        _at(start + 60 * minute + 5),
-                                        current)
-                seen.append((verdict.state, verdict.reason_data.get(
-                    'values')))
-                current = verdict.state or current
-            return seen
-        on_sqlite = transitions(sqlite)
-        assert on_sqlite == transitions(self.storage)
-        # And the sequence is the one Aodh's rules give for these means:
-        # too few periods, then mixed (from insufficient data: the latest
-        # decides), mixed again (unchanged), then all breaching.
-        assert [s for s, _ in on_sqlite] == [
-            model.INSUFFICIENT_DATA, model.INSUFFICIENT_DATA, model.ALARM,
-            None, model.ALARM]
-
-
-def _at(ts):
-    return datetime.datetime.fromtimestamp(ts, UTC)
+            self.storage, parity.at(end))) == 3, 60)
+        on_sqlite = parity.transitions(rule, sqlite, start)
+        assert on_sqlite == parity.transitions(rule, self.storage, start)
+        assert [s for s, _ in on_sqlite] == parity.EXPECTED

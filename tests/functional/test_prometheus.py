@@ -278,6 +278,70 @@ class TestStorageErrors(base.TestCase):
         assert 'one resource only' in str(ctx.exception)
 
 
+class TestAlarmParity(base.TestCase):
+    """The same threshold alarm over the same samples gives the same
+    transitions on Prometheus as on the embedded SQLite storage. The
+    samples are in the past, so they are backfilled (``promtool tsdb
+    create-blocks-from openmetrics``) into a Prometheus of this test's
+    own, on a free port.
+    """
+
+    def prometheus_with(self, samples):
+        from telemetry_lib.formats import prometheus as fmt
+        om = ['# TYPE %s gauge\n' % fmt.stf_meter_name('memory.usage')]
+        om += ['%s %s %.3f\n' % (fmt.series_prefix(
+            fmt.stf_meter_name(s.name), ('resource',),
+            {'resource': s.resource_id}
+        ).rstrip(), repr(float(s.volume)), s.timestamp.timestamp())
+            for s in samples]
+        source = self.write_file('samples.om', ''.join(om) + '# EOF\n')
+        data = os.path.join(self.tmpdir, 'tsdb')
+        subprocess.run(['promtool', 'tsdb', 'create-blocks-from',
+                        'openmetrics', source, data], check=True,
+                       capture_output=True, timeout=120)
+        config = self.write_file('prometheus.yml', 'global: {}\n')
+        port = base.free_port()
+        log = open(os.path.join(self.tmpdir, 'prometheus.log'), 'w')
+        self.addCleanup(log.close)
+        proc = subprocess.Popen(
+            ['prometheus', '--config.file=' + config,
+             '--storage.tsdb.path=' + data,
+             '--web.listen-address=127.0.0.1:%d' % port],
+            stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.wait, 30)
+        self.addCleanup(proc.terminate)
+
+        def ready():
+            try:
+                return requests.get('http://127.0.0.1:%d/-/ready' % port,
+                                    timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+        assert base.wait_until(ready, 60), open(log.name).read()[-2000:]
+        storage = storage_base.load_storage(self.conf,
+                                            'prometheus://127.0.0.1:%d'
+                                            % port)
+        self.addCleanup(storage.close)
+        return storage
+
+    def test_threshold_transitions_match_sqlite(self):
+        from tests.functional import parity
+        start, end = parity.window(time.time())
+        samples = parity.samples(start, lambda v, ts: Sample(
+            'memory.usage', 'gauge', 'B', v, resource_id='vm-parity',
+            timestamp=ts))
+        sqlite = storage_base.load_storage(
+            self.conf, 'sqlite://%s/parity.sqlite' % self.tmpdir)
+        self.addCleanup(sqlite.close)
+        sqlite.write(samples)
+        prometheus = self.prometheus_with(samples)
+        rule = parity.rule('vm-parity')
+        assert len(rule.statistics(prometheus, parity.at(end))) == 3
+        on_sqlite = parity.transitions(rule, sqlite, start)
+        assert on_sqlite == parity.transitions(rule, prometheus, start)
+        assert [s for s, _ in on_sqlite] == parity.EXPECTED
+
+
 def ms(ts):
     """Whole milliseconds, as the exporter writes timestamps."""
     return int(ts * 1000 + 1e-6)
