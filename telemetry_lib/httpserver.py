@@ -9,171 +9,225 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""A small threaded HTTP server for GET endpoints (metrics, health).
+"""The one HTTP stack of the library: the agent's ``/metrics``,
+``/healthz`` and Alertmanager receiver, and exporter publishers on a port
+of their own, all served by cheroot (CherryPy's maintained WSGI server).
 
-Bounded on purpose: a connection that sends nothing for ``idle_timeout``
-seconds is closed, and at most ``max_connections`` are served at once (one
-more is closed as soon as it is accepted), so idle or slow clients cannot
-pile up threads. IPv4 and IPv6 addresses both work.
+Bounded on purpose, so a careless or hostile client costs little:
+
+* a connection waits for its first byte (and between keep-alive
+  requests) in a selector, not in a thread, and is closed after
+  ``idle_timeout`` seconds of silence; at most ``max_connections`` wait
+  so, one more is answered 503 and closed at once;
+* ``threads`` workers read and answer requests, each read bounded by the
+  idle timeout; ready requests beyond them queue (``max_connections``
+  places, then 503);
+* a request body over ``max_body`` is answered 413 without being read;
+  request headers are limited to 64 KiB;
+* TLS when a certificate and key are given. The handshake happens in a
+  worker, under the idle timeout, so a client that connects and stays
+  silent cannot stall the accept loop;
+* IPv4 and IPv6 addresses both work;
+* a handler's exception is a 500 and one logged line, never a traceback.
 """
 
-import http.server
-import ipaddress
+import http
 import logging
-import socket
+import queue
+import ssl
 import threading
+
+from cheroot.ssl import builtin as cheroot_ssl
+from cheroot import wsgi
 
 from telemetry_lib.exceptions import ConfigError
 
 LOG = logging.getLogger(__name__)
 
-
-def _family(host):
-    try:
-        return (socket.AF_INET6 if ipaddress.ip_address(host).version == 6
-                else socket.AF_INET)
-    except ValueError:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        return infos[0][0] if infos else socket.AF_INET
+MAX_HEADER_BYTES = 64 * 1024
+_BUSY = (b'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n'
+         b'Connection: close\r\n\r\n')
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-    slots = None
-    refused = 0
+class _Headers:
+    """Case-insensitive ``get`` over a WSGI environ's request headers."""
 
-    def process_request(self, request, client_address):
-        # Past the limit a connection is closed at once: a flood of idle
-        # sockets costs neither threads nor the accept loop.
-        if not self.slots.acquire(blocking=False):
-            self.refused += 1
-            self.shutdown_request(request)
+    def __init__(self, environ):
+        self._environ = environ
+
+    def get(self, name, default=None):
+        key = name.upper().replace('-', '_')
+        if key not in ('CONTENT_TYPE', 'CONTENT_LENGTH'):
+            key = 'HTTP_' + key
+        return self._environ.get(key, default)
+
+
+class _LazyTLS(cheroot_ssl.BuiltinSSLAdapter):
+    """cheroot's adapter does the TLS handshake in its accept loop: one
+    silent client would stall every other one for the idle timeout. Here
+    the socket is wrapped without a handshake; OpenSSL does it on the
+    worker's first read, under that worker's timeout.
+    """
+
+    def wrap(self, sock):
+        s = self.context.wrap_socket(sock, server_side=True,
+                                     do_handshake_on_connect=False)
+        return s, {'wsgi.url_scheme': 'https', 'HTTPS': 'on'}
+
+
+class _Server(wsgi.Server):
+    label = 'http'
+    max_waiting = 32
+
+    def process_conn(self, conn):
+        # cheroot hands a new connection straight to a worker, which then
+        # waits up to the idle timeout for its first byte: a few silent
+        # clients would hold every worker. Here a new connection first
+        # waits in cheroot's selector, with the idle keep-alive ones,
+        # where waiting costs a file descriptor and no thread; the
+        # selector expires it after the idle timeout. Past max_waiting
+        # it is answered 503 at once.
+        if getattr(conn, 'telemetry_waited', False):
+            try:
+                self.requests.put(conn)
+            except queue.Full:
+                self._refuse(conn)
             return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
+        conn.telemetry_waited = True
+        if self._connections._num_connections >= self.max_waiting:
+            self._refuse(conn)
+        else:
+            self._connections.put(conn)
 
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
+    def _refuse(self, conn):
+        # Not cheroot's own 503 path: it leaves the answer in a buffer
+        # and the socket open. A TLS client gets no answer (that would
+        # need a handshake, here in the accept loop): it is closed.
+        if self.ssl_adapter is None:
+            try:
+                conn.socket.sendall(_BUSY)
+            except OSError:
+                pass
+        conn.close()
+
+    def error_log(self, msg='', level=logging.INFO, traceback=False):
+        # cheroot's own notes (a client gone mid-request, a failed TLS
+        # handshake) are the client's problem: one debug line, no
+        # traceback on stderr.
+        text = str(msg).strip().splitlines()
+        LOG.debug('%s: %s', self.label, text[0] if text else level)
+
+
+def _reply(status, ctype, body):
+    return status, ctype, body
+
+
+NOT_FOUND = _reply(404, 'text/plain', b'not found\n')
 
 
 class GetServer:
     """Serves ``handle(path, accept) -> (status, content_type, body)`` (or
-    ``None`` for 404) from daemon threads.
+    ``None`` for 404) for GET and HEAD, and, when given,
+    ``post(path, headers, body)`` the same way for POST.
 
     Construction does no I/O; :meth:`start` binds (and raises
-    ``ConfigError`` when it cannot).
+    ``ConfigError`` when it cannot, or when the certificate or key cannot
+    be read); :meth:`stop` must be called (cheroot's workers are not
+    daemon threads).
     """
 
     def __init__(self, host, port, handle, name='http', idle_timeout=10.0,
-                 max_connections=32, post=None, max_body=1024 * 1024):
-        self._host = host
-        self._port = port
+                 max_connections=32, post=None, max_body=1024 * 1024,
+                 threads=4, cert_file=None, key_file=None):
+        if bool(cert_file) != bool(key_file):
+            raise ConfigError('TLS needs both a certificate and a key file',
+                              where=name)
         self._handle = handle
         self._post = post
         self._max_body = max_body
         self._name = name
         self._idle_timeout = idle_timeout
         self._max_connections = max_connections
-        self._httpd = None
+        self._threads = threads
+        self._tls = (cert_file, key_file) if cert_file else None
+        self._server = None
         self.host, self.port = host, port
-
-    def _handler_class(self):
-        handle, name = self._handle, self._name
-        post, max_body = self._post, self._max_body
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            timeout = self._idle_timeout
-            protocol_version = 'HTTP/1.1'
-
-            def log_message(self, fmt, *args):
-                LOG.debug(name + ': ' + fmt, *args)
-
-            def do_POST(self):
-                reply = None
-                if post is not None:
-                    try:
-                        length = int(self.headers.get('Content-Length'))
-                    except (TypeError, ValueError):
-                        length = -1
-                    if length < 0:
-                        reply = (411, 'text/plain', b'length required\n')
-                    elif length > max_body:
-                        # Not read: the connection is closed instead.
-                        self.close_connection = True
-                        reply = (413, 'text/plain', b'body too large\n')
-                    else:
-                        reply = post(self.path.split('?', 1)[0],
-                                     self.headers, self.rfile.read(length))
-                self._reply(reply)
-
-            def do_GET(self):
-                self._reply(handle(self.path.split('?', 1)[0],
-                                   self.headers.get('Accept') or ''))
-
-            def handle_one_request(self):
-                # A handler's bug is one logged line and a 500 for that
-                # request, never a traceback on stderr.
-                try:
-                    super().handle_one_request()
-                except (OSError, ValueError):
-                    self.close_connection = True
-                except Exception as exc:
-                    LOG.error('%s: %s %s failed: %s: %s', name,
-                              getattr(self, 'command', '?'),
-                              getattr(self, 'path', '?'),
-                              type(exc).__name__, exc)
-                    self.close_connection = True
-                    try:
-                        self._reply((500, 'text/plain',
-                                     b'internal error\n'))
-                    except OSError:
-                        pass
-
-            def _reply(self, reply):
-                status, ctype, body = reply or (404, 'text/plain',
-                                                b'not found\n')
-                self.send_response(status)
-                self.send_header('Content-Type', ctype)
-                self.send_header('Content-Length', str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        return Handler
 
     @property
     def url(self):
         host = '[%s]' % self.host if ':' in self.host else self.host
-        return 'http://%s:%d' % (host, self.port)
+        return '%s://%s:%d' % ('https' if self._tls else 'http', host,
+                               self.port)
+
+    # -- the WSGI application ----------------------------------------------
+
+    def _dispatch(self, environ):
+        method = environ['REQUEST_METHOD']
+        path = environ.get('PATH_INFO') or '/'
+        if method in ('GET', 'HEAD'):
+            return self._handle(path, environ.get('HTTP_ACCEPT') or '')
+        if method != 'POST' or self._post is None:
+            return _reply(405, 'text/plain', b'method not allowed\n')
+        try:
+            length = int(environ.get('CONTENT_LENGTH') or -1)
+        except ValueError:
+            length = -1
+        if length < 0:
+            return _reply(411, 'text/plain', b'length required\n')
+        if length > self._max_body:     # cheroot answers first; a bound
+            return _reply(413, 'text/plain', b'body too large\n')
+        body = environ['wsgi.input'].read(length)
+        return self._post(path, _Headers(environ), body)
+
+    def _app(self, environ, start_response):
+        try:
+            reply = self._dispatch(environ) or NOT_FOUND
+        except Exception as exc:
+            LOG.error('%s: %s %s failed: %s: %s', self._name,
+                      environ.get('REQUEST_METHOD'),
+                      environ.get('PATH_INFO'), type(exc).__name__, exc)
+            reply = _reply(500, 'text/plain', b'internal error\n')
+        status, ctype, body = reply
+        start_response('%d %s' % (status, http.HTTPStatus(status).phrase),
+                       [('Content-Type', ctype),
+                        ('Content-Length', str(len(body)))])
+        return [] if environ['REQUEST_METHOD'] == 'HEAD' else [body]
+
+    # -- lifecycle ---------------------------------------------------------
 
     def start(self):
-        if self._httpd is not None:
+        if self._server is not None:
             return self
-        server_class = type('Server', (_Server,), {
-            'address_family': _family(self._host),
-            'slots': threading.BoundedSemaphore(self._max_connections)})
+        server = _Server((self.host, self.port), self._app,
+                         numthreads=self._threads, server_name=self._name,
+                         timeout=self._idle_timeout, shutdown_timeout=2,
+                         request_queue_size=128,
+                         accepted_queue_size=self._max_connections,
+                         accepted_queue_timeout=0)
+        server.label = self._name
+        server.max_waiting = self._max_connections
+        server.keep_alive_conn_limit = self._max_connections
+        server.max_request_body_size = self._max_body
+        server.max_request_header_size = MAX_HEADER_BYTES
         try:
-            self._httpd = server_class((self._host, self._port),
-                                       self._handler_class())
-        except (OSError, UnicodeError) as exc:
+            if self._tls:
+                server.ssl_adapter = _LazyTLS(*self._tls)
+            server.prepare()
+        except (OSError, ssl.SSLError, UnicodeError) as exc:
+            if server.ready:
+                server.stop()
+            cause = exc.__cause__ or exc
             raise ConfigError('cannot listen on %s:%s: %s'
-                              % (self._host, self._port,
-                                 getattr(exc, 'strerror', None) or exc),
+                              % (self.host, self.port,
+                                 getattr(cause, 'strerror', None) or cause),
                               where=self._name) from None
-        self.host, self.port = self._httpd.server_address[:2]
-        threading.Thread(target=self._httpd.serve_forever, daemon=True,
+        self.host, self.port = server.bind_addr[:2]
+        self._server = server
+        threading.Thread(target=server.serve, daemon=True,
                          name=self._name).start()
         return self
 
     def stop(self):
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._httpd = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()

@@ -17,6 +17,7 @@ gathers them (entry point ``oslo.config.opts``: ``telemetry_lib``).
 
 import itertools
 
+from telemetry_lib.agent import http as agent_http
 from telemetry_lib.agent import service as agent_service
 from telemetry_lib.alarm import receiver
 from telemetry_lib.alarm import service as alarm_service
@@ -34,7 +35,8 @@ from telemetry_lib.storage import sqlite as sqlite_storage
 def list_opts():
     return [
         ('DEFAULT', itertools.chain(delivery_options.STATE_OPTS)),
-        ('agent', itertools.chain(agent_service.AGENT_OPTS)),
+        ('agent', itertools.chain(agent_service.AGENT_OPTS,
+                                  agent_http.HTTP_OPTS)),
         (alarm_service.GROUP, itertools.chain(alarm_service.OPTS)),
         (receiver.GROUP, itertools.chain(receiver.OPTS)),
         (amqp1_publisher.GROUP, itertools.chain(amqp1_publisher.OPTS)),

@@ -3,6 +3,7 @@
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 import unittest
@@ -51,3 +52,15 @@ class TestCase(unittest.TestCase):
         with open(path, 'w', encoding='utf-8') as f:
             f.write(text)
         return path
+
+    def self_signed_cert(self, host='127.0.0.1'):
+        """``(cert_file, key_file)`` of a fresh certificate for ``host``."""
+        cert = os.path.join(self.tmpdir, 'cert.pem')
+        key = os.path.join(self.tmpdir, 'key.pem')
+        subprocess.run(
+            ['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+             '-keyout', key, '-out', cert, '-days', '1',
+             '-subj', '/CN=%s' % host, '-addext',
+             'subjectAltName=IP:%s' % host],
+            check=True, capture_output=True, timeout=60)
+        return cert, key

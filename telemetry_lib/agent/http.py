@@ -19,6 +19,8 @@ twice and a scrape costs nothing between scrapes.
 
 import logging
 
+from oslo_config import cfg
+
 from prometheus_client import core
 from prometheus_client import exposition
 from prometheus_client import registry as prom_registry
@@ -193,8 +195,28 @@ def publisher_routes(deliveries):
     return routes
 
 
+HTTP_OPTS = [
+    cfg.IntOpt('http_threads', default=4, min=1, max=256,
+               help='Workers answering /metrics, /healthz and the '
+                    'receiver. A connection waiting for its request '
+                    'holds no worker.'),
+    cfg.IntOpt('http_max_connections', default=64, min=1, max=65536,
+               help='Connections allowed to wait (for their request, or '
+                    'for a worker); one more is answered 503 and '
+                    'closed.'),
+    cfg.FloatOpt('http_idle_timeout', default=10.0, min=0.1, max=3600,
+                 help='Seconds a connection may stay silent, or a read '
+                      'take, before it is closed.'),
+    cfg.StrOpt('http_cert_file',
+               help='PEM certificate (chain) to serve HTTPS; needs '
+                    'http_key_file.'),
+    cfg.StrOpt('http_key_file',
+               help='PEM private key of http_cert_file.'),
+]
+
+
 class AgentHTTPServer(GetServer):
-    """Serves ``/metrics`` and ``/healthz`` from a daemon thread."""
+    """Serves ``/metrics``, ``/healthz`` and the receiver."""
 
     def __init__(self, agent, host, port, high_water, failing_after=60.0):
         registry = prom_registry.CollectorRegistry(auto_describe=False)
@@ -225,5 +247,11 @@ class AgentHTTPServer(GetServer):
                 return None
             return rcv.handle(headers, body)
 
+        opts = agent.conf.agent
         super().__init__(host, port, handle, name='agent http', post=post,
-                         max_body=agent.conf.receiver.max_body)
+                         max_body=agent.conf.receiver.max_body,
+                         threads=opts.http_threads,
+                         max_connections=opts.http_max_connections,
+                         idle_timeout=opts.http_idle_timeout,
+                         cert_file=opts.http_cert_file,
+                         key_file=opts.http_key_file)

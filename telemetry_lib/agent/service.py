@@ -28,6 +28,7 @@ import threading
 
 from oslo_config import cfg
 
+from telemetry_lib.agent import http as agent_http
 from telemetry_lib.agent.http import AgentHTTPServer
 from telemetry_lib.agent.scheduler import Scheduler
 from telemetry_lib.alarm import receiver
@@ -79,6 +80,7 @@ DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(
 def register_opts(conf):
     conf.register_opts(POLLING_OPTS, group='polling')
     conf.register_opts(AGENT_OPTS, group='agent')
+    conf.register_opts(agent_http.HTTP_OPTS, group='agent')
     pipeline_manager.register_opts(conf)
     alarm_service.register_opts(conf)
     receiver.register_opts(conf)
@@ -112,7 +114,7 @@ class Agent:
 
     def __init__(self, conf, pollsters=None):
         register_opts(conf)
-        for opt in AGENT_OPTS:
+        for opt in AGENT_OPTS + agent_http.HTTP_OPTS:
             value = conf.agent[opt.name]
             if isinstance(value, float) and not math.isfinite(value):
                 # oslo.config lets "nan" and "inf" through min/max.
@@ -170,12 +172,15 @@ class Agent:
         rcv = None
         routes = self.conf.receiver.routes_file
         if routes:
+            store = (alarms.store if alarms else self.receiver.store
+                     if self.receiver else alarm_service.open_store(
+                         self.conf))
             rcv = receiver.Receiver(
                 self.conf, receiver.load_routes(find_config_file(
                     self.conf, routes)), self._action_delivery,
                 targets_file=os.path.join(os.path.dirname(
                     alarm_service.state_file(self.conf)),
-                    'receiver-targets.json'))
+                    'receiver-targets.json'), store=store)
             if self.receiver is not None:
                 # Dedupe windows and cooldowns go on across a reload.
                 rcv.inherit(self.receiver)

@@ -182,7 +182,8 @@ class PrometheusExporter(base.Publisher):
 
     url_options = frozenset(('scheme', 'max_series', 'stale_multiple',
                              'default_interval', 'timestamps', 'port',
-                             'host', 'path', 'format'))
+                             'host', 'path', 'format', 'cert_file',
+                             'key_file'))
 
     @classmethod
     def for_url(cls, url):
@@ -211,6 +212,13 @@ class PrometheusExporter(base.Publisher):
         self._server = None
         self.port = url.get_int('port', None, minimum=0, maximum=65535)
         self.host = url.get_str('host', '127.0.0.1')
+        self.tls = (url.get_str('cert_file', None),
+                    url.get_str('key_file', None))
+        if any(self.tls) and (self.port is None or not all(self.tls)):
+            raise InvalidURL('cert_file and key_file go together, with a '
+                             "port of the exporter's own (the agent's "
+                             'endpoint has its own http_cert_file)',
+                             where=str(url))
         if (self.port is None and self.path == '/metrics'
                 and self.format == 'openmetrics'):
             # The agent's /metrics is text 0.0.4; one body cannot mix two
@@ -225,7 +233,8 @@ class PrometheusExporter(base.Publisher):
                 self.host, self.port,
                 lambda path, accept: (200,) + self.exposition(accept)
                 if path == self.path else None,
-                name='prometheus exporter').start()
+                name='prometheus exporter', cert_file=self.tls[0],
+                key_file=self.tls[1]).start()
 
     @property
     def address(self):

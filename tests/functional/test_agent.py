@@ -70,12 +70,15 @@ class AgentTest(base.TestCase):
             self.proc.kill()
             self.proc.wait(10)
 
+    scheme, tls = 'http', None          # tls: an ssl context
+
     def _up(self):
         if self.proc.poll() is not None:
             raise AssertionError('agent exited: %s' % self.output())
         try:
-            urllib.request.urlopen('http://127.0.0.1:%d/healthz'
-                                   % self.port, timeout=1)
+            urllib.request.urlopen('%s://127.0.0.1:%d/healthz'
+                                   % (self.scheme, self.port), timeout=1,
+                                   context=self.tls)
             return True
         except urllib.error.HTTPError:
             return True
@@ -89,8 +92,9 @@ class AgentTest(base.TestCase):
 
     def get(self, path):
         try:
-            with urllib.request.urlopen('http://127.0.0.1:%d%s'
-                                        % (self.port, path), timeout=5) as r:
+            with urllib.request.urlopen('%s://127.0.0.1:%d%s'
+                                        % (self.scheme, self.port, path),
+                                        timeout=5, context=self.tls) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
@@ -165,6 +169,38 @@ class TestEmbeddedDefault(AgentTest):
         status, body = self.get('/healthz')
         assert status == 200 and json.loads(body)['status'] == 'ok'
         assert self.stop() == 0
+
+
+class TestTLS(AgentTest):
+
+    def test_metrics_and_health_over_https_only(self):
+        import ssl
+        cert, key = self.self_signed_cert()
+        with open(self.conf_file, 'a') as f:
+            f.write('[agent]\nhttp_cert_file = %s\nhttp_key_file = %s\n'
+                    % (cert, key))
+        self.scheme = 'https'
+        self.tls = ssl.create_default_context(cafile=cert)
+        self.start()
+        status, text = self.get('/metrics')
+        assert status == 200 and 'telemetry_agent_' in text, text[:200]
+        assert self.get('/healthz')[0] == 200
+        with self.assertRaises(OSError):
+            urllib.request.urlopen('http://127.0.0.1:%d/healthz'
+                                   % self.port, timeout=5)
+        assert self.stop() == 0
+        assert 'Traceback' not in self.output()
+
+    def test_a_missing_key_is_one_line_and_exit_1(self):
+        with open(self.conf_file, 'a') as f:
+            f.write('[agent]\nhttp_cert_file = /nonexistent.pem\n')
+        out = subprocess.run(
+            [sys.executable, '-m', 'telemetry_lib.cmd.agent',
+             '--config-file', self.conf_file], capture_output=True,
+            text=True, env=self.env, timeout=60)
+        assert out.returncode == 1, out
+        assert 'certificate and a key' in out.stderr, out.stderr
+        assert 'Traceback' not in out.stderr + out.stdout
 
 
 class TestLifecycle(AgentTest):

@@ -179,14 +179,7 @@ class TestTLS(HttpTest):
 
     def setUp(self):
         super().setUp()
-        self.cert = os.path.join(self.tmpdir, 'cert.pem')
-        self.key = os.path.join(self.tmpdir, 'key.pem')
-        subprocess.run(
-            ['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
-             '-keyout', self.key, '-out', self.cert, '-days', '1',
-             '-subj', '/CN=127.0.0.1', '-addext',
-             'subjectAltName=IP:127.0.0.1'],
-            check=True, capture_output=True, timeout=60)
+        self.cert, self.key = self.self_signed_cert()
 
     def test_verification_is_on_by_default(self):
         peer = self.peer(certfile=self.cert, keyfile=self.key)

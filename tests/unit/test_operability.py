@@ -45,26 +45,98 @@ class TestEndpoint(base.TestCase):
             s.bind(('127.0.0.1', port))
 
     def test_idle_connections_are_closed(self):
-        """300 idle connections: at most 32 get a thread, the others are
-        closed at once, the 32 by the idle timeout; then it serves again.
+        """300 idle connections: 4 workers and 32 waiting places; the
+        others get a 503 at once, those waiting are closed by the idle
+        timeout; no thread is added; then it serves again.
         """
         import threading
         server = GetServer('127.0.0.1', 0, lambda p, a: None,
-                           idle_timeout=0.5, max_connections=32)
+                           idle_timeout=2, max_connections=32, threads=4)
         self.addCleanup(server.stop)
         server.start()
         threads_before = threading.active_count()
         idle = [socket.create_connection((server.host, server.port),
                                          timeout=5) for _ in range(300)]
-        assert threading.active_count() - threads_before <= 32
+        assert threading.active_count() - threads_before <= 1
+        answers = []
         for s in idle:
-            assert s.recv(1) == b''         # closed by the server
-            s.close()
+            with s:                         # read until the server closes
+                data = b''.join(iter(lambda: s.recv(4096), b''))
+            answers.append(data.split(b'\r\n')[0])
+        refused = answers.count(b'HTTP/1.1 503 Service Unavailable')
+        assert refused + answers.count(b'') == 300, set(answers)
+        assert refused >= 300 - 32 - 1, refused
         assert base.wait_until(
             lambda: threading.active_count() <= threads_before, 5)
         with self.assertRaises(urllib.error.HTTPError) as ctx:
             urllib.request.urlopen(server.url + '/missing', timeout=5)
         assert ctx.exception.code == 404
+
+    def test_silent_clients_hold_no_worker(self):
+        """Ten connections that never speak, two workers, a 30 s idle
+        timeout: a scrape is still answered.
+        """
+        server = GetServer('127.0.0.1', 0, lambda p, a: (
+            200, 'text/plain', b'ok\n'), idle_timeout=30, threads=2)
+        self.addCleanup(server.stop)
+        server.start()
+        silent = [socket.create_connection((server.host, server.port))
+                  for _ in range(10)]
+        self.addCleanup(lambda: [s.close() for s in silent])
+        with urllib.request.urlopen(server.url + '/x', timeout=5) as r:
+            assert r.read() == b'ok\n'
+
+    def test_tls(self):
+        import ssl
+        cert, key = self.self_signed_cert()
+        server = GetServer('127.0.0.1', 0, lambda p, a: (
+            200, 'text/plain', b'ok\n'), idle_timeout=30, threads=2,
+            cert_file=cert, key_file=key)
+        self.addCleanup(server.stop)
+        server.start()
+        assert server.url.startswith('https://')
+        # Silent clients would stall cheroot's own TLS accept loop.
+        silent = [socket.create_connection((server.host, server.port))
+                  for _ in range(5)]
+        self.addCleanup(lambda: [s.close() for s in silent])
+        ctx = ssl.create_default_context(cafile=cert)
+        with urllib.request.urlopen(server.url + '/x', timeout=5,
+                                    context=ctx) as r:
+            assert r.read() == b'ok\n'
+        # Plain HTTP on the TLS port: refused, not hung.
+        with self.assertRaises((urllib.error.URLError, OSError)):
+            urllib.request.urlopen(server.url.replace('https', 'http')
+                                   + '/x', timeout=5)
+
+    def test_tls_needs_both_files_and_readable_ones(self):
+        from telemetry_lib.exceptions import ConfigError
+        with self.assertRaises(ConfigError):
+            GetServer('127.0.0.1', 0, lambda p, a: None, cert_file='c')
+        server = GetServer('127.0.0.1', 0, lambda p, a: None,
+                           cert_file='/nonexistent/c', key_file='/k')
+        with self.assertRaises(ConfigError) as ctx:
+            server.start()
+        assert 'cannot listen' in str(ctx.exception)
+
+    def test_methods_and_bounds(self):
+        server = GetServer('127.0.0.1', 0, lambda p, a: (
+            200, 'text/plain', b'ok\n'), max_body=10,
+            post=lambda p, h, b: (200, 'text/plain', b'%d\n' % len(b)))
+        self.addCleanup(server.stop)
+        server.start()
+
+        def call(method, data=None):
+            req = urllib.request.Request(server.url + '/x', data=data,
+                                         method=method)
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    return r.status, r.read()
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read()
+        assert call('HEAD') == (200, b'')
+        assert call('POST', b'12345') == (200, b'5\n')
+        assert call('POST', b'x' * 11)[0] == 413
+        assert call('PUT', b'x')[0] == 405
 
 
 class TestSecrets(base.TestCase):
