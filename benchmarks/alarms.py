@@ -147,8 +147,11 @@ def bench_receiver(conf, tmp, n):
                 'spool=false"\n    repeat: 0\n' % peer.server_address[1])
     conf.set_override('bearer_tokens', ['t'], group='receiver')
     pool = delivery.DeliveryPool(conf, factory=actions.build)
+    # As in the agent: each decision is kept in the alarm state file.
+    store = state.StateStore(os.path.join(tmp, 'receiver.sqlite'))
     rcv = receiver.Receiver(conf, receiver.load_routes(routes_path),
-                            lambda u: pool.acquire(u, 'actions').start())
+                            lambda u: pool.acquire(u, 'actions').start(),
+                            store=store)
     server = GetServer('127.0.0.1', 0, lambda p, a: None,
                        post=lambda p, h, b: rcv.handle(h, b)).start()
     sent = {}
@@ -174,6 +177,7 @@ def bench_receiver(conf, tmp, n):
     lat = sorted(sent.values())
     server.stop()
     pool.close(2)
+    store.close()
     peer.shutdown()
     return (lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99) - 1] * 1000,
             n / wall, used / n * 1e6)

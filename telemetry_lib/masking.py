@@ -22,7 +22,9 @@ import re
 #: Query options whose values are credentials: masked like the password.
 SECRET_OPTIONS = frozenset((
     'password', 'token', 'secret', 'api_key', 'apikey', 'access_token',
-    'auth_token', 'ssl_key_password', 'telemetry_secret', 'key_password'))
+    'auth_token', 'ssl_key_password', 'telemetry_secret', 'key_password',
+    # A heat-api-cfn pre-signed URL's signature lets its holder scale.
+    'signature'))
 
 _SECRET_QUERY = re.compile(r'(?i)(\b(?:%s)=)[^&#\s]*' % '|'.join(
     re.escape(name) for name in sorted(SECRET_OPTIONS)))

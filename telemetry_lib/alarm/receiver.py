@@ -51,8 +51,10 @@ import time
 from oslo_config import cfg
 
 from telemetry_lib.alarm import model
+from telemetry_lib.exceptions import brief
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.formats import jsoncodec
+from telemetry_lib.masking import redact
 from telemetry_lib.sample import new_message_id
 from telemetry_lib.url import TelemetryURL
 from telemetry_lib import yamlfile
@@ -186,10 +188,13 @@ class Receiver:
     :param actions: ``f(url text) -> Delivery`` (started), shared with the
         alarms (the agent's pool).
     :param clock: monotonic seconds (tests pass their own).
+    :param store: an alarm :class:`~telemetry_lib.alarm.state.StateStore`
+        keeping the decision on each alert (bounded), for
+        ``telemetry-lib alarm webhooks``.
     """
 
     def __init__(self, conf, routes, actions, clock=time.monotonic,
-                 targets_file=None):
+                 targets_file=None, store=None):
         register_opts(conf)
         opts = conf[GROUP]
         self.routes = routes
@@ -215,6 +220,7 @@ class Receiver:
         # (and what a crash left there sent) at the next start.
         self._targets_file = targets_file
         self._known = set(self._read_targets())
+        self.store = store
 
     # -- HTTP --------------------------------------------------------------
 
@@ -247,20 +253,35 @@ class Receiver:
             return self._answer(400, 'webhook version %r; version 4 is '
                                 'understood' % payload.get('version'),
                                 'rejected_bad')
-        refused = []
+        refused, decisions = [], []
         for alert in payload['alerts']:
             if not isinstance(alert, dict) or not isinstance(
                     alert.get('labels'), dict):
                 self._count('alerts_malformed')
+                decisions.append(('', '', 'alerts_malformed', ''))
                 continue
             self._count('alerts_received')
-            problem = self._alert(alert, payload)
+            route, outcome, target, problem = self._alert(alert, payload)
+            self._count(outcome)
+            decisions.append((str(alert['labels'].get('alertname', '')),
+                              route, outcome, redact(target or '')))
             if problem:
                 refused.append(problem)
+        self._journal(decisions)
         if refused:
             return self._answer(503, 'could not queue: %s'
                                 % '; '.join(refused[:3]), None)
         return self._answer(200, 'ok', None)
+
+    def _journal(self, decisions):
+        if self.store is None or not decisions:
+            return
+        try:
+            self.store.log_webhooks(datetime.datetime.now(model.UTC),
+                                    decisions)
+        except Exception as exc:
+            # The history is for people; the action is already queued.
+            LOG.warning('receiver history not saved: %s', brief(str(exc)))
 
     def _count(self, outcome):
         # Webhooks are served by several threads at once.
@@ -277,26 +298,26 @@ class Receiver:
     # -- routing -----------------------------------------------------------
 
     def _alert(self, alert, payload):
+        """``(route name, outcome, target, problem)``: ``outcome`` a
+        counter's name, ``problem`` why it could not be queued (then the
+        webhook is answered 503 and sent again).
+        """
         labels = {str(k): str(v) for k, v in alert['labels'].items()}
         firing = alert.get('status', payload.get('status')) != 'resolved'
         route = next((r for r in self.routes if r.matches(labels)), None)
         if route is None:
-            self._count('alerts_unmatched')
-            return None
+            return '', 'alerts_unmatched', None, None
         if not firing and not route.resolved:
-            self._count('alerts_resolved_ignored')
-            return None
+            return route.name, 'alerts_resolved_ignored', None, None
         try:
             target = route.target(labels)
         except ConfigError as exc:
-            self._count('actions_bad_url')
             LOG.error('route %s: bad action URL: %s', route.name, exc)
-            return None
+            return route.name, 'actions_bad_url', None, None
         if target is None:
-            self._count('alerts_unmatched')
             LOG.warning('route %s: alert %s lacks a label of %s',
                         route.name, labels.get('alertname'), route.action)
-            return None
+            return route.name, 'alerts_unmatched', None, None
         self._count('alerts_matched')
         now = self._clock()
         group = payload.get('groupKey') or alert.get('fingerprint') or \
@@ -306,22 +327,19 @@ class Receiver:
             self._expire(now)
             seen = self._seen.get(key)
             if seen is not None and now - seen < route.repeat:
-                self.counts['alerts_deduplicated'] += 1
-                return None
+                return route.name, 'alerts_deduplicated', target, None
             last = self._last_sent.get(target)
             if last is not None and now - last < route.cooldown:
-                self.counts['alerts_cooldown'] += 1
-                return None
+                return route.name, 'alerts_cooldown', target, None
         try:
             d = self._actions(target)
         except ConfigError as exc:
             LOG.error('route %s: bad action %s: %s', route.name, target,
                       exc)
-            self._count('actions_bad_url')
-            return None
+            return route.name, 'actions_bad_url', target, None
         if d.stats().pending >= self.max_in_flight:
-            self._count('actions_refused')
-            return '%s has %d actions waiting' % (d.name, self.max_in_flight)
+            return route.name, 'actions_refused', target, (
+                '%s has %d actions waiting' % (d.name, self.max_in_flight))
         summary = (alert.get('annotations') or {}).get('summary')
         action = model.Action(new_message_id(), {
             'alarm_name': labels.get('alertname', route.name),
@@ -336,13 +354,12 @@ class Receiver:
             'timestamp': datetime.datetime.now(model.UTC).isoformat()})
         self._remember(target)
         if d.put([action]) != 1:
-            self._count('actions_refused')
-            return 'the queue of %s refused it' % d.name
+            return route.name, 'actions_refused', target, (
+                'the queue of %s refused it' % d.name)
         with self._lock:
             self._seen[key] = now
             self._last_sent[target] = now
-            self.counts['actions_queued'] += 1
-        return None
+        return route.name, 'actions_queued', target, None
 
     def _expire(self, now, horizon=86400):
         while self._seen:

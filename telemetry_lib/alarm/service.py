@@ -49,6 +49,12 @@ def state_file(conf):
                         'alarms.sqlite')
 
 
+def open_store(conf):
+    """The alarm state store of ``conf`` (opened on first use)."""
+    return state.StateStore(state_file(conf),
+                            keep=conf[GROUP].history_size)
+
+
 def pool_factory(conf, url, kind):
     """Deliveries for a pool shared by pipelines and alarms."""
     if kind == 'actions':
@@ -74,8 +80,7 @@ class AlarmService:
         self.conf = conf
         self.definition = load(path)
         self.pool = pool
-        self.store = store or state.StateStore(
-            state_file(conf), keep=conf[GROUP].history_size)
+        self.store = store or open_store(conf)
         self.storages = storages or evaluator.Storages(conf)
         self.deliveries = {}
         for alarm in self.definition.alarms.values():

@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS history (
     ts REAL NOT NULL, previous TEXT NOT NULL, current TEXT NOT NULL,
     reason TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_name ON history (name, id);
+CREATE TABLE IF NOT EXISTS webhooks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL,
+    alert TEXT NOT NULL, route TEXT NOT NULL, outcome TEXT NOT NULL,
+    target TEXT NOT NULL);
 '''
 
 
@@ -41,11 +45,13 @@ class StateStore:
 
     :param path: the SQLite file (created owner-only on first use).
     :param keep: transitions kept per alarm.
+    :param keep_webhooks: receiver decisions kept (all routes together).
     """
 
-    def __init__(self, path, keep=1000):
+    def __init__(self, path, keep=1000, keep_webhooks=10000):
         self.path = path
         self.keep = keep
+        self.keep_webhooks = keep_webhooks
         self._db = None
         self._lock = threading.Lock()
 
@@ -134,6 +140,37 @@ class StateStore:
         return [{'timestamp': _time(ts), 'previous': prev, 'current': cur,
                  'reason': reason, 'reason_data': jsoncodec.loads(data)}
                 for ts, prev, cur, reason, data in rows]
+
+    def log_webhooks(self, now, decisions):
+        """Save the receiver's decisions on one webhook's alerts:
+        ``[(alert, route, outcome, target), ...]``; the oldest beyond
+        ``keep_webhooks`` go.
+        """
+        ts = now.timestamp()
+        with self._lock:
+            db = self._conn()
+            db.execute('BEGIN IMMEDIATE')
+            try:
+                db.executemany(
+                    'INSERT INTO webhooks (ts, alert, route, outcome, '
+                    'target) VALUES (?, ?, ?, ?, ?)',
+                    [(ts,) + tuple(d) for d in decisions])
+                db.execute('DELETE FROM webhooks WHERE id <= (SELECT MAX(id) '
+                           'FROM webhooks) - ?', (self.keep_webhooks,))
+            except BaseException:
+                db.execute('ROLLBACK')
+                raise
+            db.execute('COMMIT')
+
+    def webhooks(self, limit=100):
+        """The newest receiver decisions first, as dicts."""
+        with self._lock:
+            rows = self._conn().execute(
+                'SELECT ts, alert, route, outcome, target FROM webhooks '
+                'ORDER BY id DESC LIMIT ?', (limit,)).fetchall()
+        return [{'timestamp': _time(ts), 'alert': alert, 'route': route,
+                 'outcome': outcome, 'target': target}
+                for ts, alert, route, outcome, target in rows]
 
     def close(self):
         with self._lock:

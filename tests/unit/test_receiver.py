@@ -176,3 +176,35 @@ class TestBadTargets(ReceiverTest):
             'severity': 'upscale', 'port': 'notaport'})))
         assert status == 200
         assert self.rcv.counts['actions_bad_url'] == 1 and self.sent() == {}
+
+
+class TestHistory(ReceiverTest):
+
+    def test_each_decision_is_kept_bounded_and_masked(self):
+        import os
+        from telemetry_lib.alarm import state
+        store = state.StateStore(os.path.join(self.tmpdir, 'a.sqlite'),
+                                 keep_webhooks=5)
+        self.addCleanup(store.close)
+        self.rcv.store = store
+        routes = self.write_file('r2.yaml', textwrap.dedent('''
+            routes:
+              - name: hook
+                match: {severity: upscale}
+                action: "https://h/x?token={tenant_stack_id}"
+        '''))
+        self.rcv.routes = receiver.load_routes(routes)
+        self.post(payload(alert(), alert('none'), {'labels': 3}))
+        self.post(payload(alert()))
+        rows = store.webhooks()
+        assert [(r['alert'], r['route'], r['outcome']) for r in rows] == [
+            ('HighCPU', 'hook', 'alerts_deduplicated'),
+            ('', '', 'alerts_malformed'),
+            ('HighCPU', '', 'alerts_unmatched'),
+            ('HighCPU', 'hook', 'actions_queued')]
+        assert rows[3]['target'] == 'https://h/x?token=***&spool=true'
+        for _ in range(5):
+            self.post(payload(alert()))
+        assert len(store.webhooks()) == 5
+        assert self.post(payload(alert()), auth='')[0] == 401
+        assert len(store.webhooks()) == 5       # counted, not kept

@@ -22,7 +22,6 @@ from cliff import show
 from telemetry_lib.alarm import evaluator
 from telemetry_lib.alarm import model
 from telemetry_lib.alarm import service
-from telemetry_lib.alarm import state
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import TelemetryError
 
@@ -39,7 +38,7 @@ def _file(app, args):
 @contextlib.contextmanager
 def _store(app):
     """The alarm state store, closed after use."""
-    store = state.StateStore(service.state_file(app.conf))
+    store = service.open_store(app.conf)
     try:
         yield store
     finally:
@@ -153,6 +152,25 @@ class AlarmHistory(lister.Lister):
         return ('Timestamp', 'Previous', 'Current', 'Reason'), [
             (h['timestamp'].isoformat(), h['previous'], h['current'],
              h['reason']) for h in rows]
+
+
+class AlarmWebhooks(lister.Lister):
+    """What the Alertmanager receiver decided for each alert it was
+    sent, newest first (kept in the alarm state file, bounded).
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('--limit', type=int, default=50,
+                            help='Most decisions shown (default 50).')
+        return parser
+
+    def take_action(self, args):
+        with _store(self.app) as store:
+            rows = store.webhooks(max(1, min(args.limit, 10000)))
+        return ('Timestamp', 'Alert', 'Route', 'Outcome', 'Target'), [
+            (h['timestamp'].isoformat(), h['alert'], h['route'],
+             h['outcome'], h['target']) for h in rows]
 
 
 class AlarmEvaluate(_OneAlarm):
