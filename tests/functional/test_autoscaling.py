@@ -10,6 +10,7 @@ from tools/prometheus.sh), on free ports, so their rules and routes do
 not touch the shared ones.
 """
 
+import json
 import os
 import subprocess
 import textwrap
@@ -147,6 +148,14 @@ class TestAlertmanagerScalesHeat(test_agent.AgentTest):
         assert counts()['actions_queued'] >= 2
         assert counts()['rejected_auth'] == 0
         assert self.stop() == 0
+        # And the operator can read what was decided for each alert.
+        out = self.cli('--config-file', self.conf_file, 'alarm', 'webhooks',
+                       '--limit', '1000', '-f', 'json')
+        assert out.returncode == 0, out.stderr
+        outcomes = {(r['Route'], r['Outcome']) for r in json.loads(
+            out.stdout)}
+        assert {('up', 'actions_queued'), ('up', 'alerts_deduplicated'),
+                ('down', 'actions_queued')} <= outcomes, outcomes
 
 
 class TestReceiverSurvivesKill9(test_agent.AgentTest):
