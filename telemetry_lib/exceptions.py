@@ -177,3 +177,10 @@ class StorageUnavailable(StorageError):
 
     def __init__(self, message, retryable=True):
         super().__init__(message, retryable=retryable)
+
+
+class PollsterError(TelemetryError):
+    """A pollster could not read what it measures this time (a daemon
+    down, a peer unreachable): counted and logged as one line by the
+    agent, which polls again at the next interval.
+    """

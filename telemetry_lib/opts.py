@@ -23,6 +23,7 @@ from telemetry_lib.alarm import receiver
 from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.clients import gnocchi as gnocchi_client
 from telemetry_lib.clients import heat as heat_client
+from telemetry_lib.collector.compute import pollsters as compute
 from telemetry_lib.delivery import options as delivery_options
 from telemetry_lib.pipeline import manager as pipeline_manager
 from telemetry_lib.publisher import amqp1 as amqp1_publisher
@@ -40,6 +41,7 @@ def list_opts():
         (alarm_service.GROUP, itertools.chain(alarm_service.OPTS)),
         (receiver.GROUP, itertools.chain(receiver.OPTS)),
         (amqp1_publisher.GROUP, itertools.chain(amqp1_publisher.OPTS)),
+        (compute.GROUP, itertools.chain(compute.OPTS)),
         (delivery_options.GROUP, itertools.chain(delivery_options.OPTS)),
         (gnocchi_client.GROUP, itertools.chain(gnocchi_client.OPTS)),
         (heat_client.GROUP, itertools.chain(heat_client.list_opts())),

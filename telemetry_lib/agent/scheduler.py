@@ -26,6 +26,8 @@ import logging
 import threading
 import time
 
+from telemetry_lib.exceptions import TelemetryError
+
 LOG = logging.getLogger(__name__)
 UTC = datetime.timezone.utc
 
@@ -173,10 +175,15 @@ class Scheduler:
             samples = [s for s in job.pollster.poll(timestamp, job.resources
                                                     or None)
                        if job.wanted(s.name)]
-        except Exception:
+        except Exception as exc:
             with self._lock:
                 self.stats[job.name].errors += 1
-            LOG.exception('pollster %s failed', job.name)
+            if isinstance(exc, TelemetryError):
+                # Expected trouble (libvirt restarting, an API down):
+                # one line, and the pollster's own message says why.
+                LOG.error('pollster %s failed: %s', job.name, exc)
+            else:
+                LOG.exception('pollster %s failed', job.name)
             samples = []
         finally:
             took = time.monotonic() - started
