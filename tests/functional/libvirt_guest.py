@@ -124,9 +124,18 @@ class Guest:
             pass
 
     def remove(self):
+        """Destroy and undefine, on a connection of its own: the test's
+        may have died with a libvirtd restart.
+        """
         import libvirt
-        self.destroy()
+        conn = connect()
         try:
-            self.dom.undefine()
+            dom = conn.lookupByUUIDString(self.uuid)
         except libvirt.libvirtError:
-            pass
+            return conn.close()
+        for step in (dom.destroy, dom.undefine):
+            try:
+                step()
+            except libvirt.libvirtError:
+                pass
+        conn.close()
