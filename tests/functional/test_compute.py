@@ -183,3 +183,29 @@ class TestCompute(test_gnocchi.GnocchiTest):
                                                      guest.uuid, guest.tap))
         assert nic['name'] == guest.tap
         assert 'network.outgoing.packets' in nic['metrics']
+
+    def test_in_stf_s_ceilometer_format_over_amqp1(self):
+        from telemetry_lib.formats import stf
+        from tests.functional import rabbit
+        rabbit.MAIN.start()
+        guest = libvirt_guest.Guest(self, self.conn)
+        guest.wait_booted()
+        queue = rabbit.unique_queue('compute')
+        r = rabbit.Receiver(rabbit.MAIN, queue)
+        self.addCleanup(r.close)
+        d = delivery.build(self.conf, 'amqp1://%s/%s?max_latency=0'
+                           % (rabbit.MAIN.url, queue)).start()
+        self.addCleanup(d.close, 2)
+        samples = self.poll(guest.uuid)
+        d.put(samples)
+        assert d.flush(20)
+        got = {p['counter_name']: p for m in r.drain()
+               for p in stf.decode_envelope(m.body)['payload']}
+        assert set(got) == {s.name for s in samples}
+        cpu = got['cpu']
+        assert (cpu['counter_type'], cpu['counter_unit'],
+                cpu['resource_id'], cpu['project_id']) == (
+            'cumulative', 'ns', guest.uuid, guest.project)
+        assert cpu['resource_metadata']['display_name'] == guest.display
+        nic = got['network.outgoing.bytes']
+        assert nic['resource_metadata']['vnic_name'] == guest.tap
