@@ -37,7 +37,7 @@ def short(value, limit=200):
     return text if len(text) <= limit else text[:limit] + '...'
 
 
-_ERRNO_WORDS = {
+ERRNO_WORDS = {
     errno.ECONNREFUSED: 'connection refused',
     errno.ECONNRESET: 'connection reset by the peer',
     errno.EHOSTUNREACH: 'host unreachable',
@@ -57,12 +57,12 @@ def describe(exc):
     seen, cause = set(), exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, OSError) and cause.errno in _ERRNO_WORDS:
-            return _ERRNO_WORDS[cause.errno]
+        if isinstance(cause, OSError) and cause.errno in ERRNO_WORDS:
+            return ERRNO_WORDS[cause.errno]
         cause = cause.__cause__ or cause.__context__ or getattr(
             cause, 'reason', None)
     text = str(exc)
-    for words in _ERRNO_WORDS.values():
+    for words in ERRNO_WORDS.values():
         if words in text.lower():
             return words
     if 'Name or service not known' in text or 'nodename nor' in text:
