@@ -17,6 +17,7 @@ gathers them (entry point ``oslo.config.opts``: ``telemetry_lib``).
 
 import itertools
 
+from telemetry_lib.agent import coordination
 from telemetry_lib.agent import http as agent_http
 from telemetry_lib.agent import service as agent_service
 from telemetry_lib.alarm import receiver
@@ -24,6 +25,7 @@ from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.clients import gnocchi as gnocchi_client
 from telemetry_lib.clients import heat as heat_client
 from telemetry_lib.collector.compute import pollsters as compute
+from telemetry_lib.collector import probe
 from telemetry_lib.delivery import options as delivery_options
 from telemetry_lib.pipeline import manager as pipeline_manager
 from telemetry_lib.publisher import amqp1 as amqp1_publisher
@@ -42,11 +44,13 @@ def list_opts():
         (receiver.GROUP, itertools.chain(receiver.OPTS)),
         (amqp1_publisher.GROUP, itertools.chain(amqp1_publisher.OPTS)),
         (compute.GROUP, itertools.chain(compute.OPTS)),
+        (coordination.GROUP, itertools.chain(coordination.OPTS)),
         (delivery_options.GROUP, itertools.chain(delivery_options.OPTS)),
         (gnocchi_client.GROUP, itertools.chain(gnocchi_client.OPTS)),
         (heat_client.GROUP, itertools.chain(heat_client.list_opts())),
         (notifier_publisher.GROUP, itertools.chain(notifier_publisher.OPTS)),
         (pipeline_manager.GROUP, itertools.chain(pipeline_manager.OPTS)),
+        (probe.GROUP, itertools.chain(probe.OPTS)),
         ('polling', itertools.chain(agent_service.POLLING_OPTS)),
         (publisher_base.GROUP, itertools.chain(publisher_base.OPTS)),
         (storage_base.GROUP, itertools.chain(storage_base.OPTS,

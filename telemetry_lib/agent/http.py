@@ -121,6 +121,37 @@ class AgentCollector(prom_registry.Collector):
             for outcome, count in sorted(rcv.counts.items()):
                 counts.add_metric((outcome,), count)
             yield counts
+        coord = getattr(self._agent, 'coordinator', None)
+        if coord is not None:
+            yield from _coordination_families(coord)
+
+
+def _coordination_families(coord):
+    members = core.GaugeMetricFamily(
+        'telemetry_coordination_members', 'Agents on the hash ring of a '
+        'partitioned source, as this agent last saw it.', labels=('group',))
+    owned = core.GaugeMetricFamily(
+        'telemetry_coordination_owned', 'Resources of the group this agent '
+        'polls.', labels=('group',))
+    total = core.GaugeMetricFamily(
+        'telemetry_coordination_resources', 'Resources of the group.',
+        labels=('group',))
+    for group, (m, o, t) in sorted(coord.stats.items()):
+        members.add_metric((group,), m)
+        owned.add_metric((group,), o)
+        total.add_metric((group,), t)
+    yield members
+    yield owned
+    yield total
+    for name, doc, value in (
+            ('fallbacks', 'Polls of every resource because the backend '
+             'was unreachable.', coord.fallbacks),
+            ('errors', 'Failures to reach the coordination backend.',
+             coord.errors)):
+        family = core.CounterMetricFamily('telemetry_coordination_' + name,
+                                          doc)
+        family.add_metric((), value)
+        yield family
 
 
 def _alarm_families(alarms):

@@ -47,12 +47,19 @@ class PollsterStats:
 class _Job:
     """One pollster under one interval, with the meters its sources want."""
 
-    def __init__(self, name, pollster, filters, resources):
+    def __init__(self, name, pollster, filters, resources, source):
         self.name = name
         self.pollster = pollster
         self.filters = filters
         self.resources = resources
+        self.sources = [source]
         self.running = False
+
+    @property
+    def group(self):
+        """The coordination group of agents that run this job."""
+        return 'telemetry_lib.%s.%s' % ('+'.join(sorted(self.sources)),
+                                        self.name)
 
     def wanted(self, meter):
         return any(f(meter) for f in self.filters)
@@ -69,10 +76,15 @@ class Scheduler:
     :param stats: the ``{name: PollsterStats}`` to count in (a reload
         passes the old scheduler's).
     :param clock: monotonic seconds of the timers (tests pass their own).
+    :param partition: ``f(group, resources) -> resources`` this agent polls
+        (:meth:`~telemetry_lib.agent.coordination.Coordinator.share`), for
+        sources that list resources; ``None``: all of them.
     """
 
     def __init__(self, definition, pollsters, on_samples, on_cycle=None,
-                 workers=4, stats=None, clock=time.monotonic):
+                 workers=4, stats=None, clock=time.monotonic,
+                 partition=None):
+        self._partition = partition
         self._on_samples = on_samples
         self._on_cycle = on_cycle
         self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -99,10 +111,11 @@ class Scheduler:
                 job = jobs.get(name)
                 if job is None:
                     jobs[name] = _Job(name, pollster, [source.filter],
-                                      list(source.resources))
+                                      list(source.resources), source.name)
                 else:
                     job.filters.append(source.filter)
                     job.resources.extend(source.resources)
+                    job.sources.append(source.name)
         return {interval: list(jobs.values())
                 for interval, jobs in groups.items()}
 
@@ -172,9 +185,12 @@ class Scheduler:
     def _run(self, job, timestamp):
         started = time.monotonic()
         try:
-            samples = [s for s in job.pollster.poll(timestamp, job.resources
-                                                    or None)
-                       if job.wanted(s.name)]
+            resources = job.resources or None
+            if resources and self._partition is not None:
+                # An empty share polls nothing: None would mean "all".
+                resources = self._partition(job.group, resources)
+            samples = [s for s in job.pollster.poll(timestamp, resources)
+                       if job.wanted(s.name)] if resources != [] else []
         except Exception as exc:
             with self._lock:
                 self.stats[job.name].errors += 1

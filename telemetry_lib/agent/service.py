@@ -28,6 +28,7 @@ import threading
 
 from oslo_config import cfg
 
+from telemetry_lib.agent import coordination
 from telemetry_lib.agent import http as agent_http
 from telemetry_lib.agent.http import AgentHTTPServer
 from telemetry_lib.agent.scheduler import Scheduler
@@ -138,6 +139,10 @@ class Agent:
         self.receiver = None
         (self.pipeline, self.polling, self.alarms,
          self.receiver) = self._load()
+        self.coordinator = None
+        coordination.register_opts(conf)
+        if conf.coordination.backend_url:
+            self.coordinator = coordination.Coordinator(conf)
         self.scheduler = self._scheduler(self.polling)
         self.http = None
         if conf.agent.http_enabled:
@@ -199,7 +204,8 @@ class Agent:
         return Scheduler(polling, self._pollsters, self._route,
                          self._cycle_done,
                          workers=self.conf.agent.pollster_workers,
-                         stats=stats)
+                         stats=stats, partition=self.coordinator.share
+                         if self.coordinator else None)
 
     def pipelines(self):
         with self._lock:
@@ -278,6 +284,8 @@ class Agent:
         except ConfigError:
             self.pool.close(0)
             raise
+        if self.coordinator is not None:
+            self.coordinator.start()
         self.scheduler.start()
 
     def request_reload(self):
@@ -336,6 +344,10 @@ class Agent:
         self.scheduler.stop(timeout=min(1.0, timeout))
         if self.alarms is not None:
             self.alarms.stop(timeout=min(1.0, timeout))
+        if self.coordinator is not None:
+            # Leave the groups now: the others take this share at their
+            # next poll rather than after the membership timeout.
+            self.coordinator.stop()
         outcomes = self.pool.close(timeout)
         if self.http is not None:
             self.http.stop()
