@@ -25,6 +25,7 @@ from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.clients import gnocchi as gnocchi_client
 from telemetry_lib.clients import heat as heat_client
 from telemetry_lib.collector.compute import pollsters as compute
+from telemetry_lib.collector.dynamic import pollster as dynamic
 from telemetry_lib.collector import probe
 from telemetry_lib.delivery import options as delivery_options
 from telemetry_lib.pipeline import manager as pipeline_manager
@@ -51,7 +52,8 @@ def list_opts():
         (notifier_publisher.GROUP, itertools.chain(notifier_publisher.OPTS)),
         (pipeline_manager.GROUP, itertools.chain(pipeline_manager.OPTS)),
         (probe.GROUP, itertools.chain(probe.OPTS)),
-        ('polling', itertools.chain(agent_service.POLLING_OPTS)),
+        ('polling', itertools.chain(agent_service.POLLING_OPTS,
+                                    dynamic.OPTS)),
         (publisher_base.GROUP, itertools.chain(publisher_base.OPTS)),
         (storage_base.GROUP, itertools.chain(storage_base.OPTS,
                                              sqlite_storage.OPTS)),

@@ -189,8 +189,10 @@ class Scheduler:
             if resources and self._partition is not None:
                 # An empty share polls nothing: None would mean "all".
                 resources = self._partition(job.group, resources)
+            declared = job.pollster.declared_meter
             samples = [s for s in job.pollster.poll(timestamp, resources)
-                       if job.wanted(s.name)] if resources != [] else []
+                       if job.wanted(declared(s.name))] \
+                if resources != [] else []
         except Exception as exc:
             with self._lock:
                 self.stats[job.name].errors += 1

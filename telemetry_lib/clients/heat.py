@@ -73,8 +73,9 @@ def make_session(conf):
     except ka_exc.MissingRequiredOptions as exc:
         raise ConfigError('[%s]: %s' % (GROUP, exc)) from None
     if auth is None:
-        raise ConfigError('[%s] auth_type is not set: the Heat action needs '
-                          'Keystone credentials' % GROUP)
+        raise ConfigError('[%s] auth_type is not set: Heat actions and '
+                          'OpenStack dynamic pollsters need Keystone '
+                          'credentials' % GROUP)
     return ka_loading.load_session_from_conf_options(conf, GROUP, auth=auth)
 
 

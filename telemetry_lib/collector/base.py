@@ -13,6 +13,7 @@
 
 import abc
 
+from telemetry_lib.exceptions import ConfigError
 from telemetry_lib import plugins
 
 
@@ -36,6 +37,12 @@ class Pollster(metaclass=abc.ABCMeta):
     def __init__(self, conf):
         self.conf = conf
 
+    def declared_meter(self, name):
+        """The entry of ``meters`` a sample named ``name`` answers to (a
+        pollster that derives names from data overrides it).
+        """
+        return name
+
     @abc.abstractmethod
     def poll(self, timestamp, resources=None):
         """Return an iterable of :class:`~telemetry_lib.sample.Sample`.
@@ -47,13 +54,23 @@ class Pollster(metaclass=abc.ABCMeta):
 
 
 def load_pollsters(conf, names=None):
-    """Instantiate the installed pollsters, all or those in ``names``.
+    """Instantiate the installed pollsters, all or those in ``names``,
+    and (without ``names``) the dynamic pollsters of
+    ``[polling] pollsters_definitions_dirs``.
 
-    :returns: ``{entry point name: Pollster}``.
+    :returns: ``{entry point or definition name: Pollster}``.
+    :raises ConfigError: for a bad dynamic pollster definition.
     """
     found = {}
     for name in names or plugins.names(plugins.POLLSTER_NAMESPACE):
         cls = plugins.load_class(plugins.POLLSTER_NAMESPACE, name,
                                  base=Pollster)
         found[name] = cls(conf)
+    if names is None:
+        from telemetry_lib.collector.dynamic import pollster as dynamic
+        for name, pollster in dynamic.load_all(conf).items():
+            if name in found:
+                raise ConfigError('dynamic pollster %r has the name of an '
+                                  'installed one' % name)
+            found[name] = pollster
     return found
