@@ -299,6 +299,7 @@ class Agent:
         with self._lock:
             old = self.pipeline
         old_alarms = self.alarms
+        problem = None
         try:
             pipeline, polling, alarms, rcv = self._load()
             pipeline.start()
@@ -306,12 +307,17 @@ class Agent:
                 for d in alarms.deliveries.values():
                     d.start()
         except Exception as exc:
+            problem = (str(exc) if isinstance(exc, ConfigError)
+                       else '%s: %s' % (type(exc).__name__, exc))
+        if problem is not None:
+            # Logged outside the except block: oslo.log would append the
+            # exception again. Said before it is counted, so whoever sees
+            # the counter move finds the line.
+            LOG.error('Reload failed, the running pipeline stays: %s',
+                      problem)
             # Close what only the failed pipeline had made.
             self.pool.retain(self._keys(old, old_alarms, self.receiver), 0)
             self.reloads['failed'] += 1
-            LOG.error('Reload failed, the running pipeline stays: %s', exc
-                      if isinstance(exc, ConfigError)
-                      else '%s: %s' % (type(exc).__name__, exc))
             return False
         old_scheduler = self.scheduler
         old_scheduler.stop(timeout=1.0)
