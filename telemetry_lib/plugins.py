@@ -37,7 +37,7 @@ NAMESPACES = (PUBLISHER_NAMESPACE, STORAGE_NAMESPACE, POLLSTER_NAMESPACE,
 #: ship yet, so a user learns that rather than "unknown publisher".
 _NOT_BUILT_YET = {
     PUBLISHER_NAMESPACE: frozenset((
-        'udp', 'tcp', 'zaqar', 'opentelemetryhttp')),
+        'zaqar', 'opentelemetryhttp')),
 }
 
 
