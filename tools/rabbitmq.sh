@@ -60,7 +60,13 @@ loopback_users = none
 log.file.level = warning
 EOF
     echo '[rabbitmq_amqp1_0].' > "$BASE/enabled_plugins"
-    chown -R rabbitmq:rabbitmq "$BASE"
+    chown rabbitmq:rabbitmq "$BASE" "$BASE/mnesia" "$BASE/log" \
+        "$BASE/rabbitmq.conf" "$BASE/enabled_plugins"
+    # Not while the node runs: its database files come and go under a
+    # recursive chown, which then fails on one that vanished (CI saw it).
+    if ! running; then
+        chown -R rabbitmq:rabbitmq "$BASE"
+    fi
 }
 
 node_env() {
