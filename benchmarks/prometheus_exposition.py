@@ -7,7 +7,10 @@ Side by side in one run, on the same series (STF names and labels):
   few did (lines cached: the usual case between two polls);
 * prometheus_client's ``generate_latest`` over a custom collector that
   yields the same families with the same labels -- the peer;
-* a scrape of the exporter's own HTTP endpoint (``urllib``), end to end.
+* a scrape of the exporter's own HTTP endpoint (``urllib``), end to end;
+* the ``ceilometer`` scheme beside Ceilometer 27's own exporter code
+  (``ceilometer.polling.prom_exporter``, when installed): taking one
+  polling cycle of samples, and rendering a scrape.
 
 Run: ``tox -e bench`` or ``python benchmarks/prometheus_exposition.py``.
 """
@@ -139,7 +142,52 @@ def main():
     print('%-58s %10.1f %10.1f %9s' % (
         'scrape of the exporter over HTTP (GET /metrics)', http,
         ours_bytes / 1e6, '-'))
+    ceilometer_table(rounds, args.repeat)
     return 0
+
+
+def ceilometer_table(rounds, repeat):
+    """The ``ceilometer`` scheme beside Ceilometer's exporter: one cycle
+    of samples taken, then one scrape rendered.
+    """
+    try:
+        from ceilometer.polling import prom_exporter
+    except ImportError as exc:
+        print('\nCeilometer 27 is not installed (%s): no exporter figures'
+              % exc)
+        return
+    from telemetry_lib.formats import ceilometer as wire
+    store = SeriesStore('ceilometer', max_series=len(rounds[0]) * 2,
+                        default_interval=1e9)
+    dicts = [[wire.sample_to_wire(s) for s in r] for r in rounds]
+    ours_take, theirs_take, ours_first = [], [], []
+    for i in range(1, repeat + 1):
+        started = time.perf_counter()
+        store.update(rounds[i])
+        ours_take.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        store.render()          # the first scrape after a cycle
+        ours_first.append((time.perf_counter() - started) * 1000)
+        prom_exporter.CEILOMETER_REGISTRY = prom_registry.CollectorRegistry()
+        started = time.perf_counter()
+        prom_exporter.collect_metrics(dicts[i])
+        theirs_take.append((time.perf_counter() - started) * 1000)
+    ours_render = statistics.median(ours_first)
+    theirs_render = timed(lambda: exposition.generate_latest(
+        prom_exporter.CEILOMETER_REGISTRY), repeat)
+    print('\nscheme=ceilometer beside Ceilometer 27\'s exporter, %d series, '
+          'median of %d, ms\n' % (len(store), repeat))
+    header = '%-40s %14s %14s %9s' % ('', 'take a cycle',
+                                      'first scrape', 'scrape x')
+    print(header)
+    print('-' * len(header))
+    print('%-40s %14.1f %14.1f %8.1fx' % (
+        'telemetry_lib (scheme=ceilometer)',
+        statistics.median(ours_take), ours_render,
+        theirs_render / ours_render))
+    print('%-40s %14.1f %14.1f %9s' % (
+        'Ceilometer 27 prom_exporter',
+        statistics.median(theirs_take), theirs_render, '1.0x'))
 
 
 if __name__ == '__main__':

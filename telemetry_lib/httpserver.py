@@ -24,9 +24,10 @@ Bounded on purpose, so a careless or hostile client costs little:
   places, then 503);
 * a request body over ``max_body`` is answered 413 without being read;
   request headers are limited to 64 KiB;
-* TLS when a certificate and key are given. The handshake happens in a
-  worker, under the idle timeout, so a client that connects and stays
-  silent cannot stall the accept loop;
+* TLS when a certificate and key are given, and client certificates
+  required when a client CA is. The handshake happens in a worker, under
+  the idle timeout, so a client that connects and stays silent cannot
+  stall the accept loop;
 * IPv4 and IPv6 addresses both work;
 * a handler's exception is a 500 and one logged line, never a traceback.
 """
@@ -138,10 +139,14 @@ class GetServer:
 
     def __init__(self, host, port, handle, name='http', idle_timeout=10.0,
                  max_connections=32, post=None, max_body=1024 * 1024,
-                 threads=4, cert_file=None, key_file=None):
+                 threads=4, cert_file=None, key_file=None, client_ca=None):
         if bool(cert_file) != bool(key_file):
             raise ConfigError('TLS needs both a certificate and a key file',
                               where=name)
+        if client_ca and not cert_file:
+            raise ConfigError('client certificates need TLS: a certificate '
+                              'and a key file', where=name)
+        self._client_ca = client_ca
         self._handle = handle
         self._post = post
         self._max_body = max_body
@@ -212,6 +217,10 @@ class GetServer:
         try:
             if self._tls:
                 server.ssl_adapter = _LazyTLS(*self._tls)
+                if self._client_ca:
+                    ctx = server.ssl_adapter.context
+                    ctx.load_verify_locations(cafile=self._client_ca)
+                    ctx.verify_mode = ssl.CERT_REQUIRED
             server.prepare()
         except (OSError, ssl.SSLError, UnicodeError) as exc:
             if server.ready:

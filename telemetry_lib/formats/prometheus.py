@@ -23,6 +23,17 @@ Two naming schemes map a sample to a series:
     ``user``, ``user_name``, ``unit``, ``resource``, ``vm_instance`` (from
     ``resource_metadata.host``), ``resource_name`` (``display_name:name``)
     and one per ``user_metadata`` key.
+``ceilometer``
+    Exactly the series of Ceilometer's own exporter (``[polling]
+    enable_prometheus_exporter``, 27.0): the same names, every one a
+    gauge, and its labels -- the ``stf`` ones with ``publisher`` always
+    ``ceilometer``, then ``server_group`` (``none`` when unset),
+    ``state`` (an alarm state), ``availability_zone`` (load balancers),
+    ``binary``/``zone``/``status`` (``volume.service.health``),
+    ``flavor_id`` and ``flavor_name``. Labels it leaves out are empty here
+    (Prometheus stores neither). Only the newest polling cycle of a metric
+    is served, as Ceilometer's exporter purges a pollster's metric each
+    cycle.
 ``openmetrics``
     Prometheus conventions: the meter name with its unit as a suffix,
     ``_total`` on counters; labels ``resource``, ``project``, ``user``,
@@ -39,7 +50,7 @@ import re
 TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 OPENMETRICS_CONTENT_TYPE = ('application/openmetrics-text; version=1.0.0; '
                             'charset=utf-8')
-SCHEMES = ('stf', 'openmetrics')
+SCHEMES = ('stf', 'ceilometer', 'openmetrics')
 
 _INF = float('inf')
 _BAD_NAME = re.compile(r'[^a-zA-Z0-9_:]')
@@ -139,20 +150,19 @@ _STF_FIXED = ('publisher', 'type', 'counter', 'project', 'project_name',
               'resource_name')
 
 
-def stf_series(sample, publisher_id):
-    """``(name, type, labels)`` as STF's Smart Gateway names a sample."""
+def _sg_series(sample, publisher, user_labels):
     shards = sample.name.split('.')
     md = sample.resource_metadata
     labels = {}
     user_md = md.get('user_metadata')
-    if isinstance(user_md, dict):
+    if user_labels and isinstance(user_md, dict):
         for key, value in user_md.items():
             labels[label_name(str(key))] = str(value)
     first = label_name(shards[0])
     labels[first] = shards[2] if len(shards) > 2 else sample.resource_id
     name_parts = [x for x in (md.get('display_name'), md.get('name')) if x]
     labels.update({
-        'publisher': publisher_id,
+        'publisher': publisher,
         'type': shards[1] if len(shards) > 1 else shards[0],
         'counter': sample.name,
         'project': sample.project_id or '',
@@ -164,8 +174,42 @@ def stf_series(sample, publisher_id):
         'vm_instance': str(md.get('host') or ''),
         'resource_name': ':'.join(str(x) for x in name_parts),
     })
-    return (metric_name('ceilometer_' + '_'.join(shards)),
-            _TYPES[sample.type], labels)
+    return metric_name('ceilometer_' + '_'.join(shards)), labels
+
+
+def stf_series(sample, publisher_id):
+    """``(name, type, labels)`` as STF's Smart Gateway names a sample."""
+    name, labels = _sg_series(sample, publisher_id, True)
+    return name, _TYPES[sample.type], labels
+
+
+def ceilometer_series(sample, publisher_id=None):
+    """``(name, type, labels)`` as Ceilometer 27's exporter makes them."""
+    # Its _gen_labels is sg-core's, with a fixed publisher and, of
+    # user_metadata, only server_group; the rest only when the metadata is
+    # not empty.
+    name, labels = _sg_series(sample, 'ceilometer', False)
+    md = sample.resource_metadata
+    if not md:
+        return name, 'gauge', labels
+    user_md = md.get('user_metadata')
+    group = user_md.get('server_group') if isinstance(user_md, dict) \
+        else None
+    labels['server_group'] = str(group) if group else 'none'
+    if md.get('alarm_state', '') != '':
+        labels['state'] = str(md['alarm_state'])
+    if sample.name.startswith('loadbalancer'):
+        labels['availability_zone'] = str(md.get('availability_zone') or '')
+    if sample.name == 'volume.service.health':
+        for key in ('binary', 'zone', 'status'):
+            labels[key] = str(md.get(key) or '')
+    flavor = md.get('flavor')
+    if isinstance(flavor, dict):
+        if flavor.get('id'):
+            labels['flavor_id'] = str(flavor['id'])
+        if flavor.get('name'):
+            labels['flavor_name'] = str(flavor['name'])
+    return name, 'gauge', labels
 
 
 def openmetrics_series(sample, publisher_id=None):
@@ -186,7 +230,8 @@ def openmetrics_series(sample, publisher_id=None):
     }
 
 
-SERIES_OF = {'stf': stf_series, 'openmetrics': openmetrics_series}
+SERIES_OF = {'stf': stf_series, 'ceilometer': ceilometer_series,
+             'openmetrics': openmetrics_series}
 
 
 def stf_meter_name(meter):

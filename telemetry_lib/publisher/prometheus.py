@@ -60,6 +60,10 @@ class SeriesStore:
                  stale_multiple=3.0, default_interval=60.0,
                  timestamps=False, clock=time.monotonic):
         self._series_of = fmt.SERIES_OF[scheme]
+        # Ceilometer's exporter serves a metric's newest polling cycle
+        # only: its series of an older cycle go when a newer one starts.
+        self._newest_cycle = {} if scheme == 'ceilometer' else None
+        self._previous = {}         # family -> its older cycle's series
         self._publisher_id = publisher_id
         self.max_series = max_series
         self.stale_multiple = stale_multiple
@@ -88,7 +92,12 @@ class SeriesStore:
                 fam = self._families.get(name)
                 if fam is None:
                     fam = self._families[name] = fmt.Family(
-                        name, type_, '%s (%s)' % (sample.name, sample.unit))
+                        name, type_, '' if self._newest_cycle is not None
+                        else '%s (%s)' % (sample.name, sample.unit))
+                if self._newest_cycle is not None and not self._cycle(
+                        fam, sample.timestamp.timestamp()):
+                    self.rejected['superseded'] += 1
+                    continue
                 elif fam.type != type_:
                     self.rejected['type_conflict'] += 1
                     refused.append(i)
@@ -103,7 +112,11 @@ class SeriesStore:
                         self.rejected['series_limit'] += 1
                         refused.append(i)
                         continue
-                    series = fam.series[key] = _Series(labels)
+                    previous = self._previous.get(name)
+                    series = previous.pop(key, None) if previous else None
+                    if series is None:
+                        series = _Series(labels)
+                    fam.series[key] = series
                     self._count += 1
                 elif series.seen is not None:
                     series.gap = now - series.seen
@@ -112,6 +125,22 @@ class SeriesStore:
                 series.seen = now
                 series.line = None
         return refused
+
+    def _cycle(self, fam, ts):
+        """Whether a sample of time ``ts`` belongs to the newest cycle of
+        ``fam`` (a newer one starts a cycle and drops the older series).
+        """
+        newest = self._newest_cycle.get(fam.name)
+        if newest is not None and ts < newest:
+            return False
+        if newest is None or ts > newest:
+            self._newest_cycle[fam.name] = ts
+            # Out of the scrape now; kept aside so a series the new cycle
+            # polls again keeps its rendered prefix.
+            self._previous[fam.name] = fam.series
+            self._count -= len(fam.series)
+            fam.series = {}
+        return True
 
     @staticmethod
     def _widen(fam, labels):
@@ -183,7 +212,7 @@ class PrometheusExporter(base.Publisher):
     url_options = frozenset(('scheme', 'max_series', 'stale_multiple',
                              'default_interval', 'timestamps', 'port',
                              'host', 'path', 'format', 'cert_file',
-                             'key_file'))
+                             'key_file', 'client_ca', 'listen'))
 
     @classmethod
     def for_url(cls, url):
@@ -209,17 +238,26 @@ class PrometheusExporter(base.Publisher):
                                   else 'auto',
                                   choices=('auto', 'text', 'openmetrics'))
         self.path = url.get_str('path', '/metrics')
-        self._server = None
+        self._servers = []
         self.port = url.get_int('port', None, minimum=0, maximum=65535)
         self.host = url.get_str('host', '127.0.0.1')
+        # Ceilometer's prometheus_listen_addresses: several host:port.
+        self.listen = _listen(url.get_str('listen', ''), str(url))
+        if self.listen and self.port is not None:
+            raise InvalidURL('listen and port are two ways to say the '
+                             'same: use one', where=str(url))
+        if not self.listen and self.port is not None:
+            self.listen = [(self.host, self.port)]
         self.tls = (url.get_str('cert_file', None),
                     url.get_str('key_file', None))
-        if any(self.tls) and (self.port is None or not all(self.tls)):
-            raise InvalidURL('cert_file and key_file go together, with a '
-                             "port of the exporter's own (the agent's "
-                             'endpoint has its own http_cert_file)',
-                             where=str(url))
-        if (self.port is None and self.path == '/metrics'
+        self.client_ca = url.get_str('client_ca', None)
+        if (any(self.tls) or self.client_ca) and (
+                not self.listen or not all(self.tls)):
+            raise InvalidURL('cert_file and key_file go together (and '
+                             'client_ca with them), with a port of the '
+                             "exporter's own (the agent's endpoint has its "
+                             'own http_cert_file)', where=str(url))
+        if (not self.listen and self.path == '/metrics'
                 and self.format == 'openmetrics'):
             # The agent's /metrics is text 0.0.4; one body cannot mix two
             # exposition formats.
@@ -228,19 +266,29 @@ class PrometheusExporter(base.Publisher):
                              'text', where=str(url))
 
     def start(self):
-        if self.port is not None and self._server is None:
-            self._server = GetServer(
-                self.host, self.port,
-                lambda path, accept: (200,) + self.exposition(accept)
-                if path == self.path else None,
-                name='prometheus exporter', cert_file=self.tls[0],
-                key_file=self.tls[1]).start()
+        if self._servers:
+            return
+        try:
+            for host, port in self.listen:
+                self._servers.append(GetServer(
+                    host, port,
+                    lambda path, accept: (200,) + self.exposition(accept)
+                    if path == self.path else None,
+                    name='prometheus exporter', cert_file=self.tls[0],
+                    key_file=self.tls[1], client_ca=self.client_ca).start())
+        except Exception:
+            self.close()
+            raise
 
     @property
     def address(self):
-        """``(host, port)`` of its own server, if it has one."""
-        return (self._server.host, self._server.port) if self._server \
-            else None
+        """``(host, port)`` of its (first) own server, if it has one."""
+        return (self._servers[0].host, self._servers[0].port) \
+            if self._servers else None
+
+    @property
+    def addresses(self):
+        return [(s.host, s.port) for s in self._servers]
 
     def publish_samples(self, samples):
         refused = self.store.update(samples)
@@ -261,7 +309,7 @@ class PrometheusExporter(base.Publisher):
         """Paths the agent's endpoint serves for this publisher (none when
         it has a server of its own).
         """
-        if self.port is not None:
+        if self.listen:
             return {}
         return {self.path: self.exposition}
 
@@ -269,6 +317,24 @@ class PrometheusExporter(base.Publisher):
         return dict(self.store.rejected)
 
     def close(self, timeout=None):
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.stop()
+
+
+def _listen(text, where):
+    """``"127.0.0.1:9101,[::1]:9101"`` -> ``[(host, port), ...]``."""
+    out = []
+    for item in filter(None, (t.strip() for t in text.split(','))):
+        host, sep, port = item.rpartition(':')
+        host = host[1:-1] if host.startswith('[') and host.endswith(
+            ']') else host
+        try:
+            port = int(port)
+        except ValueError:
+            port = -1
+        if not sep or not host or not 0 <= port <= 65535:
+            raise InvalidURL('listen wants host:port[,host:port...] (IPv6 '
+                             'in brackets), not %r' % item, where=where)
+        out.append((host, port))
+    return out

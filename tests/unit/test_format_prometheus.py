@@ -200,3 +200,59 @@ class TestPortInUse(base.TestCase):
                 pub.start()
             assert 'cannot listen on 127.0.0.1:%d' % port in str(
                 ctx.exception)
+
+
+class TestListenAndTLS(base.TestCase):
+    """Ceilometer's exporter options: several listen addresses (IPv6 too)
+    and TLS with client certificates.
+    """
+
+    def test_several_addresses_and_client_certificates(self):
+        import ssl
+        import subprocess
+        import urllib.request
+
+        from telemetry_lib.publisher import base as publisher_base
+        cert, key = self.self_signed_cert()
+        # A client certificate of its own, signed by nobody but itself.
+        ccert, ckey = self.tmpdir + '/c.pem', self.tmpdir + '/ck.pem'
+        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048',
+                        '-nodes', '-keyout', ckey, '-out', ccert, '-days',
+                        '1', '-subj', '/CN=scraper'], check=True,
+                       capture_output=True, timeout=60)
+        ports = (base.free_port(), base.free_port())
+        pub = publisher_base.load_publisher(
+            self.conf, 'prometheus://?scheme=ceilometer&listen=127.0.0.1:%d,'
+            '127.0.0.1:%d&cert_file=%s&key_file=%s&client_ca=%s'
+            % (ports + (cert, key, ccert)))
+        pub.start()
+        self.addCleanup(pub.close)
+        assert [p for _, p in pub.addresses] == list(ports)
+        pub.publish_samples([Sample('cpu', 'cumulative', 'ns', 5,
+                                    resource_id='r')])
+        for port in ports:
+            ctx = ssl.create_default_context(cafile=cert)
+            ctx.load_cert_chain(ccert, ckey)
+            with urllib.request.urlopen('https://127.0.0.1:%d/metrics'
+                                        % port, context=ctx,
+                                        timeout=5) as r:
+                assert b'ceilometer_cpu{' in r.read()
+        bare = ssl.create_default_context(cafile=cert)
+        with self.assertRaises((ssl.SSLError, OSError)):
+            urllib.request.urlopen('https://127.0.0.1:%d/metrics' % ports[0],
+                                   context=bare, timeout=5).read()
+        # The IPv6 form parses too.
+        from telemetry_lib.publisher import prometheus
+        assert prometheus._listen('[::1]:9101,0.0.0.0:9101', 'u') == [
+            ('::1', 9101), ('0.0.0.0', 9101)]
+
+    def test_bad_listen_and_tls_alone_are_refused(self):
+        from telemetry_lib import InvalidURL
+        from telemetry_lib.publisher import base as publisher_base
+        for url in ('prometheus://?listen=nohost',
+                    'prometheus://?listen=h:99999',
+                    'prometheus://?listen=h:1&port=2',
+                    'prometheus://?cert_file=c&key_file=k',
+                    'prometheus://?port=1&client_ca=x'):
+            with self.assertRaises(InvalidURL, msg=url):
+                publisher_base.load_publisher(self.conf, url)
