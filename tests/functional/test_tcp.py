@@ -239,3 +239,24 @@ class TestCeilometerBytes(TcpTest):
         assert base.wait_until(lambda: len(r.frames) == 40, 10)
         assert r.frames[20:] == our_frames
         pub.socket.close()
+
+
+class TestUdp(TcpTest):
+
+    def test_one_datagram_per_sample_with_publisher_id(self):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(('127.0.0.1', 0))
+        sock.settimeout(5)
+        d = delivery.build(self.conf, 'udp://127.0.0.1:%d?max_latency=0'
+                           % sock.getsockname()[1]).start()
+        self.addCleanup(d.close, 2)
+        sent = samples(50)
+        d.put(list(sent))
+        assert d.flush(10)
+        got = [msgpack.unpackb(sock.recv(65535), raw=False)
+               for _ in range(50)]
+        assert sorted(m['message_id'] for m in got) == sorted(
+            s.id for s in sent)
+        assert all(m['publisher_id'] == HOST for m in got)
+        assert d.stats().published == 50 and d.stats().balanced
