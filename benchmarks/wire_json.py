@@ -53,14 +53,21 @@ def metadata(i):
     }
 
 
-def rows(n):
+def rows(n, per_resource=1):
+    """``per_resource`` samples share one resource's metadata dict, as a
+    pollster's samples of one instance do (a compute poll: ~30).
+    """
     now = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)
+    md = None
     for i in range(n):
+        r = i // per_resource
+        if i % per_resource == 0:
+            md = metadata(r)
         yield dict(name='cpu', type='cumulative', unit='ns',
-                   volume=123456789 + i, user_id='user-%d' % (i % 50),
-                   project_id='project-%d' % (i % 20),
-                   resource_id='inst-%d' % i, timestamp=now,
-                   resource_metadata=metadata(i),
+                   volume=123456789 + i, user_id='user-%d' % (r % 50),
+                   project_id='project-%d' % (r % 20),
+                   resource_id='inst-%d' % r, timestamp=now,
+                   resource_metadata=md,
                    user_name='alice', project_name='demo')
 
 
@@ -77,9 +84,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--samples', type=int, default=20000)
     parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--per-resource', type=int, default=1,
+                        help='samples sharing one metadata dict (1: every '
+                             'sample its own; a compute poll: ~30)')
     args = parser.parse_args()
     n, repeat = args.samples, args.repeat
-    data = list(rows(n))
+    data = list(rows(n, args.per_resource))
     ours = [Sample(**r) for r in data]
 
     results = []
@@ -148,9 +158,10 @@ def main():
              if path.startswith('Ceilometer')}
     envelope = {label: rate for path, label, rate in results
                 if path.startswith('STF envelope: Ceilometer')}
-    print('\nSample objects -> Ceilometer wire JSON, %d samples, best of %d '
-          '(Python %s, %s)\n' % (n, repeat, platform.python_version(),
-                                 platform.machine()))
+    print('\nSample objects -> Ceilometer wire JSON, %d samples (%d per '
+          'resource metadata), best of %d (Python %s, %s)\n'
+          % (n, args.per_resource, repeat, platform.python_version(),
+             platform.machine()))
     header = '%-50s %-9s %12s %14s %16s' % (
         'path', 'signing', 'samples/s', 'vs Ceilometer', 'vs Ceilometer')
     print(header)

@@ -133,6 +133,26 @@ class TestSignature(base.TestCase):
                 assert msg['message_signature'] == reference_signature(
                     msg, 'k3y'), kw
 
+    def test_a_batch_sharing_metadata_signs_each_sample_exactly(self):
+        # Samples of one resource share their metadata's values (the
+        # signature text of the metadata is flattened once per batch):
+        # every one must still sign as the reference does, including
+        # copies whose values differ, and values equal but not the same.
+        flavor = {'id': '2', 'name': 'm1', 'vcpus': 1}
+        md = {'display_name': 'vm', 'flavor': flavor, 'nan': float('nan'),
+              'none': None, 'n': 1}
+        batch = [sample(resource_metadata=md, volume=i) for i in range(5)]
+        batch.append(sample(resource_metadata=dict(md, n=2)))
+        batch.append(sample(resource_metadata=dict(md, n=1.0)))
+        batch.append(sample(resource_metadata=dict(md, nan=None)))
+        batch.append(sample(resource_metadata=dict(md, flavor=dict(
+            flavor, vcpus=2))))
+        for msg in ceilometer.samples_to_wire(batch, 'k3y', 'p'):
+            assert msg['message_signature'] == reference_signature(
+                msg, 'k3y'), msg['resource_metadata']
+        assert len({m['message_signature'] for m in
+                    ceilometer.samples_to_wire(batch[5:9], 'k3y')}) == 4
+
     def test_verifies_after_json_round_trip(self):
         msgs = ceilometer.samples_to_wire([sample(), sample(volume=2.5)],
                                           'k3y')
