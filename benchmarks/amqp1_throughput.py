@@ -17,6 +17,7 @@ running) and, for peer (b), Ceilometer 27 (``tox -e bench`` installs it).
 import argparse
 import datetime
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -33,6 +34,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PORT = int(os.environ.get('TELEMETRY_RABBIT_PORT', 5682))
 BROKER = '127.0.0.1:%d' % PORT
 UTC = datetime.timezone.utc
+
+
+def cpu():
+    """CPU seconds of this process (every thread): the figure the other
+    processes on a shared machine do not move.
+    """
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def make_samples(n):
@@ -117,15 +126,15 @@ def ours(conf, samples, settle):
                        '&max_latency=0&max_queue_samples=%d&max_queue_bytes=%d'
                        % (BROKER, queue, settle, len(samples) + 1, 2 ** 31)
                        ).start()
-    started = time.perf_counter()
+    started, c0 = time.perf_counter(), cpu()
     d.put(samples)
     outcome = d.flush(600)
-    took = time.perf_counter() - started
+    took, used = time.perf_counter() - started, cpu() - c0
     st = d.stats()
     d.close(5)
     messages = consumer.wait()
     assert outcome and st.published == len(samples), (outcome, st)
-    return len(samples) / took, messages
+    return len(samples) / took, messages, used / len(samples) * 1e6
 
 
 def blocking(samples):
@@ -136,16 +145,16 @@ def blocking(samples):
     conn = BlockingConnection('amqp://%s' % BROKER,
                               allowed_mechs='ANONYMOUS', timeout=60)
     sender = conn.create_sender(queue)
-    started = time.perf_counter()
+    started, c0 = time.perf_counter(), cpu()
     sent = 0
     for i in range(0, len(samples), 1000):
         enc = stf.encode_samples(samples[i:i + 1000], 'telemetry.publisher.b')
         for chunk in enc.chunks:
             sender.send(Message(body=chunk.body.decode(), address=queue))
             sent += 1
-    took = time.perf_counter() - started
+    took, used = time.perf_counter() - started, cpu() - c0
     conn.close()
-    return len(samples) / took, consumer.wait()
+    return len(samples) / took, consumer.wait(), used / len(samples) * 1e6
 
 
 def ceilometer_notifier(samples):
@@ -156,7 +165,7 @@ def ceilometer_notifier(samples):
         from ceilometer.publisher import utils as cutils
         from ceilometer import sample as csample
     except ImportError as exc:
-        return None, 'Ceilometer not installed (%s)' % exc
+        return None, 'Ceilometer not installed (%s)' % exc, None
     conf = cfg.ConfigOpts()
     conf.register_opts(cpub.NOTIFIER_OPTS, group='publisher_notifier')
     conf.register_opts(cutils.OPTS, group='publisher')
@@ -171,11 +180,12 @@ def ceilometer_notifier(samples):
         resource_metadata=s.resource_metadata) for s in samples]
     pub = cpub.SampleNotifierPublisher(conf, parse.urlparse(
         'notifier://guest:guest@%s/?topic=%s' % (BROKER, topic)))
-    started = time.perf_counter()
+    started, c0 = time.perf_counter(), cpu()
     for i in range(0, len(theirs), 1000):
         pub.publish_samples(theirs[i:i + 1000])
-    took = time.perf_counter() - started
-    return len(samples) / took, 'notifications of 1,000 samples each'
+    took, used = time.perf_counter() - started, cpu() - c0
+    return (len(samples) / took, 'notifications of 1,000 samples each',
+            used / len(samples) * 1e6)
 
 
 def main():
@@ -197,27 +207,29 @@ def main():
     rows = []
     for settle, label in (('unsettled', 'acknowledged'),
                           ('presettled', 'pre-settled')):
-        rate, msgs = ours(conf, samples, settle)
-        rows.append(('telemetry_lib amqp1 (pipelined)', label, rate,
+        rate, msgs, us = ours(conf, samples, settle)
+        rows.append(('telemetry_lib amqp1 (pipelined)', label, rate, us,
                      '%d messages <= %d bytes' % (msgs,
                                                   stf.DEFAULT_MAX_BYTES)))
-    rate, msgs = blocking(samples[:args.blocking_samples])
+    rate, msgs, us = blocking(samples[:args.blocking_samples])
     rows.append(('peer a: one blocking send per message', 'acknowledged',
-                 rate, '%d messages, same envelopes' % msgs))
-    rate, note = ceilometer_notifier(samples[:50000])
+                 rate, us, '%d messages, same envelopes' % msgs))
+    rate, note, us = ceilometer_notifier(samples[:50000])
     rows.append(('peer b: Ceilometer 27 notifier:// (rabbit)',
-                 'AMQP 0-9-1', rate, note))
+                 'AMQP 0-9-1', rate, us, note))
     print('\nSamples/s to RabbitMQ 3.10 on 127.0.0.1 (%d samples for ours, '
           '%d for peer a, 50,000 for peer b)\n'
           % (args.samples, args.blocking_samples))
-    header = '%-44s %-13s %12s  %s' % ('path', 'delivery', 'samples/s',
-                                       'note')
+    header = '%-44s %-13s %12s %9s  %s' % (
+        'path', 'delivery', 'samples/s', 'CPU us', 'note')
     print(header)
     print('-' * len(header))
-    for path, mode, rate, note in rows:
-        print('%-44s %-13s %12s  %s' % (
+    for path, mode, rate, us, note in rows:
+        print('%-44s %-13s %12s %9s  %s' % (
             path, mode, '-' if rate is None else '{:,.0f}'.format(rate),
-            note))
+            '-' if us is None else '%.1f' % us, note))
+    print('\nCPU us: CPU microseconds of this process (all threads, '
+          'getrusage) per sample; the broker and consumer run elsewhere.')
     return 0
 
 
