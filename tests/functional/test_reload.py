@@ -109,6 +109,9 @@ class TestReloadKeepsEverything(test_agent.AgentTest):
             for n in ('amqp1', 'exporter', 'gnocchi')), 60), self.output()
         assert base.wait_until(lambda: self.stats('http')['pending'] > 0, 20)
         assert '# TYPE' in self.scrape_exporter()
+        # Failing for more than healthz_failing_after (1 s) since its first
+        # failure, which may be less than a second old now.
+        assert base.wait_until(lambda: self.get('/healthz')[0] == 503, 20)
         status, body = self.get('/healthz')
         assert status == 503 and self.peer.url in body, body
         before = {n: self.stats(n) for n in self.urls if n != 'file'}
