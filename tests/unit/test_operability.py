@@ -51,7 +51,7 @@ class TestEndpoint(base.TestCase):
         """
         import threading
         server = GetServer('127.0.0.1', 0, lambda p, a: None,
-                           idle_timeout=2, max_connections=32, threads=4)
+                           idle_timeout=5, max_connections=32, threads=4)
         self.addCleanup(server.stop)
         server.start()
         threads_before = threading.active_count()
