@@ -56,7 +56,7 @@ class TestEndpoint(base.TestCase):
         server.start()
         threads_before = threading.active_count()
         idle = [socket.create_connection((server.host, server.port),
-                                         timeout=5) for _ in range(300)]
+                                         timeout=20) for _ in range(300)]
         assert threading.active_count() - threads_before <= 1
         answers = []
         for s in idle:
