@@ -17,6 +17,8 @@ storage driver never disagree on whether a 429 or a 503 comes back.
 """
 
 import errno
+import socket
+import ssl
 import time
 
 import requests
@@ -68,6 +70,22 @@ def describe(exc):
     if 'Name or service not known' in text or 'nodename nor' in text:
         return 'unknown host'
     return short(exc)
+
+
+def describe_socket_error(exc):
+    """What a plain socket's failure means, as people say it: for the
+    publishers and probes that speak to sockets themselves.
+    """
+    if isinstance(exc, socket.timeout):
+        return 'timed out'
+    if isinstance(exc, socket.gaierror):
+        return 'cannot resolve: %s' % exc.strerror
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return 'TLS certificate: %s' % (exc.verify_message or exc)
+    if isinstance(exc, ssl.SSLError):
+        return 'TLS error: %s' % short(exc.reason or exc, 120)
+    words = ERRNO_WORDS.get(getattr(exc, 'errno', None))
+    return words or short('%s: %s' % (type(exc).__name__, exc), 160)
 
 
 def retry_after(headers):

@@ -249,12 +249,6 @@ def _left(deadline):
 
 
 def _reason(exc):
-    if isinstance(exc, socket.timeout):
-        return 'timed out'
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return 'TLS certificate: %s' % (exc.verify_message or exc)
-    if isinstance(exc, ssl.SSLError):
-        return 'TLS error: %s' % http_words.short(exc.reason or exc, 120)
-    if isinstance(exc, OSError) and exc.errno in http_words.ERRNO_WORDS:
-        return http_words.ERRNO_WORDS[exc.errno]
-    return http_words.short('%s: %s' % (type(exc).__name__, exc), 160)
+    if isinstance(exc, socket.gaierror):
+        return 'DNS lookup failed: %s' % exc.strerror
+    return http_words.describe_socket_error(exc)

@@ -72,10 +72,7 @@ def frames(messages, packer):
 def _describe(exc):
     if isinstance(exc, socket.timeout):
         return 'timed out (the receiver is not reading)'
-    if isinstance(exc, socket.gaierror):
-        return 'cannot resolve: %s' % exc.strerror
-    words = http_words.ERRNO_WORDS.get(getattr(exc, 'errno', None))
-    return words or http_words.short('%s: %s' % (type(exc).__name__, exc))
+    return http_words.describe_socket_error(exc)
 
 
 class _SocketPublisher(base.Publisher):
