@@ -295,3 +295,6 @@ def _parse_host(text, url):
 
 
 _redact = redact
+#: ``host[:port]`` / ``[v6]:port`` -> :class:`Host` (for options that
+#: list addresses).
+parse_host = _parse_host

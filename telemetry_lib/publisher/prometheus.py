@@ -33,6 +33,7 @@ from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.formats import prometheus as fmt
 from telemetry_lib.httpserver import GetServer
 from telemetry_lib.publisher import base
+from telemetry_lib.url import parse_host
 
 LOG = logging.getLogger(__name__)
 
@@ -326,15 +327,9 @@ def _listen(text, where):
     """``"127.0.0.1:9101,[::1]:9101"`` -> ``[(host, port), ...]``."""
     out = []
     for item in filter(None, (t.strip() for t in text.split(','))):
-        host, sep, port = item.rpartition(':')
-        host = host[1:-1] if host.startswith('[') and host.endswith(
-            ']') else host
-        try:
-            port = int(port)
-        except ValueError:
-            port = -1
-        if not sep or not host or not 0 <= port <= 65535:
+        host = parse_host(item, where)
+        if host.port is None:
             raise InvalidURL('listen wants host:port[,host:port...] (IPv6 '
                              'in brackets), not %r' % item, where=where)
-        out.append((host, port))
+        out.append((host.host, host.port))
     return out
