@@ -289,6 +289,22 @@ class TestDefinitions(DynamicTest):
             assert "field 'value_attribute'" in msg, msg
         assert not os.path.exists('/tmp/pwned')
 
+    def test_an_openstack_api_without_credentials_names_the_file(self):
+        path = self.define('''
+            - name: "dynamic.needs.keystone"
+              sample_type: "gauge"
+              unit: "x"
+              value_attribute: "v"
+              endpoint_type: "identity"
+              url_path: "v3/projects"
+        ''')
+        with self.assertRaises(ConfigError) as ctx:
+            dynamic.load_all(self.conf)
+        msg = str(ctx.exception)
+        assert msg.startswith(path + ':2:'), msg
+        assert "pollster 'dynamic.needs.keystone'" in msg
+        assert 'service_credentials' in msg
+
     def test_a_broken_file_is_one_error(self):
         path = self.define('- name: [unclosed\n')
         with self.assertRaises(ConfigError) as ctx:

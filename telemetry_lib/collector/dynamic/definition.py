@@ -125,7 +125,7 @@ class Definition:
                     type(value).__name__))
             setattr(self, field, value)
         self.kind = ('command' if self.host_command else
-                     'external' if self.module or _absolute(self.url_path)
+                     'external' if self.module or is_absolute(self.url_path)
                      else 'openstack')
         required = {'openstack': ('sample_type', 'unit', 'value_attribute',
                                   'endpoint_type', 'url_path'),
@@ -239,7 +239,7 @@ class Definition:
         return cls(*params)
 
 
-def _absolute(url):
+def is_absolute(url):
     return isinstance(url, str) and re.match(r'^https?://', url) is not None
 
 

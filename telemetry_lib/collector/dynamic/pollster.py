@@ -36,6 +36,7 @@ from telemetry_lib.clients import http as http_words
 from telemetry_lib.collector import base
 from telemetry_lib.collector.dynamic import definition as definition_mod
 from telemetry_lib.collector.dynamic import expression
+from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import PollsterError
 from telemetry_lib.formats import jsoncodec
 from telemetry_lib.masking import redact
@@ -81,7 +82,14 @@ class DynamicPollster(base.Pollster):
         self._session = None
         self._auth = definition.authentication()
         if definition.kind == 'openstack' or definition.extras:
-            self._session = keystone_session.make_session(conf)
+            try:
+                self._session = keystone_session.make_session(conf)
+            except ConfigError as exc:
+                # Say which definition needs the credentials.
+                raise ConfigError(str(exc), path=definition.path,
+                                  line=definition.line,
+                                  where='pollster %r' % definition.name
+                                  ) from None
             self._opts = conf[keystone_session.GROUP]
         self._http = requests.Session()
         self._cache = {}            # url -> (expiry, parsed response)
@@ -108,7 +116,7 @@ class DynamicPollster(base.Pollster):
         return url
 
     def _url(self, path, endpoint_type):
-        if definition_mod._absolute(path):
+        if definition_mod.is_absolute(path):
             return path
         # As Ceilometer: "v2.0/x" goes under the endpoint, "/v3/x" replaces
         # its path.
@@ -171,7 +179,7 @@ class DynamicPollster(base.Pollster):
                     url = d.next_url(response)
                 except expression.EvaluationError:
                     url = None      # no next link on the last page
-                if url and not definition_mod._absolute(url):
+                if url and not definition_mod.is_absolute(url):
                     url = self._url(url, d.endpoint_type)
 
     # -- sampling ------------------------------------------------------------
@@ -275,7 +283,7 @@ class DynamicPollster(base.Pollster):
                                 d.extra_metadata_fields_cache_seconds)
                 cached = self._cache.get(url)
                 if cached is None or cached[0] < time.monotonic():
-                    response = self._get(url, not definition_mod._absolute(
+                    response = self._get(url, not definition_mod.is_absolute(
                         path), extra.get('headers') or {}, extra.get(
                         'response_handlers', ['json']))
                     cached = (time.monotonic() + ttl, response)
