@@ -147,7 +147,10 @@ class Coordinator:
                      redact(self.url))
         coord = self._coord
         coord.heartbeat()
-        for group in sorted(self._wanted):
+        with self._lock:
+            # share() adds to it from pollster threads.
+            wanted = sorted(self._wanted)
+        for group in wanted:
             if group not in self._joined:
                 self._join(coord, group)
             members = frozenset(coord.get_members(group).get())
