@@ -96,11 +96,15 @@ class _Maker:
         self.timestamp = timestamp
         self.metadata = instance.metadata(state)
 
+    def device(self, extra):
+        """The metadata of a disk's or interface's samples, built once
+        for all of its meters.
+        """
+        return dict(self.metadata, **extra)
+
     def __call__(self, name, type_, unit, volume, resource_id=None,
-                 extra=None):
-        md = self.metadata
-        if extra:
-            md = dict(md, **extra)
+                 metadata=None):
+        md = self.metadata if metadata is None else metadata
         return Sample(name, type_, unit, volume,
                       user_id=self.instance.user_id,
                       project_id=self.instance.project_id,
@@ -122,7 +126,7 @@ def _cpu(make, instance, stats, running):
         yield make('vcpus', GAUGE, 'vcpu', vcpus)
     if running and 'cpu.time' in stats:
         yield make('cpu', CUMULATIVE, 'ns', stats['cpu.time'],
-                   extra={'cpu_number': vcpus or 0})
+                   metadata=make.device({'cpu_number': vcpus or 0}))
 
 
 def _memory(make, instance, stats, running):
@@ -154,11 +158,10 @@ def _disk(make, instance, stats, running):
         if not device:
             continue
         rid = '%s-%s' % (instance.id, device)
-        extra = {'disk_name': device}
+        md = make.device({'disk_name': device})
         for name, type_, unit, key in _DISK:
             if prefix + key in stats:
-                yield make(name, type_, unit, stats[prefix + key], rid,
-                           extra)
+                yield make(name, type_, unit, stats[prefix + key], rid, md)
 
 
 def _network(make, instance, stats, running):
@@ -173,13 +176,13 @@ def _network(make, instance, stats, running):
             continue
         rid = vnic.fref or '%s-%s-%s' % (instance.domain_name, instance.id,
                                          tap)
-        extra = {'name': tap, 'mac': vnic.mac, 'fref': vnic.fref,
-                 'parameters': dict(vnic.parameters),
-                 'vnic_name': vnic.fref or tap}
+        md = make.device({'name': tap, 'mac': vnic.mac, 'fref': vnic.fref,
+                          'parameters': dict(vnic.parameters),
+                          'vnic_name': vnic.fref or tap})
         for name, unit, key in _NET:
             if prefix + key in stats:
                 yield make(name, CUMULATIVE, unit, stats[prefix + key], rid,
-                           extra)
+                           md)
 
 
 def _state(make, instance, stats, running):
