@@ -29,9 +29,12 @@ POLLSTER_NAMESPACE = 'telemetry_lib.pollster'
 
 ALARM_RULE_NAMESPACE = 'telemetry_lib.alarm.rule'
 ALARM_ACTION_NAMESPACE = 'telemetry_lib.alarm.action'
+TRAIT_PLUGIN_NAMESPACE = 'telemetry_lib.trait_plugin'
+LISTENER_NAMESPACE = 'telemetry_lib.listener'
 
 NAMESPACES = (PUBLISHER_NAMESPACE, STORAGE_NAMESPACE, POLLSTER_NAMESPACE,
-              ALARM_RULE_NAMESPACE, ALARM_ACTION_NAMESPACE)
+              ALARM_RULE_NAMESPACE, ALARM_ACTION_NAMESPACE,
+              TRAIT_PLUGIN_NAMESPACE, LISTENER_NAMESPACE)
 
 #: Names a Ceilometer pipeline may use whose driver this release does not
 #: ship yet, so a user learns that rather than "unknown publisher".

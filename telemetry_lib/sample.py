@@ -282,6 +282,13 @@ class Trait(_TraitFields):
             value = _convert_trait(name, dtype, value)
         return tuple.__new__(cls, (name, int(dtype), value))
 
+    @classmethod
+    def text(cls, name, value):
+        """A text trait from a name already checked and a ``str`` value:
+        what a converter makes by the thousand, without the checks.
+        """
+        return tuple.__new__(cls, (name, 1, value))
+
 
 def _convert_trait(name, dtype, value):
     try:
