@@ -26,6 +26,8 @@ from telemetry_lib.clients import gnocchi as gnocchi_client
 from telemetry_lib.clients import heat as heat_client
 from telemetry_lib.collector.compute import pollsters as compute
 from telemetry_lib.collector.dynamic import pollster as dynamic
+from telemetry_lib.collector.notification import converter as notification_conv
+from telemetry_lib.collector.notification import listener as notification
 from telemetry_lib.collector import probe
 from telemetry_lib.delivery import options as delivery_options
 from telemetry_lib.pipeline import manager as pipeline_manager
@@ -50,6 +52,8 @@ def list_opts():
         (gnocchi_client.GROUP, itertools.chain(gnocchi_client.OPTS)),
         (heat_client.GROUP, itertools.chain(heat_client.list_opts())),
         (notifier_publisher.GROUP, itertools.chain(notifier_publisher.OPTS)),
+        (notification.GROUP, itertools.chain(notification_conv.OPTS,
+                                             notification.OPTS)),
         (pipeline_manager.GROUP, itertools.chain(pipeline_manager.OPTS)),
         (probe.GROUP, itertools.chain(probe.OPTS)),
         ('polling', itertools.chain(agent_service.POLLING_OPTS,

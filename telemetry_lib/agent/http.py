@@ -124,6 +124,52 @@ class AgentCollector(prom_registry.Collector):
         coord = getattr(self._agent, 'coordinator', None)
         if coord is not None:
             yield from _coordination_families(coord)
+        notes = getattr(self._agent, 'notifications', None)
+        if notes is not None:
+            yield from _notification_families(notes.listener.counts)
+
+
+#: Per event type: what became of each notification.
+_BY_TYPE = (
+    ('received', 'Notifications taken off the bus (redeliveries too).'),
+    ('converted', 'Notifications converted and queued for every publisher, '
+                  'then acknowledged.'),
+    ('requeued', 'Notifications left on the bus because a publisher queue '
+                 'was past its high water.'),
+    ('poisoned', 'Notifications that could not be converted: acknowledged '
+                 '(or sent to the poison topic), never requeued.'),
+    ('bad_sample', 'Samples a meter definition could not fill (no volume, '
+                   'no resource id …).'),
+    ('bad_trait', 'Traits left out of an event: a value not of its type.'),
+    ('definition_failed', 'Meter definitions that failed on a notification.'),
+)
+#: Totals only.
+_TOTALS = (
+    ('samples', 'Samples made from notifications.'),
+    ('events', 'Events made from notifications.'),
+    ('undecodable', 'Messages on the bus that were no notification (not '
+                    'JSON), rejected.'),
+    ('duplicated', 'Samples and events queued from a batch that was then '
+                   'requeued: they will be queued again.'),
+    ('dead_lettered', 'Poison notifications sent to the poison topic.'),
+    ('poison_lost', 'Poison notifications the poison topic refused.'),
+)
+
+
+def _notification_families(counts):
+    by_type, totals = counts.snapshot()
+    for name, doc in _BY_TYPE:
+        family = core.CounterMetricFamily(
+            'telemetry_notification_' + name, doc, labels=('event_type',))
+        for event_type, c in sorted(by_type.items()):
+            if c.get(name):
+                family.add_metric((event_type,), c[name])
+        yield family
+    for name, doc in _TOTALS:
+        family = core.CounterMetricFamily('telemetry_notification_' + name,
+                                          doc)
+        family.add_metric((), totals.get(name, 0))
+        yield family
 
 
 def _coordination_families(coord):

@@ -31,6 +31,7 @@ from oslo_config import cfg
 from telemetry_lib.agent import coordination
 from telemetry_lib.agent import http as agent_http
 from telemetry_lib.agent.http import AgentHTTPServer
+from telemetry_lib.agent import notifications
 from telemetry_lib.agent.scheduler import Scheduler
 from telemetry_lib.alarm import receiver
 from telemetry_lib.alarm import service as alarm_service
@@ -85,6 +86,7 @@ def register_opts(conf):
     pipeline_manager.register_opts(conf)
     alarm_service.register_opts(conf)
     receiver.register_opts(conf)
+    notifications.register_opts(conf)
 
 
 def find_config_file(conf, name):
@@ -137,8 +139,13 @@ class Agent:
         self.pool = delivery.DeliveryPool(conf, alarm_service.pool_factory)
         self.alarms = None
         self.receiver = None
+        self.notified = None
         (self.pipeline, self.polling, self.alarms,
-         self.receiver) = self._load()
+         self.receiver, self.notified) = self._load()
+        self.notifications = None
+        if self.notified is not None:
+            self.notifications = notifications.Notifications(
+                conf, self._notification_pipelines)
         self.coordinator = None
         coordination.register_opts(conf)
         if conf.coordination.backend_url:
@@ -189,13 +196,23 @@ class Agent:
             if self.receiver is not None:
                 # Dedupe windows and cooldowns go on across a reload.
                 rcv.inherit(self.receiver)
-        return pipeline, polling, alarms, rcv
+        notified = None
+        if notifications.enabled(self.conf):
+            notified = notifications.Loaded(self.conf, self.pool,
+                                            find_config_file)
+        return pipeline, polling, alarms, rcv, notified
+
+    def _notification_pipelines(self):
+        with self._lock:
+            return self.pipeline, self.notified
 
     def _action_delivery(self, url):
         return self.pool.acquire(url, 'actions').start()
 
-    def _keys(self, pipeline, alarms, rcv):
+    def _keys(self, pipeline, alarms, rcv, notified=None):
         keys = pipeline.keys | (alarms.keys if alarms else set())
+        if notified is not None:
+            keys |= notified.keys
         if rcv is not None:
             keys |= {self.pool.key(u, 'actions') for u in rcv.targets()}
         return keys
@@ -263,6 +280,8 @@ class Agent:
                             None)
             lines.append('samples go to %s%s' % (
                 d.publisher.url, ' (%s)' % where if where else ''))
+        if self.notifications is not None:
+            lines += self.notifications.describe(self.notified)
         if self.http is not None:
             lines.append('metrics at %s/metrics, health at %s/healthz'
                          % (self.http.url, self.http.url))
@@ -275,6 +294,8 @@ class Agent:
         """
         try:
             self.pipeline.start()
+            if self.notified is not None:
+                self.notified.events.start()
             if self.alarms is not None:
                 self.alarms.start()
             if self.receiver is not None:
@@ -287,6 +308,13 @@ class Agent:
         if self.coordinator is not None:
             self.coordinator.start()
         self.scheduler.start()
+        if self.notifications is not None:
+            try:
+                self.notifications.start()
+            except ConfigError:
+                self.scheduler.stop(timeout=1.0)
+                self.pool.close(0)
+                raise
 
     def request_reload(self):
         self._reload_requested.set()
@@ -301,8 +329,14 @@ class Agent:
         old_alarms = self.alarms
         problem = None
         try:
-            pipeline, polling, alarms, rcv = self._load()
+            pipeline, polling, alarms, rcv, notified = self._load()
+            if (notified is None) != (self.notified is None):
+                raise ConfigError('turning the notification listener on or '
+                                  'off needs a restart',
+                                  where='[notification] messaging_urls')
             pipeline.start()
+            if notified is not None:
+                notified.events.start()
             if alarms is not None:
                 for d in alarms.deliveries.values():
                     d.start()
@@ -316,13 +350,15 @@ class Agent:
             LOG.error('Reload failed, the running pipeline stays: %s',
                       problem)
             # Close what only the failed pipeline had made.
-            self.pool.retain(self._keys(old, old_alarms, self.receiver), 0)
+            self.pool.retain(self._keys(old, old_alarms, self.receiver,
+                                        self.notified), 0)
             self.reloads['failed'] += 1
             return False
         old_scheduler = self.scheduler
         old_scheduler.stop(timeout=1.0)
         with self._lock:
             self.pipeline, self.polling = pipeline, polling
+            self.notified = notified
         if old_alarms is not None:
             old_alarms.stop(timeout=5.0)
         self.alarms = alarms
@@ -334,7 +370,7 @@ class Agent:
         with self._lock:
             # put() is bounded (block_timeout at most): so is this wait.
             self._routing.wait_for(lambda: not self._users[id(old)], 30.0)
-        self.pool.retain(self._keys(pipeline, alarms, rcv),
+        self.pool.retain(self._keys(pipeline, alarms, rcv, notified),
                          self.conf.agent.shutdown_timeout)
         self.reloads['ok'] += 1
         LOG.info('Reloaded: polling from %s, pipeline from %s', polling.path,
@@ -348,6 +384,10 @@ class Agent:
         timeout = self.conf.agent.shutdown_timeout if timeout is None \
             else timeout
         self.scheduler.stop(timeout=min(1.0, timeout))
+        if self.notifications is not None:
+            # First: nothing more is taken off the bus, and what was taken
+            # is acknowledged or left there.
+            self.notifications.stop(min(5.0, timeout))
         if self.alarms is not None:
             self.alarms.stop(timeout=min(1.0, timeout))
         if self.coordinator is not None:

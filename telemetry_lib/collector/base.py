@@ -53,6 +53,44 @@ class Pollster(metaclass=abc.ABCMeta):
         """
 
 
+class Listener(metaclass=abc.ABCMeta):
+    """Base class of every listener plugin (``telemetry_lib.listener``):
+    a collector that is pushed to, rather than called on an interval.
+
+    * Construction validates its options and does no I/O; :meth:`start`
+      connects and starts its own threads.
+    * What it receives goes to ``deliver(samples, events)``, which returns
+      ``(accepted, queued)``: when not accepted (the publishers' queues are
+      past their high water), the listener keeps the messages with their
+      source (a message bus redelivers them) and slows down -- it never
+      drops them for back-pressure.
+    * :meth:`stop` returns within its timeout, having acknowledged only
+      what ``deliver`` accepted.
+
+    :param conf: the caller's ``ConfigOpts``.
+    :param deliver: see above; called from the listener's threads.
+    """
+
+    def __init__(self, conf, deliver):
+        self.conf = conf
+        self.deliver = deliver
+
+    @abc.abstractmethod
+    def start(self):
+        """Connect and start listening.
+
+        :raises ConfigError: when it cannot (bad URL, driver missing).
+        """
+
+    @abc.abstractmethod
+    def stop(self, timeout=None):
+        """Stop listening within ``timeout`` seconds."""
+
+    def describe(self):
+        """One line saying what it listens to, credentials masked."""
+        return type(self).__name__
+
+
 def load_pollsters(conf, names=None):
     """Instantiate the installed pollsters, all or those in ``names``,
     and (without ``names``) the dynamic pollsters of

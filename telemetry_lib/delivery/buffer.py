@@ -173,6 +173,39 @@ class Buffer:
                 accepted = self._put_fitting(entries)
             return accepted
 
+    def offer(self, items, high_water=1.0):
+        """Queue every item or none: ``True`` when all were queued (and,
+        with a spool, are on disk), ``False`` -- nothing queued, nothing
+        counted -- when they would take the queue past ``high_water`` (a
+        fraction of its bounds) or it is closing. For a producer that can
+        keep its items and retry (a message bus that redelivers), instead
+        of the overflow policy's drops.
+        """
+        entries, unstorable = self.store.prepare(items)
+        with self.lock:
+            opts = self.options
+            size = sum(e.size for e in entries)
+            if self.closing or (
+                    self.store.count + len(entries)
+                    > opts.max_queue_samples * high_water) or (
+                    self.store.count and self.store.nbytes + size
+                    > opts.max_queue_bytes * high_water):
+                return False
+            self.counters.received += len(items)
+            if unstorable:
+                self.drop_locked(st.DROP_UNENCODABLE, unstorable)
+            self._accept(entries)
+            return True
+
+    def has_room(self, count, high_water=1.0):
+        """Whether ``count`` more items stay under ``high_water``."""
+        with self.lock:
+            return not self.closing and (
+                self.store.count + count
+                <= self.options.max_queue_samples * high_water) and (
+                self.store.nbytes
+                < self.options.max_queue_bytes * high_water)
+
     def _fitting_prefix(self, entries):
         room = self.options.max_queue_samples - self.store.count
         byte_room = self.options.max_queue_bytes - self.store.nbytes

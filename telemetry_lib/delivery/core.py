@@ -214,6 +214,20 @@ class Delivery:
             raise RuntimeError('%s: put() before start()' % self.name)
         return buf.put(items)
 
+    def offer(self, items, high_water=1.0):
+        """Queue all of ``items`` or none of them; see
+        :meth:`Buffer.offer`. ``False`` when not started or closed.
+        """
+        buf = self._buffer
+        if buf is None:
+            return False
+        return buf.offer(items, high_water) if items else True
+
+    def has_room(self, count, high_water=1.0):
+        """Whether :meth:`offer` of ``count`` items would likely succeed."""
+        buf = self._buffer
+        return buf is not None and buf.has_room(count, high_water)
+
     def flush(self, timeout=None):
         """Send everything queued now; wait until it is delivered or dropped,
         at most ``timeout`` seconds. Returns a :class:`DrainOutcome`.

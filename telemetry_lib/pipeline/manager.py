@@ -33,6 +33,10 @@ OPTS = [
                help='Sample pipeline definition (Ceilometer format). A '
                     'relative name is looked up in the config directories, '
                     "then among the package's defaults."),
+    cfg.StrOpt('event_pipeline_cfg_file', default='event_pipeline.yaml',
+               help='Event pipeline definition (Ceilometer format), used '
+                    'when the notification listener runs. Looked up like '
+                    'pipeline_cfg_file.'),
 ]
 GROUP = 'pipeline'
 
@@ -146,19 +150,44 @@ class PipelineManager:
             targets = self._by_name[name] = tuple(found)
         return targets
 
-    def publish(self, items):
-        """Route a batch; return the number of (item, delivery) pairs
-        accepted. Never raises for a publisher's trouble.
-        """
-        if not items:
-            return 0
+    def _split(self, items):
         name_of = ((lambda s: s.name) if self.kind == 'samples'
                    else (lambda e: e.event_type))
         per_delivery = {}
         for item in items:
             for d in self.targets(name_of(item)):
                 per_delivery.setdefault(d, []).append(item)
-        return sum(d.put(batch) for d, batch in per_delivery.items())
+        return per_delivery
+
+    def publish(self, items):
+        """Route a batch; return the number of (item, delivery) pairs
+        accepted. Never raises for a publisher's trouble.
+        """
+        if not items:
+            return 0
+        return sum(d.put(batch) for d, batch in self._split(items).items())
+
+    def offer(self, items, high_water=1.0):
+        """Route a batch only if every delivery it goes to takes all of its
+        share below ``high_water`` (see :meth:`Delivery.offer`).
+
+        :returns: ``(accepted, pairs)``: whether every delivery took its
+            share, and how many (item, delivery) pairs were queued -- when
+            not accepted, those are queued yet will come again with the
+            redelivered items.
+        """
+        if not items:
+            return True, 0
+        per_delivery = self._split(items)
+        if not all(d.has_room(len(b), high_water)
+                   for d, b in per_delivery.items()):
+            return False, 0
+        queued = 0
+        for d, batch in per_delivery.items():
+            if not d.offer(batch, high_water):
+                return False, queued
+            queued += len(batch)
+        return True, queued
 
     def flush(self, timeout=None):
         """Flush every delivery at once, all within ``timeout``; return

@@ -31,6 +31,7 @@ import logging
 
 from oslo_config import cfg
 
+from telemetry_lib.clients import messaging
 from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import ceilometer
@@ -65,9 +66,7 @@ class NotifierPublisher(base.Publisher):
     def __init__(self, conf, url):
         super().__init__(conf, url)
         conf.register_opts(OPTS, group=GROUP)
-        # Imported here: oslo.messaging is heavy, and only this driver
-        # needs it.
-        import oslo_messaging
+        oslo_messaging = messaging.oslo_messaging()
         self._om = oslo_messaging
         driver = url.get_str('driver', 'rabbit')
         if driver not in ('rabbit', 'kafka'):

@@ -125,23 +125,27 @@ def _seconds(text):
     return value
 
 
-def read_samples(text):
-    """Samples from a JSON list or JSON lines; ``(samples, problems)``."""
+def read_items(text):
+    """The items of a JSON list, one JSON value, or JSON lines."""
     text = text.strip()
     if not text:
-        return [], []
+        return []
     try:
         data = jsoncodec.loads(text)
-        items = data if isinstance(data, list) else [data]
+        return data if isinstance(data, list) else [data]
     except jsoncodec.DecodeError:
         try:
-            items = [jsoncodec.loads(line) for line in text.splitlines()
-                     if line.strip()]
+            return [jsoncodec.loads(line) for line in text.splitlines()
+                    if line.strip()]
         except jsoncodec.DecodeError as exc:
-            raise TelemetryError('stdin is neither a JSON list nor JSON '
-                                 'lines: %s' % exc) from None
+            raise TelemetryError('input is neither JSON nor JSON lines: %s'
+                                 % exc) from None
+
+
+def read_samples(text):
+    """Samples from a JSON list or JSON lines; ``(samples, problems)``."""
     samples, problems = [], []
-    for i, item in enumerate(items):
+    for i, item in enumerate(read_items(text)):
         try:
             samples.append(ceilometer.from_plain_dict(item))
         except InvalidSample as exc:

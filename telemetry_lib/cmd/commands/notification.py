@@ -1,0 +1,151 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""``notification convert`` and ``event publish``."""
+
+import json
+import sys
+
+from cliff import command
+from cliff import lister
+
+from telemetry_lib.agent.service import find_config_file
+from telemetry_lib.cmd.commands.sample import _seconds
+from telemetry_lib.cmd.commands.sample import read_items
+from telemetry_lib.collector.notification import converter
+from telemetry_lib import delivery
+from telemetry_lib.exceptions import InvalidSample
+from telemetry_lib.exceptions import TelemetryError
+from telemetry_lib.formats import ceilometer
+from telemetry_lib.formats import jsoncodec
+
+
+class NotificationConvert(command.Command):
+    """Convert notifications with the definition files and print what they
+    yield: the operator's tool to write and debug a definition.
+
+    FILE holds one notification, a JSON list of them, or JSON lines, each
+    as oslo.messaging delivers it (event_type, publisher_id, payload, ctxt,
+    metadata: {message_id, timestamp}) or as the oslo envelope on the bus
+    (``{"oslo.message": "..."}``). Prints JSON: per notification its
+    samples, event and anything left out; exit code 1 when one could not
+    be converted.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('file', metavar='FILE',
+                            help='Notification JSON ("-" for stdin).')
+        parser.add_argument('--priority', default='info',
+                            help='Priority they came with (default info).')
+        return parser
+
+    def take_action(self, args):
+        conv = converter.Converter.from_conf(self.app.conf,
+                                             find_config_file)
+        if args.file == '-':
+            text = self.app.stdin.read()
+        else:
+            try:
+                with open(args.file, encoding='utf-8') as f:
+                    text = f.read()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise TelemetryError('%s: %s' % (args.file, getattr(
+                    exc, 'strerror', None) or exc)) from None
+        failed = False
+        out = []
+        for i, body in enumerate(read_items(text)):
+            body = _unwrap(body)
+            try:
+                result = conv.convert(body, args.priority.lower())
+            except InvalidSample as exc:
+                failed = True
+                out.append({'notification': i, 'error': str(exc)})
+                continue
+            out.append({
+                'notification': i, 'event_type': body['event_type'],
+                'samples': [ceilometer.sample_to_wire(s)
+                            for s in result.samples],
+                'events': ceilometer.events_to_wire(result.events),
+                'left_out': ['%s: %s' % p for p in result.problems]})
+        self.app.stdout.write(json.dumps(out, indent=1, default=str) + '\n')
+        return 1 if failed else 0
+
+
+def _unwrap(body):
+    """A notification from the oslo 2.0 envelope as it sits on the bus."""
+    if isinstance(body, dict) and isinstance(body.get('oslo.message'), str):
+        try:
+            msg = jsoncodec.loads(body['oslo.message'])
+        except jsoncodec.DecodeError:
+            return body
+        if isinstance(msg, dict):
+            ctxt = {k[len('_context_'):]: v for k, v in msg.items()
+                    if k.startswith('_context_')}
+            return {'event_type': msg.get('event_type'),
+                    'publisher_id': msg.get('publisher_id'),
+                    'payload': msg.get('payload'), 'ctxt': ctxt,
+                    'metadata': {'message_id': msg.get('message_id'),
+                                 'timestamp': msg.get('timestamp')}}
+    return body
+
+
+class EventPublish(lister.Lister):
+    """Publish events read as JSON from stdin through a publisher URL.
+
+    Input: a JSON list (or JSON lines) of events in Ceilometer's form
+    (event_type, message_id, generated, traits: [[name, dtype, value]],
+    raw) -- what ``notification convert`` prints under "events". As
+    ``sample publish``: prints what was published and dropped; exit code 1
+    if anything was not delivered.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('url', metavar='URL',
+                            help='Publisher URL, as in an '
+                                 'event_pipeline.yaml sink.')
+        parser.add_argument('--timeout', type=_seconds, default=30.0,
+                            help='Seconds to deliver before giving up '
+                                 '(default 30).')
+        return parser
+
+    def take_action(self, args):
+        events, bad = [], []
+        for i, item in enumerate(read_items(self.app.stdin.read())):
+            try:
+                events.append(ceilometer.event_from_wire(item))
+            except InvalidSample as exc:
+                bad.append('item %d: %s' % (i, exc))
+        for problem in bad:
+            print('invalid event: %s' % problem, file=sys.stderr)
+        d = delivery.build(self.app.conf, args.url, 'events')
+        if not d.publisher.supports_events:
+            raise TelemetryError('%s does not publish events'
+                                 % d.publisher.url)
+        d.start()
+        d.put(events)
+        outcome = d.close(args.timeout)
+        st = d.stats()
+        self._failed = bool(bad or st.dropped_total or outcome.pending)
+        if outcome.reason:
+            print('not delivered: %s' % outcome.reason, file=sys.stderr)
+        rows = [('read', len(events) + len(bad)), ('invalid', len(bad)),
+                ('published', st.published), ('retried', st.retried),
+                ('pending', outcome.pending)]
+        rows += [('dropped: %s' % reason, n)
+                 for reason, n in sorted(st.dropped.items())]
+        return ('What', 'Count'), rows
+
+    def run(self, parsed_args):
+        self._failed = False
+        status = super().run(parsed_args)
+        return status or (1 if self._failed else 0)
