@@ -4,6 +4,7 @@ import contextlib
 import datetime
 import io
 import json
+import os
 import threading
 
 from telemetry_lib.cmd import cli
@@ -199,3 +200,59 @@ alarms:
         assert code == 0 and json.loads(out) == []
         code, _, err = self.run_alarm('show', 'nope', '--alarms', self.path)
         assert code != 0 and "no alarm 'nope'" in err
+
+
+class TestNotificationCommands(CLITest):
+
+    FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                            'fixtures', 'notifications', 'openstack.json')
+
+    def test_convert_then_publish_the_events(self):
+        code, out, err = self.run_cli('notification', 'convert',
+                                      self.FIXTURES)
+        assert code == 0, err
+        converted = json.loads(out)
+        assert len(converted) == 29
+        by_type = {c['event_type']: c for c in converted}
+        (vol,) = by_type['volume.create.end']['samples']
+        assert (vol['counter_name'], vol['counter_volume']) == (
+            'volume.size', 10)
+        events = [e for c in converted for e in c['events']]
+        target = 'file://%s/events.json?max_latency=0' % self.tmpdir
+        code, out, err = self.run_cli('event', 'publish', target, '-f',
+                                      'json', stdin=json.dumps(events))
+        rows = {r['What']: r['Count'] for r in json.loads(out)}
+        assert code == 0, err
+        assert (rows['read'], rows['published']) == (29, 29)
+        with open(os.path.join(self.tmpdir, 'events.json')) as f:
+            assert len(f.read().splitlines()) == 29
+
+    def test_the_envelope_on_the_bus_and_a_bad_one(self):
+        inner = {'message_id': 'm1', 'publisher_id': 'image.h',
+                 'event_type': 'image.upload', 'priority': 'INFO',
+                 'timestamp': '2026-11-29 08:00:03.1',
+                 'payload': {'id': 'i1', 'size': 5, 'owner': 'p'},
+                 '_context_user_id': 'u'}
+        path = self.write_file('n.json', json.dumps([
+            {'oslo.version': '2.0', 'oslo.message': json.dumps(inner)},
+            {'event_type': 'x'}]))
+        code, out, _ = self.run_cli('notification', 'convert', path)
+        assert code == 1
+        first, second = json.loads(out)
+        assert first['samples'][0]['counter_volume'] == 5
+        assert first['events'][0]['traits'][0] == ['service', 1, 'image.h']
+        assert 'message_id' in second['error']
+
+    def test_a_broken_definition_file_is_one_line(self):
+        bad = self.write_file('events.yaml', '- event_type: x\n  traits: [\n')
+        code, _, err = self.run_cli(
+            '--config-file', self.write_file('c.conf', (
+                '[notification]\nevent_definitions_file = %s\n' % bad)),
+            'notification', 'convert', self.FIXTURES)
+        assert code != 0
+        assert 'events.yaml:' in err and 'Traceback' not in err
+
+    def test_event_publish_to_a_publisher_without_events(self):
+        code, _, err = self.run_cli('event', 'publish', self.url,
+                                    stdin='[]')
+        assert code != 0 and 'does not publish events' in err

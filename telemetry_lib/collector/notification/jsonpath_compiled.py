@@ -219,6 +219,8 @@ def _sub(node):
     regex, repl = node.regex, node.repl
 
     def sub(path, value, top):
+        if not isinstance(value, str):
+            return []               # the library raises
         new = regex.sub(repl, value)
         return [] if new == value else [(None, new)]
     return sub
