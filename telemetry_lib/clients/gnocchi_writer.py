@@ -42,6 +42,7 @@ import hashlib
 import logging
 import re
 import threading
+import urllib.parse
 
 from gnocchiclient import exceptions as gnocchi_exc
 
@@ -50,6 +51,19 @@ from telemetry_lib.clients import gnocchi_resources
 from telemetry_lib.clients.lru import AttributeCache
 from telemetry_lib.formats import jsoncodec
 from telemetry_lib import ratelog
+
+#: Gnocchi's answers and the transport's failures. One flat tuple: an
+#: ``except`` clause refuses a tuple nested in another (a TypeError raised
+#: in place of the error it was meant to catch).
+_ANY_FAILURE = (gnocchi_exc.ClientException,) + gnocchi_client.UNAVAILABLE
+
+
+def _in_path(rid):
+    """A resource id as a URL path segment: gnocchiclient puts it there as
+    is, and Cinder's pool ids (``host@backend#pool``) end at the ``#``.
+    """
+    return urllib.parse.quote(rid, safe='')
+
 
 LOG = logging.getLogger(__name__)
 _NO_POLICY = re.compile(r'Archive policy (\S+) does not exist')
@@ -308,8 +322,7 @@ class GnocchiWriter:
                 found = self.client.resource.search(
                     resource_type='generic', limit=len(chunk),
                     query={'in': {'original_resource_id': chunk}})
-            except (gnocchi_exc.ClientException,
-                    gnocchi_client.UNAVAILABLE) as exc:
+            except _ANY_FAILURE as exc:
                 self._log.problem('ids', 'cannot look up metric ids: %s',
                                   exc)
                 return
@@ -396,9 +409,8 @@ class GnocchiWriter:
         self._count('patch')
         body = {k: v for k, v in res.body.items() if k != 'id'}
         try:
-            self.client.resource.update(res.type, rid, body)
-        except (gnocchi_exc.ClientException,
-                gnocchi_client.UNAVAILABLE) as exc:
+            self.client.resource.update(res.type, _in_path(rid), body)
+        except _ANY_FAILURE as exc:
             # Attributes are metadata: the measures are stored; try again
             # with the next batch.
             self._log.problem('patch', 'cannot update resource %s: %s',
@@ -438,7 +450,8 @@ class GnocchiWriter:
         if action == 'delete':
             ended = {'ended_at': event.generated.isoformat()}
             self._count('patch')
-            self.client.resource.update(definition.resource_type, rid, ended)
+            self.client.resource.update(definition.resource_type,
+                                        _in_path(rid), ended)
             self.cache.discard(rid)
             self._end_associated(definition, rid, ended)
             return
@@ -453,7 +466,8 @@ class GnocchiWriter:
             if exc.code != 409:
                 raise
             self._count('patch')
-            self.client.resource.update(definition.resource_type, rid, body)
+            self.client.resource.update(definition.resource_type,
+                                        _in_path(rid), body)
 
     def _end_associated(self, definition, rid, ended):
         # An instance's disks and NICs end with it (Ceilometer's

@@ -2,6 +2,7 @@
 and the client's configuration checks: no server needed."""
 
 import os
+import unittest
 
 from telemetry_lib.clients import gnocchi as gnocchi_client
 from telemetry_lib.clients import gnocchi_resources as defs
@@ -108,3 +109,21 @@ class TestClientOptions(base.TestCase):
             gnocchi_client.make_client(self.conf)
         assert str(ctx.exception) == ('[gnocchi] auth_mode = keystone needs '
                                       'auth_url, password')
+
+
+class TestWriterErrorPaths(unittest.TestCase):
+
+    def test_the_failures_caught_are_one_flat_tuple_of_exceptions(self):
+        from telemetry_lib.clients import gnocchi_writer
+        # A tuple nested in an except clause's tuple raises TypeError in
+        # place of the error it was meant to catch.
+        for cls in gnocchi_writer._ANY_FAILURE:
+            assert isinstance(cls, type) and issubclass(cls, BaseException)
+        try:
+            raise gnocchi_writer.gnocchi_exc.NotFound(404, 'gone')
+        except gnocchi_writer._ANY_FAILURE:
+            pass
+
+    def test_a_pool_id_survives_the_url_path(self):
+        from telemetry_lib.clients import gnocchi_writer
+        assert gnocchi_writer._in_path('host@lvm#pool') == 'host%40lvm%23pool'
