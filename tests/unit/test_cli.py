@@ -212,7 +212,7 @@ class TestNotificationCommands(CLITest):
                                       self.FIXTURES)
         assert code == 0, err
         converted = json.loads(out)
-        assert len(converted) == 29
+        assert len(converted) == 30
         by_type = {c['event_type']: c for c in converted}
         (vol,) = by_type['volume.create.end']['samples']
         assert (vol['counter_name'], vol['counter_volume']) == (
@@ -223,9 +223,9 @@ class TestNotificationCommands(CLITest):
                                       'json', stdin=json.dumps(events))
         rows = {r['What']: r['Count'] for r in json.loads(out)}
         assert code == 0, err
-        assert (rows['read'], rows['published']) == (29, 29)
+        assert (rows['read'], rows['published']) == (30, 30)
         with open(os.path.join(self.tmpdir, 'events.json')) as f:
-            assert len(f.read().splitlines()) == 29
+            assert len(f.read().splitlines()) == 30
 
     def test_the_envelope_on_the_bus_and_a_bad_one(self):
         inner = {'message_id': 'm1', 'publisher_id': 'image.h',
