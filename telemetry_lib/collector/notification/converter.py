@@ -34,7 +34,7 @@ OPTS = [
                     default=['/etc/telemetry_lib/meters.d',
                              os.path.join(DATA_DIR, 'meters.d')],
                     help="Directories of meter definition files "
-                         "(Ceilometer's meters.d format), each *.yaml in "
+                         "(Ceilometer's meters.d format), each .yaml file in "
                          'name order; a meter defined again is skipped.'),
     cfg.StrOpt('event_definitions_file', default='event_definitions.yaml',
                help="Event definitions (Ceilometer's format). A relative "
