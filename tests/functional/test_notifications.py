@@ -344,3 +344,56 @@ class TestNoLoss(NotificationAgentTest):
         assert base.wait_until(lambda: len(_wire_samples(os.path.join(
             self.tmpdir, 'samples.json'))) == 10000, 30)
         assert self.stop() == 0
+
+
+class TestReload(NotificationAgentTest):
+
+    EVENTS = '''
+- event_type: volume.*
+  traits:
+    volume_id:
+      fields: payload.volume_id
+%s
+'''
+
+    def test_sighup_reloads_the_definitions_a_broken_one_keeps_them(self):
+        events_file = os.path.join(self.tmpdir, 'events.json')
+        definitions = self.write_file('event_definitions.yaml',
+                                      self.EVENTS % '')
+        self.configure(['file://%s/samples.json' % self.tmpdir],
+                       ['file://%s?max_latency=0.05' % events_file],
+                       extra='event_definitions_file = %s\n' % definitions)
+        self.start()
+        note = {'priority': 'INFO', 'event_type': 'volume.resize.end',
+                'publisher_id': 'volume.host', 'ctxt': {},
+                'payload': {'volume_id': 'v1', 'size': 20}}
+
+        def events():
+            if not os.path.exists(events_file):
+                return []
+            return _wire_events(events_file)
+        self.services.send(note)
+        assert base.wait_until(lambda: len(events()) == 1, 30)
+        assert events()[0].trait('size') is None
+
+        self.write_file('event_definitions.yaml', self.EVENTS % (
+            '    size:\n      type: int\n      fields: payload.size'))
+        self.proc.send_signal(signal.SIGHUP)
+        assert base.wait_until(lambda: metric(
+            self.get('/metrics')[1], 'telemetry_agent_reloads_total',
+            result='ok') == 1, 30), self.output()
+        self.services.send(note)
+        assert base.wait_until(lambda: len(events()) == 2, 30)
+        assert events()[1].trait('size') == 20
+
+        self.write_file('event_definitions.yaml', '- event_type: [\n')
+        self.proc.send_signal(signal.SIGHUP)
+        assert base.wait_until(lambda: metric(
+            self.get('/metrics')[1], 'telemetry_agent_reloads_total',
+            result='failed') == 1, 30), self.output()
+        assert 'event_definitions.yaml:' in self.output()
+        self.services.send(note)
+        assert base.wait_until(lambda: len(events()) == 3, 30)
+        assert events()[2].trait('size') == 20
+        assert 'Traceback' not in self.output()
+        assert self.stop() == 0
