@@ -16,6 +16,7 @@ Run: ``tox -e bench`` or ``python benchmarks/prometheus_exposition.py``.
 """
 
 import argparse
+import resource
 import statistics
 import sys
 import time
@@ -26,6 +27,7 @@ from prometheus_client import core
 from prometheus_client import exposition
 from prometheus_client import registry as prom_registry
 
+from telemetry_lib.formats import prometheus as fmt
 from telemetry_lib import opts
 from telemetry_lib.publisher import base as publisher_base
 from telemetry_lib.publisher.prometheus import SeriesStore
@@ -73,6 +75,11 @@ class PeerCollector(prom_registry.Collector):
             yield family
 
 
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(func, repeat):
     times = []
     for _ in range(repeat):
@@ -80,6 +87,14 @@ def timed(func, repeat):
         func()
         times.append(time.perf_counter() - started)
     return statistics.median(times) * 1000
+
+
+def cpu_us(func, repeat, per):
+    """CPU microseconds per item of ``func()`` over ``per`` items."""
+    used = cpu()
+    for _ in range(repeat):
+        func()
+    return (cpu() - used) / repeat / per * 1e6
 
 
 def main():
@@ -100,15 +115,23 @@ def main():
     registry.register(PeerCollector(store))
 
     # Every value changed: re-render every line.
-    cold = []
+    store.render()          # series' name-and-labels prefixes, built once
+    cold, cold_cpu = [], []
     for i in range(args.repeat):
         store.update(rounds[i + 1])
-        started = time.perf_counter()
+        started, used = time.perf_counter(), cpu()
         body = store.render()
         cold.append((time.perf_counter() - started) * 1000)
+        cold_cpu.append(cpu() - used)
     cold = statistics.median(cold)
+    cold_us = statistics.median(cold_cpu) / n * 1e6
+    # The fast path's bytes are the reference renderer's.
+    same = body == fmt.render(store._snapshot())
     warm = timed(store.render, args.repeat)
+    warm_us = cpu_us(store.render, args.repeat, n)
     peer = timed(lambda: exposition.generate_latest(registry), args.repeat)
+    peer_us = cpu_us(lambda: exposition.generate_latest(registry),
+                     args.repeat, n)
     ours_bytes = len(body.encode())
     peer_bytes = len(exposition.generate_latest(registry))
 
@@ -128,17 +151,21 @@ def main():
 
     print('\nRendering %d live series (text 0.0.4, STF names and labels), '
           'median of %d, ms\n' % (n, args.repeat))
-    header = '%-58s %10s %10s %9s' % ('path', 'ms', 'MB', 'vs peer')
+    header = '%-58s %10s %14s %10s %9s' % ('path', 'ms', 'CPU us/series',
+                                            'MB', 'vs peer')
     print(header)
     print('-' * len(header))
-    for label, ms, size in (
-            ('telemetry_lib render, every value changed', cold, ours_bytes),
-            ('telemetry_lib render, values unchanged (cached lines)', warm,
+    for label, ms, us, size in (
+            ('telemetry_lib render, every value changed', cold, cold_us,
              ours_bytes),
+            ('telemetry_lib render, values unchanged (cached lines)', warm,
+             warm_us, ours_bytes),
             ('peer: prometheus_client generate_latest, custom collector',
-             peer, peer_bytes)):
-        print('%-58s %10.1f %10.1f %8.1fx'
-              % (label, ms, size / 1e6, peer / ms))
+             peer, peer_us, peer_bytes)):
+        print('%-58s %10.1f %14.2f %10.1f %8.1fx'
+              % (label, ms, us, size / 1e6, peer / ms))
+    print('fast render byte for byte the reference renderer: %s'
+          % ('yes' if same else 'NO'))
     print('%-58s %10.1f %10.1f %9s' % (
         'scrape of the exporter over HTTP (GET /metrics)', http,
         ours_bytes / 1e6, '-'))

@@ -24,6 +24,7 @@ and is served by :mod:`telemetry_lib.publisher.pushgateway`.
 """
 
 import collections
+import gc
 import logging
 import threading
 import time
@@ -57,6 +58,24 @@ class SeriesStore:
     :param clock: monotonic seconds (tests pass their own).
     """
 
+    @property
+    def default_interval(self):
+        return self._default_interval
+
+    @default_interval.setter
+    def default_interval(self, value):
+        self._default_interval = value
+        self._next_expiry = 0.0
+
+    @property
+    def stale_multiple(self):
+        return self._stale_multiple
+
+    @stale_multiple.setter
+    def stale_multiple(self, value):
+        self._stale_multiple = value
+        self._next_expiry = 0.0
+
     def __init__(self, scheme='stf', publisher_id='', max_series=100000,
                  stale_multiple=3.0, default_interval=60.0,
                  timestamps=False, clock=time.monotonic):
@@ -67,6 +86,9 @@ class SeriesStore:
         self._previous = {}         # family -> its older cycle's series
         self._publisher_id = publisher_id
         self.max_series = max_series
+        # The earliest moment a series may go stale: expire() has nothing
+        # to do before it (and a scrape of 100k series need not look).
+        self._next_expiry = 0.0
         self.stale_multiple = stale_multiple
         self.default_interval = default_interval
         self.timestamps = timestamps
@@ -121,6 +143,10 @@ class SeriesStore:
                     self._count += 1
                 elif series.seen is not None:
                     series.gap = now - series.seen
+                    expiry = now + self._stale_multiple * (
+                        series.gap or self._default_interval)
+                    if expiry < self._next_expiry:
+                        self._next_expiry = expiry
                 series.value = sample.volume
                 series.timestamp = sample.timestamp.timestamp()
                 series.seen = now
@@ -164,13 +190,23 @@ class SeriesStore:
         now = self._clock()
         gone = 0
         with self._lock:
+            if now < self._next_expiry:
+                return 0
+            multiple, default = self._stale_multiple, self._default_interval
+            soonest = float('inf')
             for fam in self._families.values():
-                for key, s in list(fam.series.items()):
-                    interval = s.gap or self.default_interval
-                    if now - s.seen > self.stale_multiple * interval:
-                        del fam.series[key]
-                        gone += 1
+                dead = []
+                for key, s in fam.series.items():
+                    expiry = s.seen + multiple * (s.gap or default)
+                    if now > expiry:
+                        dead.append(key)
+                    elif expiry < soonest:
+                        soonest = expiry
+                for key in dead:
+                    del fam.series[key]
+                gone += len(dead)
             self._count -= gone
+            self._next_expiry = soonest
         return gone
 
     def render(self, openmetrics=False):
@@ -180,24 +216,47 @@ class SeriesStore:
             if openmetrics:
                 return fmt.render(self._snapshot(), openmetrics=True,
                                   timestamps=self.timestamps)
-            out = []
-            for fam in self._families.values():
-                if not fam.series:
-                    continue
-                out.append('# HELP %s %s\n# TYPE %s %s\n' % (
-                    fam.name, fmt.escape_help(fam.help), fam.name,
-                    fam.type))
-                value_of = fmt.format_value
-                for s in fam.series.values():
-                    if s.line is None:
-                        if s.prefix is None:
-                            s.prefix = fmt.series_prefix(
-                                fam.name, fam.label_names, s.labels)
-                        s.line = s.prefix + value_of(s.value) + (
-                            ' %d\n' % int(s.timestamp * 1000)
-                            if self.timestamps else '\n')
-                    out.append(s.line)
-            return ''.join(out)
+            # Rendering makes one string per series and no cycles: a
+            # collection of the whole heap (the store's own objects)
+            # started by those allocations would be pure cost.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                return ''.join(self._lines())
+            finally:
+                if collecting:
+                    gc.enable()
+
+    def _lines(self):
+        value_of = fmt.format_value
+        stamped = self.timestamps
+        out = []
+        add = out.append
+        for fam in self._families.values():
+            if not fam.series:
+                continue
+            add('# HELP %s %s\n# TYPE %s %s\n' % (
+                fam.name, fmt.escape_help(fam.help), fam.name, fam.type))
+            for s in fam.series.values():
+                line = s.line
+                if line is None:
+                    prefix = s.prefix
+                    if prefix is None:
+                        prefix = s.prefix = fmt.series_prefix(
+                            fam.name, fam.label_names, s.labels)
+                    v = s.value
+                    # Most values: a whole number below a million, which
+                    # is its integer's digits (format_value's first case).
+                    if type(v) is float and -1e6 < v < 1e6 and \
+                            v.is_integer() and v != 0 and not stamped:
+                        line = '%s%d\n' % (prefix, v)
+                    else:
+                        line = prefix + value_of(v) + (
+                            ' %d\n' % int(s.timestamp * 1000) if stamped
+                            else '\n')
+                    s.line = line
+                add(line)
+        return out
 
     def _snapshot(self):
         for fam in self._families.values():

@@ -162,6 +162,43 @@ class TestStore(base.TestCase):
         assert store.render() == ''
 
 
+    def test_render_is_the_reference_renderer_byte_for_byte(self):
+        values = [0, 0.0, -0.0, 1, 12.0, -7.0, 999999.0, 1e6, 1234567.0,
+                  0.5, -2.25, 1e-05, 1.2345e+11, 2 ** 63 - 1, -3, 10 ** 6,
+                  -999999.0, 0.1 + 0.2]
+        for stamped in (False, True):
+            store = SeriesStore('stf', clock=Clock(), timestamps=stamped)
+            for round_ in range(2):
+                store.update([vm_sample(volume=v + round_,
+                                        resource='vm-%d' % i)
+                              for i, v in enumerate(values)])
+                fast = store.render()
+                assert fast == fmt.render(store._snapshot(),
+                                          timestamps=stamped), stamped
+                # Unchanged values: the cached lines, the same bytes.
+                assert store.render() == fast
+
+    def test_expiry_is_not_missed_when_a_series_speeds_up(self):
+        clock = Clock()
+        store = SeriesStore('stf', stale_multiple=3, default_interval=60,
+                            clock=clock)
+        store.update([vm_sample(resource='a')])
+        assert store.expire() == 0          # the next expiry: 180 s on
+        clock.now += 5
+        store.update([vm_sample(resource='a')])    # now every 5 s
+        clock.now += 16
+        assert store.expire() == 1
+
+    def test_changing_the_interval_takes_effect(self):
+        clock = Clock()
+        store = SeriesStore('stf', default_interval=1e9, clock=clock)
+        store.update([vm_sample()])
+        assert store.expire() == 0
+        store.default_interval = 1
+        clock.now += 10
+        assert store.expire() == 1
+
+
 class TestPushgatewayPaths(base.TestCase):
 
     def test_grouping_key_round_trip(self):
