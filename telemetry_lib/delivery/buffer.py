@@ -57,6 +57,9 @@ def approx_size(item):
     return 600 + 2 * encoded + 100 * len(metadata)
 
 
+_LAST_SIZES = threading.local()
+
+
 class MemoryStore:
     """Items in a deque; lost with the process (use the spool for more)."""
 
@@ -76,7 +79,25 @@ class MemoryStore:
     def prepare(self, items):
         """Entries for ``items``, and how many could not be stored."""
         size_of = self._size_of
-        return [Entry(i, size_of(i)) for i in items], 0
+        if size_of is not approx_size:
+            return [Entry(i, size_of(i)) for i in items], 0
+        # A pipeline hands the same items to each of its publishers, one
+        # after the other in one thread: the sizes of the last batch this
+        # thread prepared are reused (an item is known by identity, and
+        # kept alive by the memo so its id cannot be reused meanwhile).
+        last = getattr(_LAST_SIZES, 'memo', None) or {}
+        memo = {}
+        entries = []
+        for item in items:
+            known = last.get(id(item))
+            if known is not None and known[0] is item:
+                size = known[1]
+            else:
+                size = approx_size(item)
+            memo[id(item)] = (item, size)
+            entries.append(Entry(item, size))
+        _LAST_SIZES.memo = memo
+        return entries, 0
 
     def append(self, entries):
         self._queue.extend(entries)
