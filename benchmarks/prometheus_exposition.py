@@ -151,8 +151,8 @@ def main():
 
     print('\nRendering %d live series (text 0.0.4, STF names and labels), '
           'median of %d, ms\n' % (n, args.repeat))
-    header = '%-58s %10s %14s %10s %9s' % ('path', 'ms', 'CPU us/series',
-                                            'MB', 'vs peer')
+    header = '%-58s %10s %14s %10s %9s' % (
+        'path', 'ms', 'CPU us/series', 'MB', 'vs peer')
     print(header)
     print('-' * len(header))
     for label, ms, us, size in (

@@ -161,7 +161,6 @@ class TestStore(base.TestCase):
         assert store.expire() == 1 and len(store) == 0
         assert store.render() == ''
 
-
     def test_render_is_the_reference_renderer_byte_for_byte(self):
         values = [0, 0.0, -0.0, 1, 12.0, -7.0, 999999.0, 1e6, 1234567.0,
                   0.5, -2.25, 1e-05, 1.2345e+11, 2 ** 63 - 1, -3, 10 ** 6,
