@@ -322,11 +322,15 @@ class TestNoLoss(NotificationAgentTest):
         assert self.stop() == 0
 
     def test_a_poison_notification_among_ten_thousand(self):
+        poison_topic = 'tl_poison_%s' % uuid.uuid4().hex[:8]
         self.configure(['file://%s/samples.json?max_latency=0.2'
                         % self.tmpdir],
                        ['file://%s/events.json?max_latency=0.2'
                         % self.tmpdir],
-                       extra='batch_size = 200\n')
+                       extra='batch_size = 200\npoison_topic = %s\n'
+                       % poison_topic)
+        dead_letters = bus.Capture(poison_topic, exchanges=['openstack'])
+        self.addCleanup(dead_letters.close)
         self.start()
         notes = self._volume_notes(10000, 'poison')
         for i, body in enumerate(notes):
@@ -339,6 +343,11 @@ class TestNoLoss(NotificationAgentTest):
             lambda: self.total('converted') == 10000, 120), self.output()
         assert self.total('poisoned') == 1
         assert self.counts('undecodable') == 1
+        # The poison one went to the poison topic, whole.
+        (dead,) = dead_letters.wait_for(1, 30)
+        assert dead['payload']['volume_id'] == notes[5000]['payload'][
+            'volume_id']
+        assert self.counts('dead_lettered') == 1
         assert bus.ready_messages(self.pool) == 0
         assert 'Traceback' not in self.output()
         assert base.wait_until(lambda: len(_wire_samples(os.path.join(
