@@ -23,6 +23,7 @@ import argparse
 import datetime
 import json
 import platform
+import resource
 import sys
 import time
 import uuid
@@ -71,13 +72,20 @@ def rows(n, per_resource=1):
                    user_name='alice', project_name='demo')
 
 
+def _cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def best_rate(func, count, repeat):
-    best = float('inf')
+    """``(samples/s, CPU us per sample)`` of the best of ``repeat`` runs."""
+    best = best_cpu = float('inf')
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, used = time.perf_counter(), _cpu()
         func()
         best = min(best, time.perf_counter() - started)
-    return count / best
+        best_cpu = min(best_cpu, _cpu() - used)
+    return count / best, best_cpu / count * 1e6
 
 
 def main():
@@ -154,21 +162,22 @@ def main():
     results.append(('limit: orjson.dumps of prepared dicts', 'unsigned',
                     best_rate(lambda: orjson.dumps(prepared), n, repeat)))
 
-    ceilo = {label: rate for path, label, rate in results
+    ceilo = {label: rate for path, label, (rate, _) in results
              if path.startswith('Ceilometer')}
-    envelope = {label: rate for path, label, rate in results
+    envelope = {label: rate for path, label, (rate, _) in results
                 if path.startswith('STF envelope: Ceilometer')}
     print('\nSample objects -> Ceilometer wire JSON, %d samples (%d per '
           'resource metadata), best of %d (Python %s, %s)\n'
           % (n, args.per_resource, repeat, platform.python_version(),
              platform.machine()))
-    header = '%-50s %-9s %12s %14s %16s' % (
-        'path', 'signing', 'samples/s', 'vs Ceilometer', 'vs Ceilometer')
+    header = '%-50s %-9s %12s %9s %14s %16s' % (
+        'path', 'signing', 'samples/s', 'CPU us', 'vs Ceilometer',
+        'vs Ceilometer')
     print(header)
-    print('%-50s %-9s %12s %14s %16s' % ('', '', '', '(same signing)',
-                                         '(its default)'))
+    print('%-50s %-9s %12s %9s %14s %16s' % (
+        '', '', '', '/sample', '(same signing)', '(its default)'))
     print('-' * len(header))
-    for path, label, rate in results:
+    for path, label, (rate, us) in results:
         # Envelope rows compare with Ceilometer's envelope path, the others
         # with its plain one.
         peer = envelope if path.startswith('STF') else ceilo
@@ -176,8 +185,8 @@ def main():
                 else '%14s' % '-')
         default = ('%15.1fx' % (rate / peer['signed']) if peer
                    else '%16s' % '-')
-        print('%-50s %-9s %12s %s %s' % (path, label, '{:,.0f}'.format(rate),
-                                         same, default))
+        print('%-50s %-9s %12s %9.2f %s %s' % (
+            path, label, '{:,.0f}'.format(rate), us, same, default))
     print('\nCeilometer signs by default (telemetry_secret has a default); '
           'telemetry_lib signs only when a secret is configured.')
     return 0

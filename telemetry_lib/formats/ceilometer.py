@@ -40,6 +40,41 @@ _SCALAR_KEYS_SORTED = (
     'publisher_id', 'resource_id',
 )
 _SCALAR_KEYS_SORTED_TAIL = ('source', 'timestamp', 'user_id', 'user_name')
+# The signed text of a sample around its metadata block, one ``%``
+# formatting (str() of each value, as the parts list did) instead of a list
+# built and joined per sample; with and without a publisher_id.
+_HEAD = {with_pub: ''.join('%s%%s' % k for k in _SCALAR_KEYS_SORTED
+                           if with_pub or k != 'publisher_id')
+         for with_pub in (True, False)}
+_TAIL = ''.join('%s%%s' % k for k in _SCALAR_KEYS_SORTED_TAIL)
+
+
+class _Hmac:
+    """HMAC-SHA256 with its keyed inner and outer states made once.
+
+    ``hmac.HMAC.copy()`` is Python code building a new object; copying the
+    two ``hashlib`` states is C: a signature costs half as much. The result
+    is RFC 2104's, as ``hmac.new(key, msg, sha256)`` gives (tested).
+    """
+
+    __slots__ = ('_inner', '_outer')
+    _BLOCK = 64
+
+    def __init__(self, key):
+        if len(key) > self._BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(self._BLOCK, b'\0')
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def hexdigest(self, *parts):
+        """The signature of the concatenation of ``parts`` (bytes)."""
+        inner = self._inner.copy()
+        for part in parts:
+            inner.update(part)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
 
 def _sig_list_form(value):
@@ -115,8 +150,8 @@ def verify_signature(message, secret):
 
 
 def _metadata_block(metadata, blocks):
-    """The signature text of ``metadata``, flattened once per batch for
-    the samples that share it.
+    """The signature text of ``metadata`` (UTF-8), flattened once per
+    batch for the samples that share it.
 
     A poll's samples of one resource carry copies of one metadata dict
     (``Sample`` copies the mapping, not its values), so the values are the
@@ -132,7 +167,7 @@ def _metadata_block(metadata, blocks):
     if block is None:
         parts = []
         _flatten_into(parts, 'resource_metadata:', metadata)
-        block = ''.join(parts)
+        block = ''.join(parts).encode('utf-8')
         if key is not None:
             blocks[key] = block
     return block
@@ -141,18 +176,16 @@ def _metadata_block(metadata, blocks):
 def _sample_signature(msg, metadata, mac, blocks=None):
     # The sample message's shape is fixed, so the sorted walk is spelled out
     # here instead of sorting fourteen keys again for every sample.
-    parts = []
-    for key in _SCALAR_KEYS_SORTED:
-        if key in msg:
-            parts += (key, str(msg[key]))
-    parts.append(_metadata_block(metadata, {} if blocks is None
-                                 else blocks))
-    for key in _SCALAR_KEYS_SORTED_TAIL:
-        parts += (key, str(msg[key]))
-    # A copy of an HMAC keyed once per batch skips the key set-up.
-    mac = mac.copy()
-    mac.update(''.join(parts).encode('utf-8'))
-    return mac.hexdigest()
+    with_pub = 'publisher_id' in msg
+    head = _HEAD[with_pub] % tuple(
+        msg[k] for k in _SCALAR_KEYS_SORTED
+        if with_pub or k != 'publisher_id')
+    tail = _TAIL % (msg['source'], msg['timestamp'], msg['user_id'],
+                    msg['user_name'])
+    # Fed to the hash in three parts: the block (most of the bytes) is
+    # neither copied into one string nor encoded again per sample.
+    return mac.hexdigest(head.encode('utf-8'), _metadata_block(
+        metadata, {} if blocks is None else blocks), tail.encode('utf-8'))
 
 
 def samples_to_wire(samples, secret=None, publisher_id=None):
@@ -166,7 +199,7 @@ def samples_to_wire(samples, secret=None, publisher_id=None):
     """
     if isinstance(secret, str):
         secret = secret.encode('utf-8')
-    mac = hmac.new(secret, digestmod=hashlib.sha256) if secret else None
+    mac = _Hmac(secret) if secret else None
     stamps = {}
     blocks = {}         # metadata signature texts of this batch
     out = []

@@ -198,3 +198,14 @@ class TestEventWire(base.TestCase):
             ceilometer.event_from_wire({'traits': []})
         with self.assertRaises(InvalidSample):
             ceilometer.event_from_wire({'event_type': 'x', 'traits': 5})
+
+
+def test_the_batch_hmac_is_rfc_2104():
+    import hashlib
+    import hmac
+    from telemetry_lib.formats import ceilometer as wire
+    for key in (b'k', b'x' * 63, b'y' * 64, b'z' * 65, b'w' * 200,
+                'sécret'.encode()):
+        for data in (b'', b'a', b'text' * 500):
+            assert wire._Hmac(key).hexdigest(data[:7], data[7:]) == hmac.new(
+                key, data, hashlib.sha256).hexdigest()
