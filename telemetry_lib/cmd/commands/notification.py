@@ -12,16 +12,13 @@
 """``notification convert`` and ``event publish``."""
 
 import json
-import sys
 
 from cliff import command
-from cliff import lister
 
 from telemetry_lib.agent.service import find_config_file
-from telemetry_lib.cmd.commands.sample import _seconds
 from telemetry_lib.cmd.commands.sample import read_items
+from telemetry_lib.cmd.commands.sample import SamplePublish
 from telemetry_lib.collector.notification import converter
-from telemetry_lib import delivery
 from telemetry_lib.exceptions import InvalidSample
 from telemetry_lib.exceptions import TelemetryError
 from telemetry_lib.formats import ceilometer
@@ -98,7 +95,7 @@ def _unwrap(body):
     return body
 
 
-class EventPublish(lister.Lister):
+class EventPublish(SamplePublish):
     """Publish events read as JSON from stdin through a publisher URL.
 
     Input: a JSON list (or JSON lines) of events in Ceilometer's form
@@ -108,44 +105,13 @@ class EventPublish(lister.Lister):
     if anything was not delivered.
     """
 
-    def get_parser(self, prog_name):
-        parser = super().get_parser(prog_name)
-        parser.add_argument('url', metavar='URL',
-                            help='Publisher URL, as in an '
-                                 'event_pipeline.yaml sink.')
-        parser.add_argument('--timeout', type=_seconds, default=30.0,
-                            help='Seconds to deliver before giving up '
-                                 '(default 30).')
-        return parser
+    kind = 'events'
 
-    def take_action(self, args):
+    def read(self, text):
         events, bad = [], []
-        for i, item in enumerate(read_items(self.app.stdin.read())):
+        for i, item in enumerate(read_items(text)):
             try:
                 events.append(ceilometer.event_from_wire(item))
             except InvalidSample as exc:
                 bad.append('item %d: %s' % (i, exc))
-        for problem in bad:
-            print('invalid event: %s' % problem, file=sys.stderr)
-        d = delivery.build(self.app.conf, args.url, 'events')
-        if not d.publisher.supports_events:
-            raise TelemetryError('%s does not publish events'
-                                 % d.publisher.url)
-        d.start()
-        d.put(events)
-        outcome = d.close(args.timeout)
-        st = d.stats()
-        self._failed = bool(bad or st.dropped_total or outcome.pending)
-        if outcome.reason:
-            print('not delivered: %s' % outcome.reason, file=sys.stderr)
-        rows = [('read', len(events) + len(bad)), ('invalid', len(bad)),
-                ('published', st.published), ('retried', st.retried),
-                ('pending', outcome.pending)]
-        rows += [('dropped: %s' % reason, n)
-                 for reason, n in sorted(st.dropped.items())]
-        return ('What', 'Count'), rows
-
-    def run(self, parsed_args):
-        self._failed = False
-        status = super().run(parsed_args)
-        return status or (1 if self._failed else 0)
+        return events, bad

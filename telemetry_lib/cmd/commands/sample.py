@@ -88,18 +88,30 @@ class SamplePublish(lister.Lister):
                                  'connecting included (default 30).')
         return parser
 
+    #: What it publishes, and the delivery kind.
+    kind = 'samples'
+
+    def read(self, text):
+        """``(items, problems)`` from stdin's text."""
+        return read_samples(text)
+
     def take_action(self, args):
-        samples, bad = read_samples(self.app.stdin.read())
+        items, bad = self.read(self.app.stdin.read())
         for problem in bad:
-            print('invalid sample: %s' % problem, file=sys.stderr)
-        d = delivery.build(self.app.conf, args.url).start()
-        d.put(samples)
+            print('invalid %s: %s' % (self.kind[:-1], problem),
+                  file=sys.stderr)
+        d = delivery.build(self.app.conf, args.url, self.kind)
+        if self.kind != 'samples' and not d.publisher.supports_events:
+            raise TelemetryError('%s does not publish %s'
+                                 % (d.publisher.url, self.kind))
+        d.start()
+        d.put(items)
         outcome = d.close(args.timeout)
         st = d.stats()
         self._failed = bool(bad or st.dropped_total or outcome.pending)
         if outcome.reason:
             print('not delivered: %s' % outcome.reason, file=sys.stderr)
-        rows = [('read', len(samples) + len(bad)), ('invalid', len(bad)),
+        rows = [('read', len(items) + len(bad)), ('invalid', len(bad)),
                 ('published', st.published), ('retried', st.retried),
                 ('pending', outcome.pending)]
         rows += [('dropped: %s' % reason, n)
