@@ -298,7 +298,8 @@ class TestNoLoss(NotificationAgentTest):
         # outage, on disk (the spool) a crash too.
         self.configure(['%s?max_latency=0.05&spool=true' % peer.url],
                        ['file://%s/events.json' % self.tmpdir],
-                       extra='[DEFAULT]\nstate_path = %s\n' % self.tmpdir)
+                       extra='workers = 2\n[DEFAULT]\nstate_path = %s\n'
+                       % self.tmpdir)
         self.start()
         notes = self._volume_notes(3000, 'kill')
         for body in notes[:1500]:
