@@ -120,11 +120,17 @@ class Capture:
         targets = [om.Target(topic=topic, exchange=e)
                    for e in exchanges or set(EXCHANGES.values()) | {
                        'ceilometer'}]
+        self.pool = 'capture-%s' % uuid.uuid4().hex[:8]
         self.listener = om.get_batch_notification_listener(
             self.transport, targets, [Endpoint()], executor='threading',
-            batch_size=100, batch_timeout=0.2,
-            pool='capture-%s' % uuid.uuid4().hex[:8])
+            batch_size=100, batch_timeout=0.2, pool=self.pool)
         self.listener.start()
+        # Bound to every exchange, for its two priorities (info and
+        # error), before anything is sent.
+        wanted = len(targets) * 2
+        deadline = time.monotonic() + 60
+        while bindings(self.pool) < wanted and time.monotonic() < deadline:
+            time.sleep(0.5)
 
     def wait_for(self, n, timeout=60):
         deadline = time.monotonic() + timeout
