@@ -23,6 +23,7 @@ what its publisher imports (``tox -e bench`` installs them).
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -102,16 +103,22 @@ def run(publish, finish, counter, batches, shape):
     finish()
     cold = time.perf_counter() - started
     cold_requests = counter.count
-    started = time.perf_counter()
+    started, used = time.perf_counter(), _cpu()
     for batch in batches[1:]:
         for note in notifications(batch, shape):
             publish(note)
     finish()
     warm = time.perf_counter() - started
+    used = _cpu() - used
     warm_requests = counter.count - cold_requests
     n = sum(len(b) for b in batches[1:])
     return (len(batches[0]) / cold, cold_requests, n / warm,
-            warm_requests * 1000.0 / n)
+            warm_requests * 1000.0 / n, used / n * 1e6)
+
+
+def _cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def ours(conf, batches, shape):
@@ -191,19 +198,21 @@ def main():
     print('\nInto Gnocchi 4.7 on Ceph (127.0.0.1): %d cycles of %d '
           'resources x %d meters\n' % (args.cycles, args.resources,
                                        len(METERS)))
-    header = '%-70s %14s %10s %16s %16s' % (
+    header = '%-70s %14s %10s %16s %16s %14s' % (
         'publisher', 'cold samples/s', 'cold req.', 'steady samples/s',
-        'req./1000 samples')
+        'req./1000 samples', 'CPU us/sample')
     print(header)
     print('-' * len(header))
     for label, result in rows:
         if isinstance(result, str):
             print('%-70s %s' % (label, result))
             continue
-        cold, cold_req, warm, per1000 = result
-        print('%-70s %14s %10d %16s %16.1f' % (
+        cold, cold_req, warm, per1000, us = result
+        print('%-70s %14s %10d %16s %16.1f %14.1f' % (
             label, '{:,.0f}'.format(cold), cold_req,
-            '{:,.0f}'.format(warm), per1000))
+            '{:,.0f}'.format(warm), per1000, us))
+    print('CPU us/sample: this process, steady state (the Gnocchi API '
+          'and metricd run elsewhere)')
     return 0
 
 

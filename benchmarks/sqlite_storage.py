@@ -19,6 +19,7 @@ Run: ``tox -e bench`` or ``python benchmarks/sqlite_storage.py``.
 import argparse
 import datetime
 import os
+import resource
 import sqlite3
 import statistics
 import sys
@@ -90,12 +91,19 @@ def batches(batch_size, total, start):
     return out
 
 
+def _cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def write_rate(store, batch_size, total):
+    """``(samples/s, CPU us per sample)``."""
     data = batches(batch_size, total, 1.7e9)
-    started = time.perf_counter()
+    started, used = time.perf_counter(), _cpu()
     for batch in data:
         store.write(batch)
-    return total / (time.perf_counter() - started)
+    return (total / (time.perf_counter() - started),
+            (_cpu() - used) / total * 1e6)
 
 
 def query_latency(store, repeat, **kw):
@@ -130,9 +138,9 @@ def main():
             conf, 'memory://')),
     ]
 
-    print('\nWrites: samples/s (%d samples per run; 2,000 for batch 1)\n'
-          % args.samples)
-    header = '%-32s %12s %12s %12s' % ('store', 'batch 1', 'batch 100',
+    print('\nWrites: samples/s and (CPU us per sample) (%d samples per run; '
+          '2,000 for batch 1)\n' % args.samples)
+    header = '%-32s %18s %18s %18s' % ('store', 'batch 1', 'batch 100',
                                        'batch 1000')
     print(header)
     print('-' * len(header))
@@ -143,8 +151,8 @@ def main():
             n = min(args.samples, 2000) if size == 1 else args.samples
             rates.append(write_rate(store, size, n))
             store.close()
-        print('%-32s %12s %12s %12s' % ((label,) + tuple(
-            '{:,.0f}'.format(r) for r in rates)))
+        print('%-32s %18s %18s %18s' % ((label,) + tuple(
+            '{:,.0f} ({:.1f})'.format(r, us) for r, us in rates)))
 
     print('\nQuery one meter of one resource over 1 day at 10 s (%d '
           'measures), median of %d, ms\n' % (DAY_POINTS, args.repeat))
