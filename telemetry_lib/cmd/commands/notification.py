@@ -16,6 +16,7 @@ import json
 from cliff import command
 
 from telemetry_lib.agent.service import find_config_file
+from telemetry_lib.cmd.commands.sample import parse_items
 from telemetry_lib.cmd.commands.sample import read_items
 from telemetry_lib.cmd.commands.sample import SamplePublish
 from telemetry_lib.collector.notification import converter
@@ -108,10 +109,4 @@ class EventPublish(SamplePublish):
     kind = 'events'
 
     def read(self, text):
-        events, bad = [], []
-        for i, item in enumerate(read_items(text)):
-            try:
-                events.append(ceilometer.event_from_wire(item))
-            except InvalidSample as exc:
-                bad.append('item %d: %s' % (i, exc))
-        return events, bad
+        return parse_items(text, ceilometer.event_from_wire)

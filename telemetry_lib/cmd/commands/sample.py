@@ -154,12 +154,19 @@ def read_items(text):
                                  % exc) from None
 
 
-def read_samples(text):
-    """Samples from a JSON list or JSON lines; ``(samples, problems)``."""
-    samples, problems = [], []
+def parse_items(text, parse):
+    """``(items, problems)``: ``parse`` of each item of ``text`` (see
+    :func:`read_items`); an item it refuses is a problem, not an error.
+    """
+    items, problems = [], []
     for i, item in enumerate(read_items(text)):
         try:
-            samples.append(ceilometer.from_plain_dict(item))
+            items.append(parse(item))
         except InvalidSample as exc:
             problems.append('item %d: %s' % (i, exc))
-    return samples, problems
+    return items, problems
+
+
+def read_samples(text):
+    """Samples from a JSON list or JSON lines; ``(samples, problems)``."""
+    return parse_items(text, ceilometer.from_plain_dict)
