@@ -1,15 +1,19 @@
 """SIGHUP on a running agent whose pipeline has every kind of publisher that
 holds something across a reload: a spooled amqp1:// (real RabbitMQ), a
-prometheus:// exporter on its own port, a gnocchi:// publisher (real
-Gnocchi on Ceph), and an http:// collector that is down. Samples flow
-throughout; nothing queued may be lost and every counter continues.
+prometheus:// exporter on its own port (and one on ``listen=``), a
+gnocchi:// publisher (real Gnocchi on Ceph), tcp:// and udp:// to local
+receivers (sg-core's socket framing), and an http:// collector that is
+down. Samples flow throughout; nothing queued may be lost, every counter
+continues, and a kept publisher keeps its connection.
 """
 
 import collections
 import os
 import re
 import signal
+import socket
 import textwrap
+import threading
 import urllib.request
 
 from telemetry_lib.url import TelemetryURL
@@ -18,6 +22,7 @@ from tests.functional import http_peer
 from tests.functional import rabbit
 from tests.functional import test_agent
 from tests.functional import test_gnocchi
+from tests.functional.test_tcp import FrameReceiver
 
 _SERIES = re.compile(r'^(telemetry_delivery_\w+?)(?:_total)?\{(.*)\} (\S+)$')
 
@@ -48,6 +53,14 @@ def assert_balanced(page):
                                  + d['pending']), (name, d)
 
 
+def _refused(port):
+    try:
+        socket.create_connection(('127.0.0.1', port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
 class TestReloadKeepsEverything(test_agent.AgentTest):
 
     def setUp(self):
@@ -72,6 +85,28 @@ class TestReloadKeepsEverything(test_agent.AgentTest):
                                                   self.spool_dir),
             'file': 'file://%s/added.json?max_latency=0' % self.tmpdir,
         }
+        self.tcp = FrameReceiver()
+        self.addCleanup(self.tcp.close)
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(('127.0.0.1', 0))
+        self.addCleanup(self.udp.close)
+        self.datagrams = []
+        threading.Thread(target=self._read_udp, daemon=True).start()
+        self.listen_port = base.free_port()
+        self.urls.update({
+            'tcp': 'tcp://127.0.0.1:%d?max_latency=0' % self.tcp.port,
+            'udp': 'udp://127.0.0.1:%d?max_latency=0'
+                   % self.udp.getsockname()[1],
+            'listen': 'prometheus://?listen=127.0.0.1:%d'
+                      % self.listen_port,
+        })
+
+    def _read_udp(self):
+        while True:
+            try:
+                self.datagrams.append(self.udp.recv(65536))
+            except OSError:
+                return
 
     def pipeline(self, *names):
         sinks = ''.join('  - name: %s\n    publishers: ["%s"]\n'
@@ -87,9 +122,10 @@ class TestReloadKeepsEverything(test_agent.AgentTest):
         page = self.get('/metrics')[1]
         return deliveries(page).get(self.label(name))
 
-    def scrape_exporter(self):
+    def scrape_exporter(self, port=None):
         with urllib.request.urlopen('http://127.0.0.1:%d/metrics'
-                                    % self.exporter_port, timeout=5) as r:
+                                    % (port or self.exporter_port),
+                                    timeout=5) as r:
             return r.read().decode()
 
     def reload(self, text, count):
@@ -103,10 +139,15 @@ class TestReloadKeepsEverything(test_agent.AgentTest):
     def test_reload_keeps_queues_spools_ports_and_counters(self):
         with open(self.conf_file, 'a') as f:
             f.write('[agent]\nhealthz_failing_after = 1\n')
-        self.start(self.pipeline('amqp1', 'exporter', 'gnocchi', 'http'))
+        kept = ('amqp1', 'exporter', 'gnocchi', 'http', 'tcp', 'udp',
+                'listen')
+        self.start(self.pipeline(*kept))
         assert base.wait_until(lambda: all(
             (self.stats(n) or {}).get('published', 0) > 0
-            for n in ('amqp1', 'exporter', 'gnocchi')), 60), self.output()
+            for n in ('amqp1', 'exporter', 'gnocchi', 'tcp', 'udp',
+                      'listen')), 60), self.output()
+        assert '# TYPE' in self.scrape_exporter(self.listen_port)
+        assert len(self.tcp.conns) == 1
         assert base.wait_until(lambda: self.stats('http')['pending'] > 0, 20)
         assert '# TYPE' in self.scrape_exporter()
         # Failing for more than healthz_failing_after (1 s) since its first
@@ -118,7 +159,7 @@ class TestReloadKeepsEverything(test_agent.AgentTest):
         assert_balanced(self.get('/metrics')[1])
 
         # 1. The same file again: everything is kept.
-        self.reload(self.pipeline('amqp1', 'exporter', 'gnocchi', 'http'), 1)
+        self.reload(self.pipeline(*kept), 1)
         page = self.get('/metrics')[1]
         assert_balanced(page)
         after = deliveries(page)
@@ -131,17 +172,27 @@ class TestReloadKeepsEverything(test_agent.AgentTest):
         assert after[self.label('http')]['pending'] >= \
             before['http']['pending']
         self.scrape_exporter()          # same port, still served
+        self.scrape_exporter(self.listen_port)
+        # The socket publishers kept their connection and go on sending.
+        frames, grams = len(self.tcp.frames), len(self.datagrams)
+        assert base.wait_until(lambda: len(self.tcp.frames) > frames
+                               and len(self.datagrams) > grams, 30)
+        assert len(self.tcp.conns) == 1
 
-        # 2. A sink added (file), one removed (gnocchi).
-        self.reload(self.pipeline('amqp1', 'exporter', 'http', 'file'), 2)
+        # 2. A sink added (file), some removed (gnocchi, udp, listen).
+        self.reload(self.pipeline('amqp1', 'exporter', 'http', 'file',
+                                  'tcp'), 2)
         added = os.path.join(self.tmpdir, 'added.json')
         assert base.wait_until(lambda: os.path.exists(added), 20)
         page = self.get('/metrics')[1]
         assert_balanced(page)
-        gone = deliveries(page)[self.label('gnocchi')]
-        # Drained, not dropped; its totals still shown.
-        assert gone['pending'] == 0 and not gone['dropped'], gone
-        assert gone['published'] >= before['gnocchi']['published']
+        for name in ('gnocchi', 'udp', 'listen'):
+            gone = deliveries(page)[self.label(name)]
+            # Drained, not dropped; its totals still shown.
+            assert gone['pending'] == 0 and not gone['dropped'], gone
+            assert gone['published'] >= before[name]['published']
+        # The removed exporter's port is free again.
+        assert base.wait_until(lambda: _refused(self.listen_port), 10)
 
         # 3. The collector comes back: what waited through both reloads
         # arrives, and every publisher balances with nothing dropped.
