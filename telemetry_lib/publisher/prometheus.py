@@ -143,14 +143,16 @@ class SeriesStore:
                     self._count += 1
                 elif series.seen is not None:
                     series.gap = now - series.seen
-                    expiry = now + self._stale_multiple * (
-                        series.gap or self._default_interval)
-                    if expiry < self._next_expiry:
-                        self._next_expiry = expiry
                 series.value = sample.volume
                 series.timestamp = sample.timestamp.timestamp()
                 series.seen = now
                 series.line = None
+                # New or seen again, it may now go stale before the moment
+                # expire() waits for.
+                expiry = now + self._stale_multiple * (
+                    series.gap or self._default_interval)
+                if expiry < self._next_expiry:
+                    self._next_expiry = expiry
         return refused
 
     def _cycle(self, fam, ts):

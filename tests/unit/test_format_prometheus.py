@@ -188,6 +188,28 @@ class TestStore(base.TestCase):
         clock.now += 16
         assert store.expire() == 1
 
+    def test_a_series_added_after_an_empty_pass_expires(self):
+        clock = Clock()
+        store = SeriesStore('stf', stale_multiple=3, default_interval=10,
+                            clock=clock)
+        assert store.expire() == 0          # nothing yet: no next expiry
+        store.update([vm_sample()])
+        clock.now += 31
+        assert store.expire() == 1
+
+    def test_a_new_series_with_a_short_interval_is_not_missed(self):
+        clock = Clock()
+        store = SeriesStore('stf', stale_multiple=3, default_interval=60,
+                            clock=clock)
+        store.update([vm_sample(resource='slow')])
+        clock.now += 1000
+        store.update([vm_sample(resource='slow')])     # every 1000 s
+        assert store.expire() == 0          # next expiry: 3000 s on
+        store.update([vm_sample(resource='new')])
+        clock.now += 181                    # > 3 x 60 s for the new one
+        assert store.expire() == 1
+        assert 'resource="slow"' in store.render()
+
     def test_changing_the_interval_takes_effect(self):
         clock = Clock()
         store = SeriesStore('stf', default_interval=1e9, clock=clock)
