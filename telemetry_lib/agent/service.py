@@ -300,21 +300,18 @@ class Agent:
                 self.alarms.start()
             if self.receiver is not None:
                 self.receiver.recover()
+            if self.notifications is not None:
+                self.notifications.start()
             if self.http is not None:
                 self.http.start()
         except ConfigError:
+            if self.notifications is not None:
+                self.notifications.stop(0)
             self.pool.close(0)
             raise
         if self.coordinator is not None:
             self.coordinator.start()
         self.scheduler.start()
-        if self.notifications is not None:
-            try:
-                self.notifications.start()
-            except ConfigError:
-                self.scheduler.stop(timeout=1.0)
-                self.pool.close(0)
-                raise
 
     def request_reload(self):
         self._reload_requested.set()

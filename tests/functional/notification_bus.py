@@ -147,10 +147,9 @@ class Capture:
         self.transport.cleanup()
 
 
-def ready_messages(queue):
+def ready_messages(queue, node=rabbit.MAIN):
     """Messages ready (not delivered, or requeued) in ``queue``."""
-    with kombu.Connection('amqp://guest:guest@%s//' % rabbit.MAIN.url
-                          ) as conn:
+    with kombu.Connection('amqp://guest:guest@%s//' % node.url) as conn:
         return conn.default_channel.queue_declare(
             queue=queue, passive=True).message_count
 
@@ -168,6 +167,14 @@ def bindings(queue):
 def queue_exists(queue):
     try:
         ready_messages(queue)
+        return True
+    except Exception:
+        return False
+
+
+def queue_exists_on(node, queue):
+    try:
+        ready_messages(queue, node)
         return True
     except Exception:
         return False

@@ -23,6 +23,7 @@ from tests.functional import ceilometer_notifications as reference
 from tests.functional.http_peer import HttpPeer
 from tests.functional import notification_bus as bus
 from tests.functional import rabbit
+from tests.functional import test_agent
 from tests.functional.test_agent import AgentTest
 from tests.functional.test_agent import metric
 from tests.functional import test_gnocchi
@@ -407,3 +408,32 @@ class TestReload(NotificationAgentTest):
         assert events()[2].trait('size') == 20
         assert 'Traceback' not in self.output()
         assert self.stop() == 0
+
+
+class TestBrokerGone(NotificationAgentTest):
+
+    # A node of its own: the amqp1 outage tests stop theirs, in parallel.
+    node = rabbit.Node('telemetry-notify-outage', port=5702, tls_port=5701,
+                       dist_port=25702)
+
+    def test_stop_while_rabbitmq_is_down_is_bounded(self):
+        node = self.node.start()
+        self.configure(['file://%s/samples.json' % self.tmpdir],
+                       ['file://%s/events.json' % self.tmpdir])
+        with open(self.conf_file) as f:
+            text = f.read().replace(bus.URL, 'rabbit://guest:guest@%s/'
+                                    % node.url)
+        with open(self.conf_file, 'w') as f:
+            f.write(text)
+        # Not NotificationAgentTest.start: the bindings are on another node.
+        test_agent.AgentTest.start(self)
+        assert base.wait_until(lambda: bus.queue_exists_on(node, self.pool),
+                               30), self.output()
+        node.stop()
+        time.sleep(2)           # the listener is reconnecting now
+        started = time.monotonic()
+        assert self.stop() == 0, self.output()
+        # [agent] shutdown_timeout is 10 s; the listener gets at most 5.
+        assert time.monotonic() - started < 15, self.output()
+        assert 'Traceback' not in self.output()
+        assert 'guest:guest' not in self.output()

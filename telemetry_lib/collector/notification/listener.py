@@ -29,7 +29,6 @@ it cannot block the queue. A message oslo.messaging itself cannot decode
 import collections
 import logging
 import threading
-import time
 
 from oslo_config import cfg
 
@@ -238,25 +237,32 @@ class NotificationListener(base.Listener):
 
     def stop(self, timeout=None):
         self._stopping.set()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for listener in self._listeners:
-            try:
-                listener.stop()
-            except Exception as exc:     # pragma: no cover - best effort
-                LOG.debug('listener stop: %s', exc)
-        for listener in self._listeners:
-            # oslo.messaging's wait() has no timeout: a thread keeps it to
-            # ours.
-            t = threading.Thread(target=listener.wait, daemon=True)
-            t.start()
-            t.join(None if deadline is None
-                   else max(0.0, deadline - time.monotonic()))
-        for transport in self._transports:
-            try:
-                transport.cleanup()
-            except Exception as exc:     # pragma: no cover - best effort
-                LOG.debug('transport cleanup: %s', exc)
+        listeners, transports = self._listeners, self._transports
         self._listeners, self._transports = [], []
+
+        def shut_down():
+            for listener in listeners:
+                try:
+                    listener.stop()
+                except Exception as exc:     # pragma: no cover
+                    LOG.debug('listener stop: %s', exc)
+            for listener in listeners:
+                listener.wait()
+            for transport in transports:
+                try:
+                    transport.cleanup()
+                except Exception as exc:     # pragma: no cover
+                    LOG.debug('transport cleanup: %s', exc)
+        # oslo.messaging's wait() and a transport's cleanup() take no
+        # timeout (and a broker that is gone can hold them): a thread keeps
+        # them to ours.
+        worker = threading.Thread(target=shut_down, daemon=True,
+                                  name='notification-listener-stop')
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            LOG.warning('notifications: the listener did not stop within '
+                        '%.1fs; left to finish in the background', timeout)
         logging.getLogger('oslo.messaging._drivers.impl_rabbit'
                           ).removeFilter(self._filter)
 
