@@ -43,9 +43,11 @@ _SCALAR_KEYS_SORTED_TAIL = ('source', 'timestamp', 'user_id', 'user_name')
 # The signed text of a sample around its metadata block, one ``%``
 # formatting (str() of each value, as the parts list did) instead of a list
 # built and joined per sample; with and without a publisher_id.
-_HEAD = {with_pub: ''.join('%s%%s' % k for k in _SCALAR_KEYS_SORTED
-                           if with_pub or k != 'publisher_id')
-         for with_pub in (True, False)}
+_HEAD_KEYS = {with_pub: tuple(k for k in _SCALAR_KEYS_SORTED
+                              if with_pub or k != 'publisher_id')
+              for with_pub in (True, False)}
+_HEAD = {with_pub: ''.join('%s%%s' % k for k in keys)
+         for with_pub, keys in _HEAD_KEYS.items()}
 _TAIL = ''.join('%s%%s' % k for k in _SCALAR_KEYS_SORTED_TAIL)
 
 
@@ -177,9 +179,8 @@ def _sample_signature(msg, metadata, mac, blocks=None):
     # The sample message's shape is fixed, so the sorted walk is spelled out
     # here instead of sorting fourteen keys again for every sample.
     with_pub = 'publisher_id' in msg
-    head = _HEAD[with_pub] % tuple(
-        msg[k] for k in _SCALAR_KEYS_SORTED
-        if with_pub or k != 'publisher_id')
+    head = _HEAD[with_pub] % tuple(map(msg.__getitem__,
+                                       _HEAD_KEYS[with_pub]))
     tail = _TAIL % (msg['source'], msg['timestamp'], msg['user_id'],
                     msg['user_name'])
     # Fed to the hash in three parts: the block (most of the bytes) is

@@ -41,8 +41,13 @@ class TestOffer(base.TestCase):
     def test_refused_by_bytes_too(self):
         d, _ = self.delivery(max_queue_bytes=20000)
         assert d.offer(samples(5), 0.8)
-        assert not d.has_room(1000, 0.8) or not d.offer(samples(100), 0.8)
-        assert balanced(d.stats())
+        before = d.stats()
+        # Far under the item bound, far over 0.8 of the byte bound.
+        assert not d.offer(samples(100), 0.8)
+        after = d.stats()
+        assert (after.received, after.pending) == (before.received,
+                                                   before.pending)
+        assert balanced(after)
 
     def test_refused_once_closed_or_not_started(self):
         pub = ScriptedPublisher(self.conf)
