@@ -320,9 +320,13 @@ class NotificationListener(base.Listener):
         self.counts.add('events', n=len(events))
         return om.NotificationResult.HANDLED
 
-    def _message_id(self, body):
+    @staticmethod
+    def _metadata(body):
         meta = body.get('metadata') if isinstance(body, dict) else None
-        return meta.get('message_id') if isinstance(meta, dict) else None
+        return meta if isinstance(meta, dict) else {}
+
+    def _message_id(self, body):
+        return self._metadata(body).get('message_id')
 
     def _already_poisoned(self, body):
         mid = self._message_id(body)
@@ -353,16 +357,16 @@ class NotificationListener(base.Listener):
                    'event_type': body.get('event_type'),
                    'priority': priority.upper(),
                    'payload': body.get('payload'),
-                   'timestamp': (body.get('metadata') or {}).get(
-                       'timestamp') if isinstance(body.get('metadata'),
-                                                  dict) else None}
+                   'timestamp': self._metadata(body).get('timestamp')}
         topic = '%s.%s' % (self.opts.poison_topic, priority)
         try:
+            # Any of the transports: the poison topic is on the first bus.
             self._transports[0]._send_notification(
                 om.Target(topic=topic), body.get('ctxt') or {}, message,
                 version=2.0, retry=0)
-        except Exception as exc:
+        except Exception as exc:    # stopping (no transport), bus gone …
             self.counts.add('poison_lost')
-            return 'could not be sent to %s either (%s)' % (topic, exc)
+            return 'could not be sent to %s either (%s: %s)' % (
+                topic, type(exc).__name__, masking.redact(str(exc)))
         self.counts.add('dead_lettered')
         return 'sent to %s' % topic
