@@ -5,7 +5,9 @@ Side by side in one run, on the same data:
 * Ceilometer 27: ``meter_message_from_counter`` (+ its ``compute_signature``)
   for each ``ceilometer.sample.Sample``, then ``json.dumps`` of the batch --
   what its notifier and HTTP publishers do before sending.
-* telemetry_lib: ``samples_to_wire`` then ``jsoncodec.dumps``.
+* telemetry_lib: ``samples_to_wire`` then ``jsoncodec.dumps`` (the dict
+  path, for publishers that hand dicts on), and ``samples_to_json``, which
+  writes each message's JSON directly (compiled ``_cwire`` when built).
 * The limit: ``json.dumps`` (and ``orjson.dumps``) of dictionaries prepared
   in advance, i.e. encoding alone.
 
@@ -135,6 +137,17 @@ def main():
         results.append(('telemetry_lib samples_to_wire + orjson', label,
                         best_rate(lambda: jsoncodec.dumps(
                             wire.samples_to_wire(ours, secret)), n, repeat)))
+    # The same array written without dictionaries (the file and spool
+    # publishers' path, and the STF one's); identical bytes, checked here.
+    for label, secret in (('signed', SECRET), ('unsigned', '')):
+        def array(secret=secret):
+            return b'[' + b','.join(wire.samples_to_json(ours, secret)) + b']'
+        if array() != jsoncodec.dumps(wire.samples_to_wire(ours, secret)):
+            print('samples_to_json differs from samples_to_wire + orjson')
+            return 1
+        results.append(('telemetry_lib samples_to_json (%s)' % (
+            'compiled' if wire._cwire else 'pure Python'), label,
+            best_rate(array, n, repeat)))
     if ceilo_utils is not None:
         from oslo_serialization import jsonutils
 
@@ -170,11 +183,11 @@ def main():
           'resource metadata), best of %d (Python %s, %s)\n'
           % (n, args.per_resource, repeat, platform.python_version(),
              platform.machine()))
-    header = '%-50s %-9s %12s %9s %14s %16s' % (
+    header = '%-52s %-9s %12s %9s %14s %16s' % (
         'path', 'signing', 'samples/s', 'CPU us', 'vs Ceilometer',
         'vs Ceilometer')
     print(header)
-    print('%-50s %-9s %12s %9s %14s %16s' % (
+    print('%-52s %-9s %12s %9s %14s %16s' % (
         '', '', '', '/sample', '(same signing)', '(its default)'))
     print('-' * len(header))
     for path, label, (rate, us) in results:
@@ -185,7 +198,7 @@ def main():
                 else '%14s' % '-')
         default = ('%15.1fx' % (rate / peer['signed']) if peer
                    else '%16s' % '-')
-        print('%-50s %-9s %12s %9.2f %s %s' % (
+        print('%-52s %-9s %12s %9.2f %s %s' % (
             path, label, '{:,.0f}'.format(rate), us, same, default))
     print('\nCeilometer signs by default (telemetry_secret has a default); '
           'telemetry_lib signs only when a secret is configured.')

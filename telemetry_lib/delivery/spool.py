@@ -41,8 +41,7 @@ class SampleCodec:
 
     @staticmethod
     def encode_many(samples):
-        return [jsoncodec.dumps(m) for m in ceilometer.samples_to_wire(
-            samples)]
+        return ceilometer.samples_to_json(samples)
 
     @staticmethod
     def decode(blob):

@@ -27,10 +27,16 @@ import hashlib
 import hmac
 
 from telemetry_lib.exceptions import InvalidSample
+from telemetry_lib.formats import jsoncodec
 from telemetry_lib.sample import Event
 from telemetry_lib.sample import Sample
 from telemetry_lib.sample import Trait
 from telemetry_lib.sample import TraitType
+
+try:
+    from telemetry_lib.formats import _cwire
+except ImportError:     # built without a C compiler: the Python path only
+    _cwire = None
 
 #: The top-level keys of a sample message whose values are plain scalars, in
 #: sorted order: the part of the signature whose shape never changes.
@@ -59,22 +65,23 @@ class _Hmac:
     is RFC 2104's, as ``hmac.new(key, msg, sha256)`` gives (tested).
     """
 
-    __slots__ = ('_inner', '_outer')
+    __slots__ = ('inner', 'outer')
     _BLOCK = 64
 
     def __init__(self, key):
         if len(key) > self._BLOCK:
             key = hashlib.sha256(key).digest()
         key = key.ljust(self._BLOCK, b'\0')
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        #: the keyed states, never updated: copied for each message.
+        self.inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self.outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
     def hexdigest(self, *parts):
         """The signature of the concatenation of ``parts`` (bytes)."""
-        inner = self._inner.copy()
+        inner = self.inner.copy()
         for part in parts:
             inner.update(part)
-        outer = self._outer.copy()
+        outer = self.outer.copy()
         outer.update(inner.digest())
         return outer.hexdigest()
 
@@ -236,6 +243,71 @@ def samples_to_wire(samples, secret=None, publisher_id=None):
     return out
 
 
+#: An escaped quote in JSON text: a ``"`` inside a string, or a backslash
+#: ending one.
+_ESCAPED_QUOTE = b'\\"'
+
+
+def _py_encode_json(samples, secret=None, publisher_id=None,
+                    embedded=False, flag_metadata=None):
+    items = [jsoncodec.dumps(m)
+             for m in samples_to_wire(samples, secret, publisher_id)]
+    flagged = [i for i, item in enumerate(items)
+               if _ESCAPED_QUOTE in item or flag_metadata is not None
+               and flag_metadata(samples[i].resource_metadata)]
+    if embedded:
+        items = [jsoncodec.dumps(i.decode('utf-8'))[1:-1] for i in items]
+    return items, flagged
+
+
+def encode_json(samples, secret=None, publisher_id=None, embedded=False,
+                flag_metadata=None):
+    """Each sample's metering message as JSON, and which to look at again.
+
+    :param flag_metadata: an optional ``f(resource_metadata) -> bool``;
+        the samples whose metadata it is true for are flagged too. Called
+        once for the samples that share their metadata, not per sample.
+    :returns: ``(messages, flagged)``: a list of ``bytes``, each
+        ``jsoncodec.dumps`` of what :func:`samples_to_wire` gives for that
+        sample -- or, ``embedded``, the inside of that text as a JSON string
+        (what a double-encoded envelope carries) -- and the indexes of the
+        messages with an escaped quote (a string holding ``"`` or ending in
+        a backslash, which STF's Smart Gateway cannot parse) or flagged
+        metadata.
+
+    Publishers that send JSON skip the dictionaries this way: the compiled
+    ``_cwire`` writes the JSON and signs it directly, taking each
+    resource's metadata JSON and signature text once for the samples that
+    share it. Without it, or for anything it hands back (an error), the
+    pure-Python path runs -- same bytes, same exceptions (tested).
+    """
+    if _cwire is not None:
+        key = secret.encode('utf-8') if isinstance(secret, str) else secret
+        mac = _Hmac(key) if key else None
+        blocks = {}
+
+        def metadata_parts(metadata):
+            return (jsoncodec.dumps(metadata),
+                    b'' if mac is None else _metadata_block(metadata, blocks),
+                    flag_metadata is not None and flag_metadata(metadata))
+        try:
+            return _cwire.encode_samples(
+                samples, mac and mac.inner, mac and mac.outer, publisher_id,
+                jsoncodec.dumps if mac is None and flag_metadata is None
+                else metadata_parts, jsoncodec.dumps, embedded)
+        except Exception:   # nosec - the Python path raises what it raises
+            pass
+    return _py_encode_json(samples, secret, publisher_id, embedded,
+                           flag_metadata)
+
+
+def samples_to_json(samples, secret=None, publisher_id=None):
+    """Each sample's metering message as JSON ``bytes``, in a list
+    (:func:`encode_json`'s messages).
+    """
+    return encode_json(samples, secret, publisher_id)[0]
+
+
 def sample_to_wire(sample, secret=None, publisher_id=None):
     """The metering message of one sample (see :func:`samples_to_wire`)."""
     return samples_to_wire((sample,), secret, publisher_id)[0]
@@ -350,5 +422,6 @@ def from_plain_dict(data):
 
 
 __all__ = ['compute_signature', 'verify_signature', 'samples_to_wire',
+           'samples_to_json', 'encode_json',
            'sample_to_wire', 'sample_from_wire', 'event_to_wire',
            'events_to_wire', 'event_from_wire', 'from_plain_dict']

@@ -65,13 +65,14 @@ class FilePublisher(base.Publisher):
                              where=str(self.url)) from None
 
     def publish_samples(self, samples):
-        self._write(ceilometer.samples_to_wire(samples, self._secret))
+        self._write(ceilometer.samples_to_json(samples, self._secret))
 
     def publish_events(self, events):
-        self._write(ceilometer.events_to_wire(events, self._secret))
+        self._write([jsoncodec.dumps(m) for m in ceilometer.events_to_wire(
+            events, self._secret)])
 
-    def _write(self, messages):
-        data = b''.join(jsoncodec.dumps(m) + b'\n' for m in messages)
+    def _write(self, lines):
+        data = b'\n'.join(lines) + b'\n' if lines else b''
         try:
             if self._should_rotate(len(data)):
                 self._rotate()

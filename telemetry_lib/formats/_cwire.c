@@ -1,0 +1,604 @@
+/*
+ *    Licensed under the Apache License, Version 2.0 (the "License"); you may
+ *    not use this file except in compliance with the License. You may obtain
+ *    a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0
+ *
+ *    Unless required by applicable law or agreed to in writing, software
+ *    distributed under the License is distributed on an "AS IS" BASIS,
+ *    WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or
+ *    implied. See the License for the specific language governing
+ *    permissions and limitations under the License.
+ *
+ * Ceilometer metering messages as JSON, signed, without building a dict per
+ * sample: the compiled twin of telemetry_lib.formats.ceilometer's
+ * samples_to_wire + orjson.dumps. Its output must be byte for byte what the
+ * pure-Python path gives (tests/unit/test_cwire.py compares them), so
+ * everything this file does not handle itself is handed back to Python:
+ *
+ * - a sample's resource metadata goes to the caller's ``metadata_parts``
+ *   callable, which returns its JSON and its signature block; a sample
+ *   whose metadata holds the same keys and the very same value objects as
+ *   the previous sample's (a poll's samples of one resource) reuses them;
+ * - a value that is not a plain str, None or a 64-bit int goes to the
+ *   caller's ``dumps`` (orjson.dumps) for its JSON and to str() for the
+ *   signature, as the Python code does;
+ * - the HMAC runs on the caller's keyed hashlib states (copied per sample).
+ *
+ * Any exception makes the caller run the pure-Python path, which raises
+ * what it raises: errors stay the Python path's.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+typedef struct {
+    char *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} Buf;
+
+static int
+buf_reserve(Buf *b, Py_ssize_t extra)
+{
+    Py_ssize_t need = b->len + extra;
+    if (need <= b->cap)
+        return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 2048;
+    while (cap < need)
+        cap *= 2;
+    char *data = PyMem_Realloc(b->data, cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int
+buf_put(Buf *b, const char *s, Py_ssize_t n)
+{
+    if (buf_reserve(b, n) < 0)
+        return -1;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+#define PUT_LIT(b, lit) buf_put((b), (lit), (Py_ssize_t)sizeof(lit) - 1)
+
+static int
+buf_put_bytes(Buf *b, PyObject *bytes)
+{
+    if (!PyBytes_Check(bytes)) {
+        PyErr_SetString(PyExc_TypeError, "expected bytes");
+        return -1;
+    }
+    return buf_put(b, PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes));
+}
+
+/* The bytes a JSON string cannot hold as they are: '"', '\\' and the
+ * control characters. */
+static unsigned char ESCAPED[256];
+
+/* The inside of a JSON string as orjson writes it: '"' and '\\' escaped,
+ * the control characters as \b \t \n \f \r or \u00xx (lower case),
+ * everything else -- DEL and non-ASCII included -- as its UTF-8 bytes. */
+static int
+put_escaped(Buf *b, const char *s, Py_ssize_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    /* Worst case six bytes per input byte. */
+    if (buf_reserve(b, 6 * n) < 0)
+        return -1;
+    char *out = b->data + b->len;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    for (; p < end; p++) {
+        unsigned char c = *p;
+        if (!ESCAPED[c]) {
+            *out++ = (char)c;
+            continue;
+        }
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\t': *out++ = 't'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\r': *out++ = 'r'; break;
+        default:
+            *out++ = 'u';
+            *out++ = '0';
+            *out++ = '0';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        }
+    }
+    b->len = out - b->data;
+    return 0;
+}
+
+/* A JSON string, quotes included. */
+static int
+put_json_utf8(Buf *b, const char *s, Py_ssize_t n)
+{
+    if (PUT_LIT(b, "\"") < 0 || put_escaped(b, s, n) < 0)
+        return -1;
+    return PUT_LIT(b, "\"");
+}
+
+/* A JSON string's inside as it reads once that JSON text is itself
+ * embedded in a JSON string: each escape sequence escaped again (a '"'
+ * becomes \\\", a newline \\n), plain bytes as they are. */
+static int
+put_escaped_twice(Buf *b, const char *s, Py_ssize_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    /* Worst case seven bytes per input byte. */
+    if (buf_reserve(b, 7 * n) < 0)
+        return -1;
+    char *out = b->data + b->len;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    for (; p < end; p++) {
+        unsigned char c = *p;
+        if (!ESCAPED[c]) {
+            *out++ = (char)c;
+            continue;
+        }
+        *out++ = '\\';
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '\\'; *out++ = '"'; break;
+        case '\\': *out++ = '\\'; *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\t': *out++ = 't'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\r': *out++ = 'r'; break;
+        default:
+            *out++ = 'u';
+            *out++ = '0';
+            *out++ = '0';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        }
+    }
+    b->len = out - b->data;
+    return 0;
+}
+
+/* Literal JSON text, and the same embedded in a JSON string (made when
+ * the module loads). */
+typedef struct {
+    const char *raw;
+    char *esc;
+    Py_ssize_t raw_n, esc_n;
+} Lit;
+
+static int
+put_lit(Buf *b, const Lit *lit, int emb)
+{
+    return emb ? buf_put(b, lit->esc, lit->esc_n)
+               : buf_put(b, lit->raw, lit->raw_n);
+}
+
+/* Whether JSON text holds an escaped quote: a string with a '"' in it, or
+ * one ending in a backslash (STF's Smart Gateway chokes on both). */
+static int
+has_escaped_quote(const char *s, Py_ssize_t n)
+{
+    const char *end = s + n, *q = s;
+    while ((q = memchr(q, '"', end - q)) != NULL) {
+        if (q > s && q[-1] == '\\')
+            return 1;
+        q++;
+    }
+    return 0;
+}
+
+/* The JSON of a field value (embedded in a string when emb); *quoted set
+ * when it has an escaped quote. */
+static int
+put_json(Buf *b, PyObject *value, PyObject *dumps, int *quoted, int emb)
+{
+    if (PyUnicode_CheckExact(value)) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(value, &n);
+        if (s == NULL)
+            return -1;      /* a lone surrogate: Python's path decides */
+        if (n && (s[n - 1] == '\\' || memchr(s, '"', n) != NULL))
+            *quoted = 1;
+        if (!emb)
+            return put_json_utf8(b, s, n);
+        if (PUT_LIT(b, "\\\"") < 0 || put_escaped_twice(b, s, n) < 0)
+            return -1;
+        return PUT_LIT(b, "\\\"");
+    }
+    if (value == Py_None)
+        return PUT_LIT(b, "null");
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (!overflow) {
+            char digits[32];
+            int n = snprintf(digits, sizeof(digits), "%lld", v);
+            return buf_put(b, digits, n);
+        }
+    }
+    PyObject *enc = PyObject_CallOneArg(dumps, value);
+    if (enc == NULL)
+        return -1;
+    int rc = -1;
+    if (PyBytes_Check(enc)) {
+        const char *s = PyBytes_AS_STRING(enc);
+        Py_ssize_t n = PyBytes_GET_SIZE(enc);
+        rc = emb ? put_escaped(b, s, n) : buf_put(b, s, n);
+        if (has_escaped_quote(s, n))
+            *quoted = 1;
+    }
+    else
+        PyErr_SetString(PyExc_TypeError, "dumps must return bytes");
+    Py_DECREF(enc);
+    return rc;
+}
+
+/* str(value) as UTF-8: the signature's text of a field. */
+static int
+put_text(Buf *b, PyObject *value)
+{
+    Py_ssize_t n;
+    const char *s;
+    if (PyUnicode_CheckExact(value)) {
+        s = PyUnicode_AsUTF8AndSize(value, &n);
+        return s == NULL ? -1 : buf_put(b, s, n);
+    }
+    if (value == Py_None)
+        return PUT_LIT(b, "None");
+    PyObject *text = PyObject_Str(value);
+    if (text == NULL)
+        return -1;
+    s = PyUnicode_AsUTF8AndSize(text, &n);
+    int rc = s == NULL ? -1 : buf_put(b, s, n);
+    Py_DECREF(text);
+    return rc;
+}
+
+/* Whether two metadata dicts hold the same keys, in the same order, bound
+ * to the very same objects: then their JSON and signature text agree. */
+static int
+same_metadata(PyObject *a, PyObject *b)
+{
+    if (a == b)
+        return 1;
+    if (a == NULL || b == NULL || !PyDict_CheckExact(a) ||
+            !PyDict_CheckExact(b) || PyDict_GET_SIZE(a) != PyDict_GET_SIZE(b))
+        return 0;
+    Py_ssize_t pa = 0, pb = 0;
+    PyObject *ka, *va, *kb, *vb;
+    while (PyDict_Next(a, &pa, &ka, &va)) {
+        if (!PyDict_Next(b, &pb, &kb, &vb) || va != vb)
+            return 0;
+        if (ka != kb) {
+            if (!PyUnicode_CheckExact(ka) || !PyUnicode_CheckExact(kb) ||
+                    PyUnicode_Compare(ka, kb) != 0)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+static PyObject *s_copy, *s_update, *s_digest, *s_hexdigest, *s_isoformat;
+static Lit QUOTE;
+
+/* HMAC from the keyed inner and outer states over text: the hex digest. */
+static int
+put_signature(Buf *out, PyObject *inner, PyObject *outer, Buf *text,
+              int emb)
+{
+    PyObject *h = NULL, *o = NULL, *r = NULL, *d = NULL, *x = NULL;
+    int rc = -1;
+    PyObject *msg = PyMemoryView_FromMemory(text->data, text->len,
+                                            PyBUF_READ);
+    if (msg == NULL)
+        return -1;
+    if ((h = PyObject_CallMethodNoArgs(inner, s_copy)) == NULL)
+        goto done;
+    if ((r = PyObject_CallMethodOneArg(h, s_update, msg)) == NULL)
+        goto done;
+    Py_CLEAR(r);
+    if ((d = PyObject_CallMethodNoArgs(h, s_digest)) == NULL)
+        goto done;
+    if ((o = PyObject_CallMethodNoArgs(outer, s_copy)) == NULL)
+        goto done;
+    if ((r = PyObject_CallMethodOneArg(o, s_update, d)) == NULL)
+        goto done;
+    if ((x = PyObject_CallMethodNoArgs(o, s_hexdigest)) == NULL)
+        goto done;
+    /* Hex digits: a JSON string needs nothing but its quotes. */
+    if (put_lit(out, &QUOTE, emb) == 0 && put_text(out, x) == 0)
+        rc = put_lit(out, &QUOTE, emb);
+done:
+    Py_XDECREF(msg);
+    Py_XDECREF(h);
+    Py_XDECREF(o);
+    Py_XDECREF(r);
+    Py_XDECREF(d);
+    Py_XDECREF(x);
+    return rc;
+}
+
+enum {
+    F_NAME, F_TYPE, F_UNIT, F_VOLUME, F_USER_ID, F_PROJECT_ID,
+    F_RESOURCE_ID, F_TIMESTAMP, F_METADATA, F_SOURCE, F_ID, F_MONOTONIC,
+    F_USER_NAME, F_PROJECT_NAME, N_FIELDS
+};
+
+/* The signed text before the metadata block: Ceilometer's sorted names. */
+static const struct { const char *name; int field; } HEAD[] = {
+    {"counter_name", F_NAME}, {"counter_type", F_TYPE},
+    {"counter_unit", F_UNIT}, {"counter_volume", F_VOLUME},
+    {"message_id", F_ID}, {"monotonic_time", F_MONOTONIC},
+    {"project_id", F_PROJECT_ID}, {"project_name", F_PROJECT_NAME},
+    {NULL, -1},     /* publisher_id goes here when there is one */
+    {"resource_id", F_RESOURCE_ID},
+};
+
+static const struct { const char *name; int field; } TAIL[] = {
+    {"source", F_SOURCE}, {"timestamp", F_TIMESTAMP},
+    {"user_id", F_USER_ID}, {"user_name", F_USER_NAME},
+};
+
+/* The JSON members in Ceilometer's order, each with its leading text. */
+static struct { Lit key; int field; } BODY[] = {
+    {{"{\"source\":"}, F_SOURCE}, {{",\"counter_name\":"}, F_NAME},
+    {{",\"counter_type\":"}, F_TYPE}, {{",\"counter_unit\":"}, F_UNIT},
+    {{",\"counter_volume\":"}, F_VOLUME}, {{",\"user_id\":"}, F_USER_ID},
+    {{",\"user_name\":"}, F_USER_NAME},
+    {{",\"project_id\":"}, F_PROJECT_ID},
+    {{",\"project_name\":"}, F_PROJECT_NAME},
+    {{",\"resource_id\":"}, F_RESOURCE_ID},
+    {{",\"timestamp\":"}, F_TIMESTAMP},
+    {{",\"resource_metadata\":"}, F_METADATA},
+    {{",\"message_id\":"}, F_ID},
+    {{",\"monotonic_time\":"}, F_MONOTONIC},
+};
+
+static Lit PUBLISHER = {",\"publisher_id\":"};
+static Lit SIGNATURE = {",\"message_signature\":"};
+static Lit UNSIGNED = {"\"\""};
+static Lit QUOTE = {"\""};
+
+/* The embedded form of a literal, made once. */
+static int
+lit_init(Lit *lit)
+{
+    Buf b = {NULL, 0, 0};
+    lit->raw_n = (Py_ssize_t)strlen(lit->raw);
+    if (put_escaped(&b, lit->raw, lit->raw_n) < 0)
+        return -1;
+    lit->esc = b.data;
+    lit->esc_n = b.len;
+    return 0;
+}
+
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+PyDoc_STRVAR(encode_samples_doc,
+"encode_samples(samples, inner, outer, publisher_id, metadata_parts, dumps,\n"
+"               embedded)\n"
+"\n"
+"Each sample's metering message as JSON bytes, in a list, and the indexes\n"
+"of those with an escaped quote (a string holding '\"' or ending in '\\'):\n"
+"(messages, quoted).\n"
+"\n"
+"samples: Sample tuples; inner, outer: the HMAC's keyed sha256 states, or\n"
+"None for unsigned messages; publisher_id: str or None (no member);\n"
+"metadata_parts(metadata) -> (JSON bytes, signature block bytes[, flag]),\n"
+"or the JSON bytes alone for unsigned messages; a true flag lists the\n"
+"samples with that metadata among the quoted ones;\n"
+"dumps: the JSON encoder of other values; embedded: true for each message\n"
+"as the inside of a JSON string (escaped, without the quotes).");
+
+static PyObject *
+encode_samples(PyObject *self, PyObject *args)
+{
+    PyObject *samples, *inner, *outer, *publisher_id, *parts_func, *dumps;
+    int embedded;
+    if (!PyArg_ParseTuple(args, "OOOOOOp:encode_samples", &samples, &inner,
+                          &outer, &publisher_id, &parts_func, &dumps,
+                          &embedded))
+        return NULL;
+    int signed_ = inner != Py_None;
+    PyObject *seq = PySequence_Fast(samples, "samples must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *result = PyList_New(n), *quoted_at = PyList_New(0);
+    Buf json = {NULL, 0, 0}, text = {NULL, 0, 0};
+    /* The previous sample's metadata, timestamp and what they gave. */
+    PyObject *last_md = NULL, *md_json = NULL, *md_block = NULL;
+    Buf md_esc = {NULL, 0, 0};          /* md_json escaped, when embedded */
+    int md_quoted = 0;                  /* md_json has an escaped quote */
+    PyObject *last_ts = NULL, *stamp = NULL;
+    if (result == NULL || quoted_at == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *s = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(s) || PyTuple_GET_SIZE(s) < N_FIELDS) {
+            PyErr_SetString(PyExc_TypeError, "not a Sample");
+            goto fail;
+        }
+        PyObject *f[N_FIELDS];
+        for (int k = 0; k < N_FIELDS; k++)
+            f[k] = PyTuple_GET_ITEM(s, k);
+        if (f[F_TIMESTAMP] != last_ts) {
+            PyObject *st = PyObject_CallMethodNoArgs(f[F_TIMESTAMP],
+                                                     s_isoformat);
+            if (st == NULL)
+                goto fail;
+            Py_XSETREF(stamp, st);
+            Py_INCREF(f[F_TIMESTAMP]);
+            Py_XSETREF(last_ts, f[F_TIMESTAMP]);
+        }
+        if (md_json == NULL || !same_metadata(last_md, f[F_METADATA])) {
+            PyObject *got = PyObject_CallOneArg(parts_func, f[F_METADATA]);
+            if (got == NULL)
+                goto fail;
+            PyObject *js = got, *block = NULL, *flag = NULL;
+            if (PyTuple_Check(got) && (PyTuple_GET_SIZE(got) == 2 ||
+                                       PyTuple_GET_SIZE(got) == 3)) {
+                js = PyTuple_GET_ITEM(got, 0);
+                block = PyTuple_GET_ITEM(got, 1);
+                if (PyTuple_GET_SIZE(got) == 3)
+                    flag = PyTuple_GET_ITEM(got, 2);
+            }
+            if (!PyBytes_Check(js) || (block == NULL ? signed_ :
+                                       !PyBytes_Check(block))) {
+                Py_DECREF(got);
+                PyErr_SetString(PyExc_TypeError, "metadata_parts must "
+                                "return (json, block[, flag])");
+                goto fail;
+            }
+            Py_XSETREF(md_json, Py_NewRef(js));
+            Py_XSETREF(md_block, block ? Py_NewRef(block) : NULL);
+            md_quoted = has_escaped_quote(PyBytes_AS_STRING(js),
+                                          PyBytes_GET_SIZE(js));
+            if (flag != NULL && !md_quoted) {
+                int truth = PyObject_IsTrue(flag);
+                if (truth < 0) {
+                    Py_DECREF(got);
+                    goto fail;
+                }
+                md_quoted = truth;
+            }
+            Py_DECREF(got);
+            /* Escaped once for the samples that share it: it is most of
+             * each message's bytes. */
+            md_esc.len = 0;
+            if (embedded && put_escaped(&md_esc, PyBytes_AS_STRING(md_json),
+                                        PyBytes_GET_SIZE(md_json)) < 0)
+                goto fail;
+            Py_XSETREF(last_md, Py_NewRef(f[F_METADATA]));
+        }
+        f[F_TIMESTAMP] = stamp;
+        json.len = 0;
+        int quoted = md_quoted;
+        for (int k = 0; k < COUNT(BODY); k++) {
+            if (put_lit(&json, &BODY[k].key, embedded) < 0)
+                goto fail;
+            if (BODY[k].field == F_METADATA) {
+                if ((embedded ? buf_put(&json, md_esc.data, md_esc.len)
+                              : buf_put_bytes(&json, md_json)) < 0)
+                    goto fail;
+            }
+            else if (put_json(&json, f[BODY[k].field], dumps, &quoted,
+                              embedded) < 0)
+                goto fail;
+        }
+        if (publisher_id != Py_None) {
+            if (put_lit(&json, &PUBLISHER, embedded) < 0 ||
+                    put_json(&json, publisher_id, dumps, &quoted,
+                             embedded) < 0)
+                goto fail;
+        }
+        if (put_lit(&json, &SIGNATURE, embedded) < 0)
+            goto fail;
+        if (signed_) {
+            text.len = 0;
+            for (int k = 0; k < COUNT(HEAD); k++) {
+                PyObject *v;
+                const char *name = HEAD[k].name;
+                if (name == NULL) {
+                    if (publisher_id == Py_None)
+                        continue;
+                    name = "publisher_id";
+                    v = publisher_id;
+                }
+                else
+                    v = f[HEAD[k].field];
+                if (buf_put(&text, name, strlen(name)) < 0 ||
+                        put_text(&text, v) < 0)
+                    goto fail;
+            }
+            if (buf_put_bytes(&text, md_block) < 0)
+                goto fail;
+            for (int k = 0; k < COUNT(TAIL); k++) {
+                if (buf_put(&text, TAIL[k].name, strlen(TAIL[k].name)) < 0 ||
+                        put_text(&text, f[TAIL[k].field]) < 0)
+                    goto fail;
+            }
+            if (put_signature(&json, inner, outer, &text, embedded) < 0)
+                goto fail;
+        }
+        else if (put_lit(&json, &UNSIGNED, embedded) < 0)
+            goto fail;
+        if (PUT_LIT(&json, "}") < 0)
+            goto fail;
+        PyObject *item = PyBytes_FromStringAndSize(json.data, json.len);
+        if (item == NULL)
+            goto fail;
+        PyList_SET_ITEM(result, i, item);
+        if (quoted) {
+            PyObject *index = PyLong_FromSsize_t(i);
+            if (index == NULL || PyList_Append(quoted_at, index) < 0) {
+                Py_XDECREF(index);
+                goto fail;
+            }
+            Py_DECREF(index);
+        }
+    }
+    Py_SETREF(result, PyTuple_Pack(2, result, quoted_at));
+    goto done;
+fail:
+    Py_CLEAR(result);
+done:
+    Py_XDECREF(quoted_at);
+    PyMem_Free(json.data);
+    PyMem_Free(text.data);
+    Py_XDECREF(last_md);
+    Py_XDECREF(md_json);
+    Py_XDECREF(md_block);
+    PyMem_Free(md_esc.data);
+    Py_XDECREF(last_ts);
+    Py_XDECREF(stamp);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"encode_samples", encode_samples, METH_VARARGS, encode_samples_doc},
+    {NULL, NULL, 0, NULL}
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_cwire",
+    "Compiled Ceilometer metering messages (see formats.ceilometer).",
+    -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__cwire(void)
+{
+    for (int c = 0; c < 0x20; c++)
+        ESCAPED[c] = 1;
+    ESCAPED['"'] = ESCAPED['\\'] = 1;
+    for (int k = 0; k < COUNT(BODY); k++)
+        if (lit_init(&BODY[k].key) < 0)
+            return NULL;
+    if (lit_init(&PUBLISHER) < 0 || lit_init(&SIGNATURE) < 0 ||
+            lit_init(&UNSIGNED) < 0 || lit_init(&QUOTE) < 0)
+        return NULL;
+    if (!(s_copy = PyUnicode_InternFromString("copy")) ||
+            !(s_update = PyUnicode_InternFromString("update")) ||
+            !(s_digest = PyUnicode_InternFromString("digest")) ||
+            !(s_hexdigest = PyUnicode_InternFromString("hexdigest")) ||
+            !(s_isoformat = PyUnicode_InternFromString("isoformat")))
+        return NULL;
+    return PyModule_Create(&module);
+}

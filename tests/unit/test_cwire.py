@@ -1,0 +1,153 @@
+"""The compiled metering-message encoder against the pure-Python path.
+
+``formats._cwire`` must give byte for byte what ``samples_to_wire`` and
+orjson give (and the same exceptions): every case here runs both.
+"""
+
+import datetime
+import random
+
+import orjson
+
+from telemetry_lib.formats import ceilometer
+from telemetry_lib.formats import stf
+from telemetry_lib import Sample
+from tests import base
+
+UTC = datetime.timezone.utc
+SECRET = 'change this for valid signing'
+# Every ASCII character, the ones JSON escapes included, and UTF-8 of two,
+# three and four bytes.
+ALPHABET = [chr(c) for c in range(128)] + ['é', '\u2028', '✓', '😀']
+
+
+def text(rng, n=12):
+    return ''.join(rng.choice(ALPHABET) for _ in range(rng.randrange(n)))
+
+
+def value(rng, depth=0):
+    kind = rng.randrange(9 if depth < 2 else 6)
+    return [lambda: text(rng), lambda: rng.randrange(-2 ** 63, 2 ** 63),
+            lambda: rng.random() * 10 ** rng.randrange(-5, 25),
+            lambda: None, lambda: rng.choice([True, False]),
+            lambda: 2 ** 64 - 1,
+            lambda: {text(rng, 6): value(rng, depth + 1)
+                     for _ in range(rng.randrange(4))},
+            lambda: [value(rng, depth + 1) for _ in range(rng.randrange(4))],
+            lambda: tuple(text(rng) for _ in range(2))][kind]()
+
+
+def samples(rng, n, per_resource):
+    stamps = [datetime.datetime(2024, 5, 1, 12, 0, s, s * 1000, tzinfo=UTC)
+              for s in range(3)]
+    out, md = [], None
+    for i in range(n):
+        if i % per_resource == 0:
+            md = {text(rng, 8): value(rng) for _ in range(rng.randrange(6))}
+            md['user_metadata'] = {'stack': text(rng), 'n': value(rng)}
+        out.append(Sample(
+            text(rng) or 'm', rng.choice(['gauge', 'delta', 'cumulative']),
+            text(rng), rng.choice([rng.randrange(-10 ** 18, 10 ** 18),
+                                   rng.random() * 1e6, 0, 2 ** 64 - 1]),
+            user_id=rng.choice([None, text(rng)]),
+            project_id=rng.choice([None, text(rng)]),
+            resource_id=text(rng) or 'r', timestamp=rng.choice(stamps),
+            resource_metadata=md, source=text(rng) or 'openstack',
+            monotonic_time=rng.choice([None, rng.random()]),
+            user_name=rng.choice([None, text(rng)]),
+            project_name=rng.choice([None, text(rng)])))
+    return out
+
+
+def outcome(func, *args):
+    try:
+        return func(*args)
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+class CompiledEncoderTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        # The build makes it wherever a C compiler is (CI has one); a
+        # missing module would make every case below compare the Python
+        # path with itself.
+        self.assertIsNotNone(ceilometer._cwire,
+                             'telemetry_lib.formats._cwire was not built')
+
+    def assert_same(self, batch, secret, publisher_id=None, embedded=False,
+                    flag=None):
+        args = (batch, secret, publisher_id, embedded, flag)
+        compiled = outcome(ceilometer.encode_json, *args)
+        python = outcome(ceilometer._py_encode_json, *args)
+        self.assertEqual(python, compiled)
+        return compiled
+
+    def test_random_samples_byte_for_byte(self):
+        rng = random.Random(15)
+        for per_resource in (1, 7, 30):
+            batch = samples(rng, 300, per_resource)
+            for secret in (SECRET, None):
+                for publisher_id in (None, 'telemetry.publisher.x"y'):
+                    for embedded in (False, True):
+                        items, _ = self.assert_same(
+                            batch, secret, publisher_id, embedded,
+                            stf._unsafe_user_metadata)
+                        self.assertEqual(300, len(items))
+
+    def test_messages_are_the_dicts_json_and_verify(self):
+        batch = samples(random.Random(2), 50, 5)
+        items, _ = ceilometer.encode_json(batch, SECRET)
+        dicts = ceilometer.samples_to_wire(batch, SECRET)
+        self.assertEqual([orjson.dumps(d) for d in dicts], items)
+        for item in items:
+            self.assertTrue(ceilometer.verify_signature(orjson.loads(item),
+                                                        SECRET))
+
+    def test_embedded_is_the_json_as_a_string(self):
+        batch = samples(random.Random(3), 50, 5)
+        plain, _ = ceilometer.encode_json(batch, SECRET)
+        embedded, _ = ceilometer.encode_json(batch, SECRET, embedded=True)
+        self.assertEqual([orjson.dumps(p.decode())[1:-1] for p in plain],
+                         embedded)
+
+    def test_flagged_quotes_and_metadata(self):
+        clean = Sample('cpu', 'gauge', 'ns', 1, resource_id='r',
+                       resource_metadata={'a': 'b'})
+        quoted = clean._replace(resource_id='r"1')
+        backslash = clean._replace(
+            resource_metadata={'path': 'C:\\'})
+        flagged_md = clean._replace(
+            resource_metadata={'user_metadata': {'n': 1}})
+        batch = [clean, quoted, clean, backslash, flagged_md]
+        _, flagged = self.assert_same(batch, SECRET, None, True,
+                                      stf._unsafe_user_metadata)
+        self.assertEqual([1, 3, 4], flagged)
+        _, flagged = self.assert_same(batch, None)
+        self.assertEqual([1, 3], flagged)
+
+    def test_shared_metadata_is_not_confused(self):
+        # Copies of one mapping share value objects; a changed value or
+        # key order is a different metadata block.
+        nested = {'vcpus': 1}
+        base_md = {'host': 'a', 'flavor': nested}
+        batch = [Sample('m', 'gauge', 'B', i, resource_id='r',
+                        resource_metadata=md) for i, md in enumerate([
+                            base_md, dict(base_md), {'host': 'b',
+                                                     'flavor': nested},
+                            {'flavor': nested, 'host': 'a'}, dict(base_md)])]
+        items, _ = self.assert_same(batch, SECRET)
+        self.assertIn(b'"host":"b"', items[2])
+
+    def test_errors_are_the_python_paths(self):
+        ok = Sample('m', 'gauge', 'B', 1, resource_id='r')
+        for bad in (ok._replace(resource_id='\ud800'),
+                    ok._replace(resource_metadata={1: 'int key'}),
+                    ok._replace(resource_metadata={'x': object()}),
+                    ok._replace(volume=2 ** 64)):
+            for secret in (SECRET, None):
+                for embedded in (False, True):
+                    got = self.assert_same([ok, bad], secret, None,
+                                           embedded)
+                    self.assertIsInstance(got[0], type, got)
