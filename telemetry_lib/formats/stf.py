@@ -74,15 +74,6 @@ def oslo_timestamp(dt):
     return dt.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S.%f')
 
 
-def _escaped_len(raw):
-    """Bytes JSON text ``raw`` takes once embedded in a JSON string, quotes
-    apart. Valid JSON text holds no raw control character and orjson keeps
-    non-ASCII as UTF-8, so embedding adds exactly one byte per ``"`` and
-    per ``\\``: counting is exact, and much cheaper than encoding again.
-    """
-    return len(raw) + raw.count(b'"') + raw.count(b'\\')
-
-
 # -- making strings safe --------------------------------------------------
 
 def _safe_str(text, counts):
@@ -134,76 +125,65 @@ def _fix_sample(msg, secret, counts):
 
 # -- Ceilometer envelopes ---------------------------------------------------
 
-def _pack(msgs, fix, event_type, publisher_id, max_bytes, now):
+def _embed(raw):
+    """JSON text as the inside of a JSON string (escaped, unquoted)."""
+    return jsoncodec.dumps(raw.decode('utf-8'))[1:-1]
+
+
+#: An escaped quote inside a string of the message, seen in its embedded
+#: form: a ``"`` in a string, or a trailing ``\\`` before the closing one.
+_UNSAFE = b'\\\\\\"'
+
+
+def _unembed(item):
+    """The message an embedded item carries."""
+    return jsoncodec.loads(jsoncodec.loads(b'"' + item + b'"'))
+
+
+def _pack(items, event_type, publisher_id, max_bytes, now):
     """Greedy packing of payload items into envelopes of at most
-    ``max_bytes``, as if added one by one, but encoded a chunk at a time:
-    one ``orjson.dumps`` call per candidate chunk costs a fifth of one per
-    item. Sizes are exact (see :func:`_escaped_len`); a chunk that holds a
-    string to make safe has its items fixed with ``fix`` first.
+    ``max_bytes``, in order, with nothing encoded twice: each item is its
+    message's JSON already embedded as a string (:func:`_embed`), so a
+    chunk's size is the sum of its items' lengths and commas, and a chunk
+    is joined once. Items are made safe before (see :func:`_fix_sample`).
     """
-    ts = oslo_timestamp(now)
     pub = jsoncodec.dumps(publisher_id)
+    tail = _embed(b',"timestamp":"' + oslo_timestamp(now).encode() + b'"}')
+    # The head around each message's own id, which has a fixed length.
+    before_id = _OUTER_HEAD + b'"' + _embed(b'{"message_id":"')
+    after_id = _embed(b''.join((
+        b'","publisher_id":', pub, b',"event_type":"', event_type.encode(),
+        b'","priority":"SAMPLE","payload":[')))
+    after_items = b']' + tail + b'"' + _OUTER_TAIL
+    budget = max_bytes - (len(before_id) + len(new_message_id())
+                          + len(after_id) + len(after_items))
     chunks, oversize = [], []
+    parts, first, size = [], 0, -1     # size: the items and their commas
 
-    def head(message_id):
-        return b''.join((b'{"message_id":"', message_id.encode(),
-                         b'","publisher_id":', pub, b',"event_type":"',
-                         event_type.encode(),
-                         b'","priority":"SAMPLE","payload":'))
-    tail = b',"timestamp":"' + ts.encode() + b'"}'
-    # Every message id has the same length, so the frame costs the same.
-    budget = max_bytes - (len(_OUTER_HEAD) + len(_OUTER_TAIL) + 2
-                          + _escaped_len(head(new_message_id()))
-                          + _escaped_len(tail))
-    n, pos, per = len(msgs), 0, None
+    def close():
+        # One join, one copy of the chunk: the items with commas between.
+        pieces = [b','] * (2 * len(parts) + 3)
+        pieces[0:3] = before_id, new_message_id().encode(), after_id
+        pieces[3::2] = parts
+        pieces[-1] = after_items
+        chunks.append(Chunk(b''.join(pieces),
+                            list(range(first, first + len(parts)))))
 
-    def encode(first, count=None):
-        """The JSON of the items from ``first`` (a list of ``count``, or
-        the one item), made safe first if it needs to be.
-        """
-        def dumps():
-            return jsoncodec.dumps(msgs[first] if count is None
-                                   else msgs[first:first + count])
-        blob = dumps()
-        if b'\\"' in blob:
-            for i in range(first, first + (count or 1)):
-                if b'\\"' in jsoncodec.dumps(msgs[i]):
-                    msgs[i] = fix(msgs[i])
-            blob = dumps()
-        return blob
-
-    while pos < n:
-        # A guess a little under the last chunk's bytes per item, encoded
-        # in one call; shrunk until it fits...
-        k = min(n - pos, max(1, int(0.95 * budget / per) if per else 8))
-        while True:
-            blob = encode(pos, k)
-            size = _escaped_len(blob)
-            if size <= budget or k == 1:
-                break
-            k = max(1, min(k - 1, int(k * budget / size)))
-        if size > budget:
-            oversize.append(pos)
-            pos += 1
-            continue
-        # ...then grown one item at a time: sizes add up (a comma and the
-        # item), so the first item that does not fit ends the chunk exactly
-        # where adding them one by one would.
-        parts = [blob[1:-1]]
-        while pos + k < n:
-            one = encode(pos + k)
-            cost = _escaped_len(one) + 1
-            if size + cost > budget:
-                break
-            parts.append(one)
-            size += cost
-            k += 1
-        inner = head(new_message_id()) + b'[' + b','.join(parts) + b']' \
-            + tail
-        chunks.append(Chunk(_OUTER_HEAD + jsoncodec.dumps(
-            inner.decode('utf-8')) + _OUTER_TAIL, list(range(pos, pos + k))))
-        per = size / k
-        pos += k
+    for i, item in enumerate(items):
+        cost = len(item) + 1
+        if size + cost > budget:
+            if parts:
+                close()
+                parts = []
+            if cost - 1 > budget:
+                oversize.append(i)
+                first, size = i + 1, -1
+                continue
+            first, size = i, -1
+        parts.append(item)
+        size += cost
+    if parts:
+        close()
     return chunks, oversize
 
 
@@ -215,13 +195,14 @@ def encode_samples(samples, publisher_id, secret=None,
         sent as an AMQP string.
     """
     counts = collections.Counter()
-    msgs = ceilometer.samples_to_wire(samples, secret)
-    for i, sample in enumerate(samples):
-        if _unsafe_user_metadata(sample.resource_metadata):
-            msgs[i] = _fix_sample(msgs[i], secret, counts)
-    chunks, oversize = _pack(
-        msgs, lambda m: _fix_sample(m, secret, counts), 'metering',
-        publisher_id, max_bytes, now or datetime.datetime.now(UTC))
+    items, flagged = ceilometer.encode_json(
+        samples, secret, embedded=True, flag_metadata=_unsafe_user_metadata)
+    # Rare: made safe from the message, re-signed, and encoded again.
+    for i in flagged:
+        items[i] = _embed(jsoncodec.dumps(_fix_sample(
+            _unembed(items[i]), secret, counts)))
+    chunks, oversize = _pack(items, 'metering', publisher_id, max_bytes,
+                             now or datetime.datetime.now(UTC))
     return Encoded(chunks, oversize, counts)
 
 
@@ -255,10 +236,14 @@ def encode_events(events, publisher_id, secret=None,
                   max_bytes=DEFAULT_MAX_BYTES, now=None):
     """Events as STF ``event`` envelopes (see :func:`encode_samples`)."""
     counts = collections.Counter()
-    msgs = [_event_message(e, secret, counts) for e in events]
-    chunks, oversize = _pack(
-        msgs, lambda m: _fix_event(m, secret, counts), 'event',
-        publisher_id, max_bytes, now or datetime.datetime.now(UTC))
+    items = [_embed(jsoncodec.dumps(_event_message(e, secret, counts)))
+             for e in events]
+    for i, item in enumerate(items):
+        if _UNSAFE in item:
+            items[i] = _embed(jsoncodec.dumps(_fix_event(
+                _unembed(item), secret, counts)))
+    chunks, oversize = _pack(items, 'event', publisher_id, max_bytes,
+                             now or datetime.datetime.now(UTC))
     return Encoded(chunks, oversize, counts)
 
 
