@@ -21,15 +21,24 @@ no consumer), a connection that does not come up, or a peer that does not
 settle makes the rest of the batch ``TIMEOUT``, never a hang. The client
 reconnects by itself with backoff, rotating through its hosts, and builds
 fresh links on each new connection.
+
+Per message, the work in this thread is the cost that matters (an STF
+envelope carries ~30 samples): messages are encoded here, without a proton
+``Message`` each (:func:`~telemetry_lib.clients.amqp1_batch.encode_message`,
+the same bytes), and the handler
+is flat -- it takes the few proton events it needs itself instead of
+proton's ``MessagingHandler``, which passes every event through four
+handlers to arrive at the same callbacks.
 """
 
-import enum
+import collections
+import itertools
 import logging
 import ssl as pyssl
 import threading
 
-from proton.handlers import MessagingHandler
-from proton import Message
+from proton import Delivery
+from proton import Endpoint
 from proton.reactor import ApplicationEvent
 from proton.reactor import AtLeastOnce
 from proton.reactor import AtMostOnce
@@ -37,54 +46,13 @@ from proton.reactor import Container
 from proton.reactor import EventInjector
 from proton import SSLDomain
 
+from telemetry_lib.clients.amqp1_batch import Batch
+from telemetry_lib.clients.amqp1_batch import encode_message
+from telemetry_lib.clients.amqp1_batch import message_prefix
+from telemetry_lib.clients.amqp1_batch import Outcome
 from telemetry_lib import ratelog
 
 LOG = logging.getLogger(__name__)
-
-
-class Outcome(enum.Enum):
-    ACCEPTED = 'accepted'           # settled by the peer as accepted
-    SENT = 'sent'                   # pre-settled: handed to the transport
-    REJECTED = 'rejected'           # the peer will never take it
-    RELEASED = 'released'           # not taken (no consumer): try again
-    MODIFIED = 'modified'           # not taken this time: try again
-    TIMEOUT = 'timeout'             # no credit, link or outcome in time
-    DISCONNECTED = 'disconnected'   # the connection dropped in flight
-
-    @property
-    def delivered(self):
-        return self in (Outcome.ACCEPTED, Outcome.SENT)
-
-
-class Batch:
-    """Messages submitted together and what became of each."""
-
-    def __init__(self, messages, timeout):
-        self.messages = messages            # [(address, body)]
-        self.timeout = timeout
-        self.outcomes = [None] * len(messages)
-        self.left = len(messages)
-        self.done = threading.Event()
-        self.detail = ''
-        if not messages:
-            self.done.set()
-
-    def settle(self, index, outcome):
-        if self.outcomes[index] is None:
-            self.outcomes[index] = outcome
-            self.left -= 1
-            if self.left == 0:
-                self.done.set()
-
-    def fail_rest(self, outcome, detail=''):
-        if self.done.is_set():
-            return
-        self.detail = self.detail or detail
-        for i, current in enumerate(self.outcomes):
-            if current is None:
-                self.outcomes[i] = outcome
-        self.left = 0
-        self.done.set()
 
 
 class TLSOptions:
@@ -188,8 +156,13 @@ class AMQP1Sender:
             self._thread.join(timeout if timeout is not None else 5.0)
 
 
-class _Handler(MessagingHandler):
-    """Lives in the I/O thread; every method here runs there."""
+class _Handler:
+    """Lives in the I/O thread; every method here runs there.
+
+    proton calls ``on_<event>`` for each event it has a method for, and
+    nothing else: the connection's life (opened, lost, closed by either
+    side), credit, and the outcome of each delivery.
+    """
 
     #: Seconds a closing connection may take to flush and close.
     CLOSE_GRACE = 3.0
@@ -197,7 +170,6 @@ class _Handler(MessagingHandler):
     def __init__(self, client, tls, user, password, mechanisms,
                  allow_insecure, heartbeat, reconnect_min, reconnect_max,
                  anonymous_relay):
-        super().__init__(prefetch=0, auto_accept=False, auto_settle=True)
         self._client = client
         self._tls = tls
         self._user = user
@@ -216,15 +188,17 @@ class _Handler(MessagingHandler):
         self._relay = False
         self._stopping = False
         self._senders = {}          # address (None: anonymous) -> Sender
-        self._queues = {}           # address -> [(batch, index, Message)]
+        self._queues = {}           # address -> deque of (batch, index)
+        self._prefixes = {}         # address -> encoded header, properties
         self._in_flight = {}        # Delivery -> (batch, index)
         self._batches = set()
+        self._tags = itertools.count()
         self.last_error = 'not connected yet'
         self._log = ratelog.RateLimitedLog(LOG, client.name)
 
     # -- connection ----------------------------------------------------------
 
-    def on_start(self, event):
+    def on_reactor_init(self, event):
         self._container = event.container
         self._connect()
 
@@ -248,10 +222,11 @@ class _Handler(MessagingHandler):
         self._conn = self._container.connect(url, **kwargs)
         self._opened = False
 
-    def on_connection_opened(self, event):
+    def on_connection_remote_open(self, event):
         # proton wraps one C object in a new Python object per event:
         # compare with ==, never with `is`.
-        if event.connection != self._conn:
+        if (event.connection != self._conn
+                or not event.connection.state & Endpoint.LOCAL_ACTIVE):
             return
         self._opened = True
         self._delay = self._reconnect_min
@@ -292,34 +267,55 @@ class _Handler(MessagingHandler):
         cond = event.transport.condition
         self._lost(_describe(cond) if cond else 'transport error')
 
-    def on_disconnected(self, event):
-        if self._conn is not None and event.connection == self._conn:
+    def on_transport_closed(self, event):
+        conn = event.connection
+        if (self._conn is not None and conn is not None and conn == self._conn
+                and conn.state & Endpoint.LOCAL_ACTIVE):
             cond = event.transport.condition if event.transport else None
             self._lost(_describe(cond) if cond else
                        'disconnected' if self._opened else
                        'could not connect')
 
-    def on_connection_error(self, event):
-        cond = event.connection.remote_condition
-        self._lost('connection closed by the peer: %s'
-                   % (cond.description if cond else 'no reason'))
+    on_transport_tail_closed = on_transport_closed
 
-    def on_session_error(self, event):
+    def on_connection_remote_close(self, event):
+        conn = event.connection
+        cond = conn.remote_condition
+        if cond is not None and cond.name == 'amqp:connection:forced':
+            return      # as if the socket closed: the transport says so
+        if conn.state & Endpoint.LOCAL_CLOSED:
+            self.on_connection_closed(event)
+        elif conn == self._conn:
+            self._lost('connection closed by the peer: %s'
+                       % (cond.description if cond else 'no reason'))
+        conn.close()
+
+    def on_connection_local_close(self, event):
+        if event.connection.state & Endpoint.REMOTE_CLOSED:
+            self.on_connection_closed(event)
+
+    def on_session_remote_close(self, event):
         cond = event.session.remote_condition
-        self._lost('session ended by the peer: %s'
-                   % (cond.description if cond else 'no reason'))
+        if cond is not None:
+            self._lost('session ended by the peer: %s'
+                       % (cond.description or 'no reason'))
+        event.session.close()
 
-    def on_link_error(self, event):
+    def on_link_remote_close(self, event):
         link = event.link
         cond = link.remote_condition
-        reason = ('link to %s refused: %s' % (
-            link.target.address, cond.description if cond else 'no reason'))
+        if self._stopping:
+            link.close()
+            return
+        reason = ('link to %s %s: %s' % (
+            link.target.address, 'refused' if cond else 'closed by the peer',
+            cond.description if cond else 'no reason'))
         self.last_error = reason
         LOG.warning('%s: %s', self._client.name, reason)
         for address, sender in list(self._senders.items()):
             if sender == link:
                 del self._senders[address]
-                for batch, _, _ in self._queues.pop(address, ()):
+                for batch, _ in self._queues.pop(address, ()):
                     batch.fail_rest(Outcome.TIMEOUT, reason)
         link.close()
 
@@ -330,9 +326,11 @@ class _Handler(MessagingHandler):
         self._batches.add(batch)
         self._container.schedule(batch.timeout, _Call(self._expire, batch))
         touched = set()
-        for index, (address, body) in enumerate(batch.messages):
-            msg = Message(body=body, address=address)
-            self._queues.setdefault(address, []).append((batch, index, msg))
+        for index, (address, _) in enumerate(batch.messages):
+            queue = self._queues.get(address)
+            if queue is None:
+                queue = self._queues[address] = collections.deque()
+            queue.append((batch, index))
             touched.add(address)
         if self._opened:
             for address in touched:
@@ -356,43 +354,60 @@ class _Handler(MessagingHandler):
             addresses = list(self._queues)
         else:
             addresses = [a for a, s in self._senders.items() if s == sender]
+        presettled = self._client.presettled
+        credit = sender.credit
         for address in addresses:
             queue = self._queues.get(address)
-            while queue and sender.credit > 0:
-                batch, index, msg = queue.pop(0)
+            prefix = self._prefixes.get(address)
+            if prefix is None:
+                prefix = self._prefixes[address] = message_prefix(address)
+            while queue and credit > 0:
+                batch, index = queue.popleft()
                 if batch.done.is_set():
                     continue
-                delivery = sender.send(msg)
-                if self._client.presettled:
+                delivery = sender.delivery(str(next(self._tags)))
+                sender.stream(encode_message(prefix,
+                                             batch.messages[index][1]))
+                sender.advance()
+                credit -= 1
+                if presettled:
+                    delivery.settle()
                     batch.settle(index, Outcome.SENT)
                 else:
                     self._in_flight[delivery] = (batch, index)
             if not queue:
                 self._queues.pop(address, None)
 
-    def on_sendable(self, event):
-        self._pump(event.sender)
+    def on_link_flow(self, event):
+        link = event.link
+        if (link.is_sender and link.credit
+                and link.state & Endpoint.LOCAL_ACTIVE
+                and link.state & Endpoint.REMOTE_ACTIVE):
+            self._pump(link)
 
-    def _outcome(self, event, outcome):
-        found = self._in_flight.pop(event.delivery, None)
+    def on_delivery(self, event):
+        delivery = event.delivery
+        if not delivery.updated:
+            return
+        state = delivery.remote_state
+        if state == Delivery.ACCEPTED:
+            self._outcome(delivery, Outcome.ACCEPTED)
+        elif state == Delivery.REJECTED:
+            self._outcome(delivery, Outcome.REJECTED)
+        elif state == Delivery.RELEASED:
+            self._outcome(delivery, Outcome.RELEASED)
+        elif state == Delivery.MODIFIED:
+            self._outcome(delivery, Outcome.MODIFIED)
+        if delivery.settled:
+            delivery.settle()
+
+    def _outcome(self, delivery, outcome):
+        found = self._in_flight.pop(delivery, None)
         if found is not None:
             batch, index = found
             batch.settle(index, outcome)
             if batch.done.is_set():
                 self._batches.discard(batch)
-
-    def on_accepted(self, event):
-        self._outcome(event, Outcome.ACCEPTED)
-
-    def on_rejected(self, event):
-        self._outcome(event, Outcome.REJECTED)
-
-    def on_released(self, event):
-        # proton reports MODIFIED through on_released too.
-        state = event.delivery.remote_state
-        self._outcome(event, Outcome.MODIFIED
-                      if state == event.delivery.MODIFIED
-                      else Outcome.RELEASED)
 
     def _expire(self, batch):
         if not batch.done.is_set():
