@@ -87,57 +87,11 @@ static unsigned char ESCAPED[256];
 
 /* The inside of a JSON string as orjson writes it: '"' and '\\' escaped,
  * the control characters as \b \t \n \f \r or \u00xx (lower case),
- * everything else -- DEL and non-ASCII included -- as its UTF-8 bytes. */
+ * everything else -- DEL and non-ASCII included -- as its UTF-8 bytes.
+ * twice: as that text reads once embedded in a JSON string itself, each
+ * escape sequence escaped again (a '"' becomes \\\", a newline \\n). */
 static int
-put_escaped(Buf *b, const char *s, Py_ssize_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    /* Worst case six bytes per input byte. */
-    if (buf_reserve(b, 6 * n) < 0)
-        return -1;
-    char *out = b->data + b->len;
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    for (; p < end; p++) {
-        unsigned char c = *p;
-        if (!ESCAPED[c]) {
-            *out++ = (char)c;
-            continue;
-        }
-        *out++ = '\\';
-        switch (c) {
-        case '"': *out++ = '"'; break;
-        case '\\': *out++ = '\\'; break;
-        case '\b': *out++ = 'b'; break;
-        case '\t': *out++ = 't'; break;
-        case '\n': *out++ = 'n'; break;
-        case '\f': *out++ = 'f'; break;
-        case '\r': *out++ = 'r'; break;
-        default:
-            *out++ = 'u';
-            *out++ = '0';
-            *out++ = '0';
-            *out++ = hex[c >> 4];
-            *out++ = hex[c & 15];
-        }
-    }
-    b->len = out - b->data;
-    return 0;
-}
-
-/* A JSON string, quotes included. */
-static int
-put_json_utf8(Buf *b, const char *s, Py_ssize_t n)
-{
-    if (PUT_LIT(b, "\"") < 0 || put_escaped(b, s, n) < 0)
-        return -1;
-    return PUT_LIT(b, "\"");
-}
-
-/* A JSON string's inside as it reads once that JSON text is itself
- * embedded in a JSON string: each escape sequence escaped again (a '"'
- * becomes \\\", a newline \\n), plain bytes as they are. */
-static int
-put_escaped_twice(Buf *b, const char *s, Py_ssize_t n)
+put_escaped_as(Buf *b, const char *s, Py_ssize_t n, int twice)
 {
     static const char hex[] = "0123456789abcdef";
     /* Worst case seven bytes per input byte. */
@@ -152,10 +106,15 @@ put_escaped_twice(Buf *b, const char *s, Py_ssize_t n)
             continue;
         }
         *out++ = '\\';
-        *out++ = '\\';
+        if (twice)
+            *out++ = '\\';       /* the escape's own backslash, escaped */
         switch (c) {
-        case '"': *out++ = '\\'; *out++ = '"'; break;
-        case '\\': *out++ = '\\'; *out++ = '\\'; break;
+        case '"':
+        case '\\':
+            if (twice)
+                *out++ = '\\';
+            *out++ = (char)c;
+            break;
         case '\b': *out++ = 'b'; break;
         case '\t': *out++ = 't'; break;
         case '\n': *out++ = 'n'; break;
@@ -171,6 +130,21 @@ put_escaped_twice(Buf *b, const char *s, Py_ssize_t n)
     }
     b->len = out - b->data;
     return 0;
+}
+
+static int
+put_escaped(Buf *b, const char *s, Py_ssize_t n)
+{
+    return put_escaped_as(b, s, n, 0);
+}
+
+/* A JSON string, quotes included. */
+static int
+put_json_utf8(Buf *b, const char *s, Py_ssize_t n)
+{
+    if (PUT_LIT(b, "\"") < 0 || put_escaped(b, s, n) < 0)
+        return -1;
+    return PUT_LIT(b, "\"");
 }
 
 /* Literal JSON text, and the same embedded in a JSON string (made when
@@ -216,7 +190,7 @@ put_json(Buf *b, PyObject *value, PyObject *dumps, int *quoted, int emb)
             *quoted = 1;
         if (!emb)
             return put_json_utf8(b, s, n);
-        if (PUT_LIT(b, "\\\"") < 0 || put_escaped_twice(b, s, n) < 0)
+        if (PUT_LIT(b, "\\\"") < 0 || put_escaped_as(b, s, n, 1) < 0)
             return -1;
         return PUT_LIT(b, "\\\"");
     }
