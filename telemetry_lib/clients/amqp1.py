@@ -135,7 +135,11 @@ class AMQP1Sender:
         if self._closed:
             return
         self._closed = True
-        if self._thread.ident is not None and self._thread.is_alive():
+        if self._thread.ident is None:
+            return
+        if self._thread.is_alive():
             self._io.commands.append(('stop',))
             self._io.wake()
             self._thread.join(timeout if timeout is not None else 5.0)
+        if not self._thread.is_alive():
+            self._io.close_pipe()

@@ -117,10 +117,13 @@ class IOLoop:
         os.set_blocking(self._wake_w, False)
 
     def wake(self):
+        fd = self._wake_w
+        if fd is None:
+            return      # closed: the loop has ended
         try:
-            os.write(self._wake_w, b'x')
-        except (BlockingIOError, OSError):
-            pass        # already awake, or closed: the loop sees commands
+            os.write(fd, b'x')
+        except OSError:
+            pass        # already awake (pipe full), or the loop has ended
 
     def run(self):
         try:
@@ -129,11 +132,16 @@ class IOLoop:
                 self._step()
         finally:
             self._drop_connection()
-            for fd in (self._wake_r, self._wake_w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            # The write end stays open until close_pipe(): a late wake()
+            # then fails with EPIPE instead of writing into whatever file
+            # reused its number.
+            os.close(self._wake_r)
+
+    def close_pipe(self):
+        """Close the pipe's write end, once the loop has ended."""
+        if self._wake_w is not None:
+            fd, self._wake_w = self._wake_w, None
+            os.close(fd)
 
     def _step(self):
         now = time.monotonic()
