@@ -17,10 +17,11 @@
  * pure-Python path gives (tests/unit/test_cwire.py compares them), so
  * everything this file does not handle itself is handed back to Python:
  *
- * - a sample's resource metadata goes to the caller's ``metadata_parts``
- *   callable, which returns its JSON and its signature block; a sample
- *   whose metadata holds the same keys and the very same value objects as
- *   the previous sample's (a poll's samples of one resource) reuses them;
+ * - a sample's resource metadata is encoded by the caller's ``dumps``
+ *   (orjson.dumps) and flattened for the signature here, lists in it by
+ *   the caller's ``list_text``; a sample whose metadata holds the same keys
+ *   and the very same value objects as the previous sample's (a poll's
+ *   samples of one resource) reuses both;
  * - a value that is not a plain str, None or a 64-bit int goes to the
  *   caller's ``dumps`` (orjson.dumps) for its JSON and to str() for the
  *   signature, as the Python code does;
@@ -267,6 +268,68 @@ same_metadata(PyObject *a, PyObject *b)
     return 1;
 }
 
+/* Ceilometer's flattened signature text of a mapping, appended to out:
+ * its keys sorted, for each the name (``prefix`` then the key) and then
+ * str() of the value, a nested mapping flattened with ``name:`` as its
+ * prefix, a list or tuple as list_text(value) gives it. The same walk as
+ * formats.ceilometer._flatten_into; anything it would not do the same
+ * way (a dict subclass, keys that do not sort) is an error, and the
+ * caller's Python path then runs. */
+static int
+put_flat(Buf *out, Buf *name, PyObject *mapping, PyObject *list_text,
+         int depth)
+{
+    if (!PyDict_CheckExact(mapping) || depth > 32) {
+        PyErr_SetString(PyExc_TypeError, "not a plain mapping");
+        return -1;
+    }
+    PyObject *keys = PyDict_Keys(mapping);
+    if (keys == NULL)
+        return -1;
+    int rc = -1;
+    if (PyList_Sort(keys) < 0)
+        goto done;
+    Py_ssize_t base = name->len;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        PyObject *value = PyDict_GetItemWithError(mapping, key);
+        if (value == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_KeyError, "key vanished");
+            goto done;
+        }
+        name->len = base;
+        if (put_text(name, key) < 0)
+            goto done;
+        if (PyDict_Check(value)) {
+            if (PUT_LIT(name, ":") < 0 ||
+                    put_flat(out, name, value, list_text, depth + 1) < 0)
+                goto done;
+            continue;
+        }
+        if (buf_put(out, name->data, name->len) < 0)
+            goto done;
+        if (PyList_CheckExact(value) || PyTuple_CheckExact(value)) {
+            PyObject *text = PyObject_CallOneArg(list_text, value);
+            if (text == NULL)
+                goto done;
+            int r = PyUnicode_CheckExact(text) ? put_text(out, text) : -1;
+            if (r < 0 && !PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "list_text gave no str");
+            Py_DECREF(text);
+            if (r < 0)
+                goto done;
+        }
+        else if (put_text(out, value) < 0)
+            goto done;
+    }
+    name->len = base;
+    rc = 0;
+done:
+    Py_DECREF(keys);
+    return rc;
+}
+
 static PyObject *s_copy, *s_update, *s_digest, *s_hexdigest, *s_isoformat;
 static Lit QUOTE;
 
@@ -364,8 +427,8 @@ lit_init(Lit *lit)
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 PyDoc_STRVAR(encode_samples_doc,
-"encode_samples(samples, inner, outer, publisher_id, metadata_parts, dumps,\n"
-"               embedded)\n"
+"encode_samples(samples, inner, outer, publisher_id, dumps, list_text,\n"
+"               flag_metadata, embedded)\n"
 "\n"
 "Each sample's metering message as JSON bytes, in a list, and the indexes\n"
 "of those with an escaped quote (a string holding '\"' or ending in '\\'):\n"
@@ -373,20 +436,21 @@ PyDoc_STRVAR(encode_samples_doc,
 "\n"
 "samples: Sample tuples; inner, outer: the HMAC's keyed sha256 states, or\n"
 "None for unsigned messages; publisher_id: str or None (no member);\n"
-"metadata_parts(metadata) -> (JSON bytes, signature block bytes[, flag]),\n"
-"or the JSON bytes alone for unsigned messages; a true flag lists the\n"
-"samples with that metadata among the quoted ones;\n"
-"dumps: the JSON encoder of other values; embedded: true for each message\n"
-"as the inside of a JSON string (escaped, without the quotes).");
+"dumps: the JSON encoder (of the metadata, and of values not written\n"
+"here); list_text(list) -> the signature's text of a list value;\n"
+"flag_metadata: None, or f(metadata) -> true to list the samples with that\n"
+"metadata among the quoted ones; embedded: true for each message as the\n"
+"inside of a JSON string (escaped, without the quotes).");
 
 static PyObject *
 encode_samples(PyObject *self, PyObject *args)
 {
-    PyObject *samples, *inner, *outer, *publisher_id, *parts_func, *dumps;
+    PyObject *samples, *inner, *outer, *publisher_id, *dumps, *list_text;
+    PyObject *flag_func;
     int embedded;
-    if (!PyArg_ParseTuple(args, "OOOOOOp:encode_samples", &samples, &inner,
-                          &outer, &publisher_id, &parts_func, &dumps,
-                          &embedded))
+    if (!PyArg_ParseTuple(args, "OOOOOOOp:encode_samples", &samples, &inner,
+                          &outer, &publisher_id, &dumps, &list_text,
+                          &flag_func, &embedded))
         return NULL;
     int signed_ = inner != Py_None;
     PyObject *seq = PySequence_Fast(samples, "samples must be a sequence");
@@ -396,7 +460,9 @@ encode_samples(PyObject *self, PyObject *args)
     PyObject *result = PyList_New(n), *quoted_at = PyList_New(0);
     Buf json = {NULL, 0, 0}, text = {NULL, 0, 0};
     /* The previous sample's metadata, timestamp and what they gave. */
-    PyObject *last_md = NULL, *md_json = NULL, *md_block = NULL;
+    PyObject *last_md = NULL, *md_json = NULL;
+    Buf md_block = {NULL, 0, 0};        /* its signature text, when signed */
+    Buf key_name = {NULL, 0, 0};        /* the flattening's current name */
     Buf md_esc = {NULL, 0, 0};          /* md_json escaped, when embedded */
     int md_quoted = 0;                  /* md_json has an escaped quote */
     PyObject *last_ts = NULL, *stamp = NULL;
@@ -421,37 +487,33 @@ encode_samples(PyObject *self, PyObject *args)
             Py_XSETREF(last_ts, f[F_TIMESTAMP]);
         }
         if (md_json == NULL || !same_metadata(last_md, f[F_METADATA])) {
-            PyObject *got = PyObject_CallOneArg(parts_func, f[F_METADATA]);
-            if (got == NULL)
+            PyObject *md = f[F_METADATA];
+            Py_XSETREF(md_json, PyObject_CallOneArg(dumps, md));
+            if (md_json == NULL)
                 goto fail;
-            PyObject *js = got, *block = NULL, *flag = NULL;
-            if (PyTuple_Check(got) && (PyTuple_GET_SIZE(got) == 2 ||
-                                       PyTuple_GET_SIZE(got) == 3)) {
-                js = PyTuple_GET_ITEM(got, 0);
-                block = PyTuple_GET_ITEM(got, 1);
-                if (PyTuple_GET_SIZE(got) == 3)
-                    flag = PyTuple_GET_ITEM(got, 2);
-            }
-            if (!PyBytes_Check(js) || (block == NULL ? signed_ :
-                                       !PyBytes_Check(block))) {
-                Py_DECREF(got);
-                PyErr_SetString(PyExc_TypeError, "metadata_parts must "
-                                "return (json, block[, flag])");
+            if (!PyBytes_Check(md_json)) {
+                PyErr_SetString(PyExc_TypeError, "dumps must return bytes");
                 goto fail;
             }
-            Py_XSETREF(md_json, Py_NewRef(js));
-            Py_XSETREF(md_block, block ? Py_NewRef(block) : NULL);
-            md_quoted = has_escaped_quote(PyBytes_AS_STRING(js),
-                                          PyBytes_GET_SIZE(js));
-            if (flag != NULL && !md_quoted) {
-                int truth = PyObject_IsTrue(flag);
-                if (truth < 0) {
-                    Py_DECREF(got);
+            md_quoted = has_escaped_quote(PyBytes_AS_STRING(md_json),
+                                          PyBytes_GET_SIZE(md_json));
+            if (flag_func != Py_None && !md_quoted) {
+                PyObject *flag = PyObject_CallOneArg(flag_func, md);
+                if (flag == NULL)
                     goto fail;
-                }
-                md_quoted = truth;
+                md_quoted = PyObject_IsTrue(flag);
+                Py_DECREF(flag);
+                if (md_quoted < 0)
+                    goto fail;
             }
-            Py_DECREF(got);
+            if (signed_) {
+                md_block.len = 0;
+                key_name.len = 0;
+                if (PUT_LIT(&key_name, "resource_metadata:") < 0 ||
+                        put_flat(&md_block, &key_name, md, list_text,
+                                 0) < 0)
+                    goto fail;
+            }
             /* Escaped once for the samples that share it: it is most of
              * each message's bytes. */
             md_esc.len = 0;
@@ -500,7 +562,7 @@ encode_samples(PyObject *self, PyObject *args)
                         put_text(&text, v) < 0)
                     goto fail;
             }
-            if (buf_put_bytes(&text, md_block) < 0)
+            if (buf_put(&text, md_block.data, md_block.len) < 0)
                 goto fail;
             for (int k = 0; k < COUNT(TAIL); k++) {
                 if (buf_put(&text, TAIL[k].name, strlen(TAIL[k].name)) < 0 ||
@@ -537,7 +599,8 @@ done:
     PyMem_Free(text.data);
     Py_XDECREF(last_md);
     Py_XDECREF(md_json);
-    Py_XDECREF(md_block);
+    PyMem_Free(md_block.data);
+    PyMem_Free(key_name.data);
     PyMem_Free(md_esc.data);
     Py_XDECREF(last_ts);
     Py_XDECREF(stamp);

@@ -101,6 +101,10 @@ def _sig_list_form(value):
     return value
 
 
+def _list_text(value):
+    return str(_sig_list_form(value))
+
+
 def _flatten_into(parts, prefix, mapping):
     """Append the signature's (name, value) texts of a nested mapping.
 
@@ -116,7 +120,7 @@ def _flatten_into(parts, prefix, mapping):
         elif kind is dict:
             _flatten_into(parts, name + ':', value)
         elif kind is list or kind is tuple:
-            parts += (name, str(_sig_list_form(value)))
+            parts += (name, _list_text(value))
         elif isinstance(value, dict):
             _flatten_into(parts, name + ':', value)
         else:
@@ -284,17 +288,10 @@ def encode_json(samples, secret=None, publisher_id=None, embedded=False,
     if _cwire is not None:
         key = secret.encode('utf-8') if isinstance(secret, str) else secret
         mac = _Hmac(key) if key else None
-        blocks = {}
-
-        def metadata_parts(metadata):
-            return (jsoncodec.dumps(metadata),
-                    b'' if mac is None else _metadata_block(metadata, blocks),
-                    flag_metadata is not None and flag_metadata(metadata))
         try:
             return _cwire.encode_samples(
                 samples, mac and mac.inner, mac and mac.outer, publisher_id,
-                jsoncodec.dumps if mac is None and flag_metadata is None
-                else metadata_parts, jsoncodec.dumps, embedded)
+                jsoncodec.dumps, _list_text, flag_metadata, embedded)
         except Exception:   # nosec - the Python path raises what it raises
             pass
     return _py_encode_json(samples, secret, publisher_id, embedded,

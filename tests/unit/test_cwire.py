@@ -4,6 +4,7 @@
 orjson give (and the same exceptions): every case here runs both.
 """
 
+import collections
 import datetime
 import random
 
@@ -151,3 +152,22 @@ class CompiledEncoderTest(base.TestCase):
                     got = self.assert_same([ok, bad], secret, None,
                                            embedded)
                     self.assertIsInstance(got[0], type, got)
+
+    def test_odd_metadata_takes_the_same_path_to_the_same_bytes(self):
+        class Text(str):
+            pass
+
+        class Items(list):
+            pass
+
+        deep = {'leaf': 1}
+        for _ in range(40):
+            deep = {'d': deep}
+        odd = [collections.OrderedDict([('b', 1), ('a', {'x': None})]),
+               {'s': Text('sub"class'), 'l': Items([1, 'x']),
+                't': ('a', b'b'.decode()), 'f': 0.1, 'b': False},
+               deep, {}, {'k': [{'z': 1, 'a': [True, None]}]}]
+        batch = [Sample('m', 'gauge', 'B', 1, resource_id='r',
+                        resource_metadata=md) for md in odd]
+        for secret in (SECRET, None):
+            self.assert_same(batch, secret, None, True)
