@@ -23,7 +23,7 @@ from telemetry_lib.agent import service as agent_service
 from telemetry_lib.alarm import receiver
 from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.clients import gnocchi as gnocchi_client
-from telemetry_lib.clients import heat as heat_client
+from telemetry_lib.clients import keystone
 from telemetry_lib.collector.compute import pollsters as compute
 from telemetry_lib.collector.dynamic import pollster as dynamic
 from telemetry_lib.collector.notification import converter as notification_conv
@@ -50,7 +50,7 @@ def list_opts():
         (coordination.GROUP, itertools.chain(coordination.OPTS)),
         (delivery_options.GROUP, itertools.chain(delivery_options.OPTS)),
         (gnocchi_client.GROUP, itertools.chain(gnocchi_client.OPTS)),
-        (heat_client.GROUP, itertools.chain(heat_client.list_opts())),
+        (keystone.GROUP, itertools.chain(keystone.list_opts())),
         (notifier_publisher.GROUP, itertools.chain(notifier_publisher.OPTS)),
         (notification.GROUP, itertools.chain(notification_conv.OPTS,
                                              notification.OPTS)),
@@ -67,10 +67,10 @@ def list_opts():
 def register_all(conf):
     """Register every option on ``conf`` (the caller's, never global)."""
     for group, opts in list_opts():
-        if group == heat_client.GROUP:
+        if group == keystone.GROUP:
             # keystoneauth registers its plugin's options itself, once
             # auth_type is known; listing them is for the sample file.
-            heat_client.register_opts(conf)
+            keystone.register_opts(conf)
             continue
         conf.register_opts(list(opts),
                            group=None if group == 'DEFAULT' else group)

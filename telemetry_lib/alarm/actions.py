@@ -34,6 +34,7 @@ counted on ``/metrics``; never sent from inside the evaluator.
 import logging
 
 from telemetry_lib.clients import heat
+from telemetry_lib.clients import keystone
 from telemetry_lib import delivery
 from telemetry_lib.delivery import options as delivery_options
 from telemetry_lib.exceptions import InvalidURL
@@ -84,7 +85,7 @@ class HeatAction(base.Publisher):
 
     def __init__(self, conf, url):
         super().__init__(conf, url)
-        heat.register_opts(conf)
+        keystone.register_opts(conf)
         if url.scheme == 'heat':
             parts = [h.host for h in url.hosts[:1]] + [
                 p for p in url.path.split('/') if p]
@@ -100,8 +101,8 @@ class HeatAction(base.Publisher):
                                           ).geturl(with_password=True)
         self.timeout = url.get_float('timeout', 10.0, minimum=0.001,
                                      maximum=3600)
-        self._session = heat.make_session(conf)     # validates, no I/O
-        opts = conf[heat.GROUP]
+        self._session = keystone.make_session(conf)  # validates, no I/O
+        opts = conf[keystone.GROUP]
         self.client = heat.HeatClient(self._session, opts.interface,
                                       opts.region_name, self.timeout)
 

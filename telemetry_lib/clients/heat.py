@@ -9,9 +9,8 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""Heat, for alarm actions: a Keystone session from ``[service_credentials]``
-(keystoneauth1's own options, as Ceilometer and Aodh configure them) and
-the scaling signal of a resource.
+"""Heat, for alarm actions: the scaling signal of a resource, through a
+Keystone session (:mod:`telemetry_lib.clients.keystone`).
 
 What a signal proves: Heat answers 200 to every signal it accepts and
 scales later; a signal arriving during a policy's cooldown, with the group
@@ -19,72 +18,15 @@ at its minimum or maximum, or while the group is updating, is dropped by
 Heat without an error. "Delivered" here means Heat accepted the signal.
 """
 
-import copy
 import urllib.parse
 
 from keystoneauth1 import exceptions as ka_exc
-from keystoneauth1 import loading as ka_loading
-from oslo_config import cfg
 
 from telemetry_lib.clients import http
-from telemetry_lib.exceptions import ConfigError
+from telemetry_lib.clients.keystone import RETRY
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import jsoncodec
-
-GROUP = 'service_credentials'
-OPTS = [
-    cfg.StrOpt('region_name', help='Region of the Heat endpoint.'),
-    cfg.StrOpt('interface', default='public',
-               choices=('public', 'internal', 'admin'),
-               help='Catalog interface of the Heat endpoint.'),
-]
-
-
-def register_opts(conf):
-    conf.register_opts(OPTS, group=GROUP)
-    ka_loading.register_auth_conf_options(conf, GROUP)
-    ka_loading.register_session_conf_options(conf, GROUP)
-
-
-def list_opts():
-    """For oslo-config-generator: ours, the session's and the password
-    plugin's (the usual choice).
-    """
-    password = []
-    for opt in ka_loading.get_auth_plugin_conf_options('password'):
-        # Listed for the sample file; required only once auth_type says
-        # password (keystoneauth registers them itself then).
-        opt = copy.copy(opt)
-        opt.required = False
-        password.append(opt)
-    return (OPTS + ka_loading.get_session_conf_options()
-            + ka_loading.get_auth_common_conf_options() + password)
-
-
-def make_session(conf):
-    """A keystoneauth1 session for ``[service_credentials]``.
-
-    :raises ConfigError: when no auth plugin is configured.
-    """
-    register_opts(conf)
-    try:
-        auth = ka_loading.load_auth_from_conf_options(conf, GROUP)
-    except ka_exc.MissingRequiredOptions as exc:
-        raise ConfigError('[%s]: %s' % (GROUP, exc)) from None
-    if auth is None:
-        raise ConfigError('[%s] auth_type is not set: Heat actions and '
-                          'OpenStack dynamic pollsters need Keystone '
-                          'credentials' % GROUP)
-    return ka_loading.load_session_from_conf_options(conf, GROUP, auth=auth)
-
-
-#: keystoneauth failures worth a retry: Keystone or Heat unreachable or
-#: overloaded. (A refused password is not retried: no retry fixes it.)
-_RETRY = (ka_exc.ConnectFailure, ka_exc.ConnectTimeout,
-          ka_exc.DiscoveryFailure, ka_exc.ServiceUnavailable,
-          ka_exc.GatewayTimeout, ka_exc.BadGateway,
-          ka_exc.InternalServerError, ka_exc.RequestTimeout)
 
 
 class HeatClient:
@@ -106,7 +48,7 @@ class HeatClient:
                 url, method, raise_exc=False, timeout=self.timeout,
                 endpoint_filter=None if absolute else self.filter,
                 **kwargs)
-        except _RETRY as exc:
+        except RETRY as exc:
             raise RetryableError('Heat or Keystone unreachable: %s'
                                  % exc) from None
         except ka_exc.ClientException as exc:

@@ -31,8 +31,8 @@ import requests
 
 from oslo_config import cfg
 
-from telemetry_lib.clients import heat as keystone_session
 from telemetry_lib.clients import http as http_words
+from telemetry_lib.clients import keystone
 from telemetry_lib.collector import base
 from telemetry_lib.collector.dynamic import definition as definition_mod
 from telemetry_lib.collector.dynamic import expression
@@ -83,14 +83,14 @@ class DynamicPollster(base.Pollster):
         self._auth = definition.authentication()
         if definition.kind == 'openstack' or definition.extras:
             try:
-                self._session = keystone_session.make_session(conf)
+                self._session = keystone.make_session(conf)
             except ConfigError as exc:
                 # Say which definition needs the credentials.
                 raise ConfigError(str(exc), path=definition.path,
                                   line=definition.line,
                                   where='pollster %r' % definition.name
                                   ) from None
-            self._opts = conf[keystone_session.GROUP]
+            self._opts = conf[keystone.GROUP]
         self._http = requests.Session()
         self._cache = {}            # url -> (expiry, parsed response)
         self._log = ratelog.RateLimitedLog(LOG, definition.name)
