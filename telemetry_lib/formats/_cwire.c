@@ -164,13 +164,15 @@ put_lit(Buf *b, const Lit *lit, int emb)
 }
 
 /* Whether JSON text holds an escaped quote: a string with a '"' in it, or
- * one ending in a backslash (STF's Smart Gateway chokes on both). */
+ * one ending in a backslash (STF's Smart Gateway chokes on both). Either
+ * way a backslash is followed by a quote: backslashes are rare in JSON
+ * text, quotes are everywhere, so the backslashes are what is searched. */
 static int
 has_escaped_quote(const char *s, Py_ssize_t n)
 {
     const char *end = s + n, *q = s;
-    while ((q = memchr(q, '"', end - q)) != NULL) {
-        if (q > s && q[-1] == '\\')
+    while (q < end && (q = memchr(q, '\\', end - q)) != NULL) {
+        if (q + 1 < end && q[1] == '"')
             return 1;
         q++;
     }
