@@ -95,6 +95,9 @@ class Coordinator:
         self.stats = {}             # group -> (members, owned, total)
         self.fallbacks = 0          # polls that took everything
         self.errors = 0
+        #: Times a group's members changed after it first had some: each
+        #: moves resources from one agent to another.
+        self.ring_changes = 0
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -161,6 +164,8 @@ class Coordinator:
                 members = frozenset(coord.get_members(group).get())
             current = self._rings.get(group)
             if current is None or current[0] != members:
+                if current is not None:
+                    self.ring_changes += 1
                 from tooz import hashring
                 self._rings[group] = (members, hashring.HashRing(members))
         with self._changed:

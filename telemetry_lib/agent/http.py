@@ -193,7 +193,10 @@ def _coordination_families(coord):
             ('fallbacks', 'Polls of every resource because the backend '
              'was unreachable.', coord.fallbacks),
             ('errors', 'Failures to reach the coordination backend.',
-             coord.errors)):
+             coord.errors),
+            ('ring_changes', "Times a group's members changed as this "
+             'agent saw them; each moves resources between agents.',
+             coord.ring_changes)):
         family = core.CounterMetricFamily('telemetry_coordination_' + name,
                                           doc)
         family.add_metric((), value)

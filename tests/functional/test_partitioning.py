@@ -136,6 +136,39 @@ class TestPartitioning(base.TestCase):
                 out.append(f.read()[-1500:])
         return '\n'.join(out)
 
+    def unsettling(self, alive):
+        """What, in each of ``alive``, moves URLs between agents or skips
+        a tick: ring changes, coordination errors and fallbacks, overruns.
+        """
+        out = []
+        for n in alive:
+            page = self.page(n) or ''
+            out.append(tuple(metric(page, name) for name in (
+                'telemetry_coordination_ring_changes_total',
+                'telemetry_coordination_errors_total',
+                'telemetry_coordination_fallbacks_total')) + (
+                metric(page, 'telemetry_pollster_overruns_total',
+                       pollster='http.probe'),))
+        return out
+
+    def stable_window(self, alive, intervals, tries=3):
+        """A :meth:`window` in which the ring of ``alive`` did not move and
+        no tick was skipped. On a loaded two-core machine a starved
+        heartbeat makes the others forget an agent for a moment: URLs move
+        and may be missed for a tick, which is what the ring is meant to
+        do then, and not what this test checks. Such a window is taken
+        again, ``tries`` times at most.
+        """
+        seen = []
+        for _ in range(tries):
+            before = self.unsettling(alive)
+            hits = self.window(intervals)
+            after = self.unsettling(alive)
+            if before == after and self.settled(alive):
+                return hits
+            seen.append((before, after))
+        raise AssertionError('the ring moved in every window: %r' % seen)
+
     def window(self, intervals):
         """``{path: [times]}`` of the requests in the next ``intervals``
         intervals.
@@ -168,7 +201,8 @@ class TestPartitioning(base.TestCase):
             [self.ring(n) for n in range(3)], self.logs())
         shares = [self.ring(n)[1] for n in range(3)]
         assert all(50 <= s <= 150 for s in shares), shares
-        partitioned = self.assert_once_per_interval(self.window(3), 3)
+        partitioned = self.assert_once_per_interval(
+            self.stable_window([0, 1, 2], 3), 3)
 
         # kill -9: no goodbye; Redis forgets it after 6 s.
         self.agents[0][0].send_signal(signal.SIGKILL)
@@ -176,14 +210,14 @@ class TestPartitioning(base.TestCase):
         assert base.wait_until(lambda: self.settled([1, 2]), 25), [
             self.ring(n) for n in (1, 2)]
         time.sleep(INTERVAL)        # the ticks under the old ring pass
-        self.assert_once_per_interval(self.window(3), 3)
+        self.assert_once_per_interval(self.stable_window([1, 2], 3), 3)
 
         # Back as a new member.
         self.start_agent(0)
         assert base.wait_until(lambda: self.settled([0, 1, 2]), 30), [
             self.ring(n) for n in range(3)]
         time.sleep(INTERVAL)
-        self.assert_once_per_interval(self.window(3), 3)
+        self.assert_once_per_interval(self.stable_window([0, 1, 2], 3), 3)
 
         # The same agents without coordination: three times the requests.
         for n in range(3):

@@ -52,10 +52,13 @@ class TestPartitioning(base.TestCase):
     def test_a_member_that_leaves_is_taken_over(self):
         members = [self.member('agent-%d' % i) for i in range(3)]
         self.settled(members)
+        before = members[0].ring_changes
         members[2].stop()
         shares = self.settled(members[:2])
         assert sum(len(s) for s in shares) == 300
         assert set().union(*map(set, shares)) == set(RESOURCES)
+        # The survivors saw the ring move (and count it).
+        assert members[0].ring_changes > before
 
     def test_groups_are_independent(self):
         a, b = self.member('a'), self.member('b')
