@@ -59,6 +59,7 @@ def approx_size(item):
 
 
 _LAST_SIZES = threading.local()
+_SIZE = operator.attrgetter('size')
 
 
 class MemoryStore:
@@ -101,7 +102,7 @@ class MemoryStore:
     def append(self, entries):
         self._queue.extend(entries)
         self.count += len(entries)
-        self.nbytes += sum(e.size for e in entries)
+        self.nbytes += sum(map(_SIZE, entries))
 
     def take(self, max_items):
         queue = self._queue
@@ -114,7 +115,7 @@ class MemoryStore:
         """Forget entries for good (delivered or dropped)."""
         self.in_flight -= len(entries)
         self.count -= len(entries)
-        self.nbytes -= sum(e.size for e in entries)
+        self.nbytes -= sum(map(_SIZE, entries))
 
     def release(self, entries):
         """Put in-flight entries back at the head, in their order."""
@@ -184,7 +185,14 @@ class Buffer:
             if self.closing:
                 self.drop_locked(st.DROP_CLOSED, len(entries))
                 return 0
-            policy = self.options.overflow
+            opts = self.options
+            if (self.store.count + len(entries) <= opts.max_queue_samples
+                    and self.store.nbytes + sum(map(_SIZE, entries))
+                    <= opts.max_queue_bytes):
+                # Room for all of it (the usual case): what every policy
+                # does then, without walking the entries in Python.
+                return self._accept(entries)
+            policy = opts.overflow
             if policy == 'drop_oldest':
                 accepted = self._put_evicting(entries)
             elif policy == 'block':
