@@ -440,19 +440,23 @@ PyDoc_STRVAR(encode_samples_doc,
 "None for unsigned messages; publisher_id: str or None (no member);\n"
 "dumps: the JSON encoder (of the metadata, and of values not written\n"
 "here); list_text(list) -> the signature's text of a list value;\n"
-"flag_metadata: None, or f(metadata) -> true to list the samples with that\n"
-"metadata among the quoted ones; embedded: true for each message as the\n"
-"inside of a JSON string (escaped, without the quotes).");
+"flag: None, or (key, f): f(metadata) true lists the samples with that\n"
+"metadata among the quoted ones (called for metadata holding key only);\n"
+"embedded: true for each message as the inside of a JSON string (escaped,\n"
+"without the quotes).");
 
 static PyObject *
 encode_samples(PyObject *self, PyObject *args)
 {
     PyObject *samples, *inner, *outer, *publisher_id, *dumps, *list_text;
-    PyObject *flag_func;
+    PyObject *flag, *flag_key = NULL, *flag_func = Py_None;
     int embedded;
     if (!PyArg_ParseTuple(args, "OOOOOOOp:encode_samples", &samples, &inner,
                           &outer, &publisher_id, &dumps, &list_text,
-                          &flag_func, &embedded))
+                          &flag, &embedded))
+        return NULL;
+    if (flag != Py_None && !PyArg_ParseTuple(flag, "OO:flag", &flag_key,
+                                             &flag_func))
         return NULL;
     int signed_ = inner != Py_None;
     PyObject *seq = PySequence_Fast(samples, "samples must be a sequence");
@@ -500,13 +504,22 @@ encode_samples(PyObject *self, PyObject *args)
             md_quoted = has_escaped_quote(PyBytes_AS_STRING(md_json),
                                           PyBytes_GET_SIZE(md_json));
             if (flag_func != Py_None && !md_quoted) {
-                PyObject *flag = PyObject_CallOneArg(flag_func, md);
-                if (flag == NULL)
+                /* Called only for metadata holding flag_key: most has
+                 * none, and a Python call per sample is what this file
+                 * saves. */
+                PyObject *has = PyDict_Check(md) ?
+                    PyDict_GetItemWithError(md, flag_key) : Py_None;
+                if (has == NULL && PyErr_Occurred())
                     goto fail;
-                md_quoted = PyObject_IsTrue(flag);
-                Py_DECREF(flag);
-                if (md_quoted < 0)
-                    goto fail;
+                if (has != NULL) {
+                    PyObject *flag = PyObject_CallOneArg(flag_func, md);
+                    if (flag == NULL)
+                        goto fail;
+                    md_quoted = PyObject_IsTrue(flag);
+                    Py_DECREF(flag);
+                    if (md_quoted < 0)
+                        goto fail;
+                }
             }
             if (signed_) {
                 md_block.len = 0;

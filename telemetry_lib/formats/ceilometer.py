@@ -253,11 +253,13 @@ _ESCAPED_QUOTE = b'\\"'
 
 
 def _py_encode_json(samples, secret=None, publisher_id=None,
-                    embedded=False, flag_metadata=None):
+                    embedded=False, flag=None):
     items = [jsoncodec.dumps(m)
              for m in samples_to_wire(samples, secret, publisher_id)]
+    key, flag_metadata = flag or (None, None)
     flagged = [i for i, item in enumerate(items)
-               if _ESCAPED_QUOTE in item or flag_metadata is not None
+               if _ESCAPED_QUOTE in item or flag is not None
+               and key in samples[i].resource_metadata
                and flag_metadata(samples[i].resource_metadata)]
     if embedded:
         items = [jsoncodec.dumps(i.decode('utf-8'))[1:-1] for i in items]
@@ -265,12 +267,13 @@ def _py_encode_json(samples, secret=None, publisher_id=None,
 
 
 def encode_json(samples, secret=None, publisher_id=None, embedded=False,
-                flag_metadata=None):
+                flag=None):
     """Each sample's metering message as JSON, and which to look at again.
 
-    :param flag_metadata: an optional ``f(resource_metadata) -> bool``;
-        the samples whose metadata it is true for are flagged too. Called
-        once for the samples that share their metadata, not per sample.
+    :param flag: optional ``(key, f)``: the samples whose metadata holds
+        ``key`` and ``f(resource_metadata)`` is true for are flagged too.
+        ``f`` is called once for the samples that share their metadata,
+        and never for metadata without ``key``.
     :returns: ``(messages, flagged)``: a list of ``bytes``, each
         ``jsoncodec.dumps`` of what :func:`samples_to_wire` gives for that
         sample -- or, ``embedded``, the inside of that text as a JSON string
@@ -291,11 +294,10 @@ def encode_json(samples, secret=None, publisher_id=None, embedded=False,
         try:
             return _cwire.encode_samples(
                 samples, mac and mac.inner, mac and mac.outer, publisher_id,
-                jsoncodec.dumps, _list_text, flag_metadata, embedded)
+                jsoncodec.dumps, _list_text, flag, embedded)
         except Exception:   # nosec - the Python path raises what it raises
             pass
-    return _py_encode_json(samples, secret, publisher_id, embedded,
-                           flag_metadata)
+    return _py_encode_json(samples, secret, publisher_id, embedded, flag)
 
 
 def samples_to_json(samples, secret=None, publisher_id=None):

@@ -196,7 +196,8 @@ def encode_samples(samples, publisher_id, secret=None,
     """
     counts = collections.Counter()
     items, flagged = ceilometer.encode_json(
-        samples, secret, embedded=True, flag_metadata=_unsafe_user_metadata)
+        samples, secret, embedded=True,
+        flag=('user_metadata', _unsafe_user_metadata))
     # Rare: made safe from the message, re-signed, and encoded again.
     for i in flagged:
         items[i] = _embed(jsoncodec.dumps(_fix_sample(

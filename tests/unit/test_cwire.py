@@ -19,6 +19,8 @@ UTC = datetime.timezone.utc
 SECRET = 'change this for valid signing'
 # Every ASCII character, the ones JSON escapes included, and UTF-8 of two,
 # three and four bytes.
+# STF's: metadata whose user_metadata holds a value that is not a string.
+FLAG = ('user_metadata', stf._unsafe_user_metadata)
 ALPHABET = [chr(c) for c in range(128)] + ['é', '\u2028', '✓', '😀']
 
 
@@ -93,8 +95,7 @@ class CompiledEncoderTest(base.TestCase):
                 for publisher_id in (None, 'telemetry.publisher.x"y'):
                     for embedded in (False, True):
                         items, _ = self.assert_same(
-                            batch, secret, publisher_id, embedded,
-                            stf._unsafe_user_metadata)
+                            batch, secret, publisher_id, embedded, FLAG)
                         self.assertEqual(300, len(items))
 
     def test_messages_are_the_dicts_json_and_verify(self):
@@ -122,8 +123,7 @@ class CompiledEncoderTest(base.TestCase):
         flagged_md = clean._replace(
             resource_metadata={'user_metadata': {'n': 1}})
         batch = [clean, quoted, clean, backslash, flagged_md]
-        _, flagged = self.assert_same(batch, SECRET, None, True,
-                                      stf._unsafe_user_metadata)
+        _, flagged = self.assert_same(batch, SECRET, None, True, FLAG)
         self.assertEqual([1, 3, 4], flagged)
         _, flagged = self.assert_same(batch, None)
         self.assertEqual([1, 3], flagged)
