@@ -151,23 +151,26 @@ class TestPartitioning(base.TestCase):
                        pollster='http.probe'),))
         return out
 
-    def stable_window(self, alive, intervals, tries=3):
+    def stable_window(self, alive, intervals, tries=3, coordinated=True):
         """A :meth:`window` in which the ring of ``alive`` did not move and
-        no tick was skipped. On a loaded two-core machine a starved
-        heartbeat makes the others forget an agent for a moment: URLs move
-        and may be missed for a tick, which is what the ring is meant to
-        do then, and not what this test checks. Such a window is taken
-        again, ``tries`` times at most.
+        no tick was skipped (without coordination: no tick skipped). On a
+        loaded two-core machine a starved heartbeat makes the others forget
+        an agent for a moment: URLs move and may be missed for a tick,
+        which is what the ring is meant to do then; and a starved agent
+        skips a tick. Neither is what this test checks: such a window is
+        taken again, ``tries`` times at most.
         """
         seen = []
         for _ in range(tries):
             before = self.unsettling(alive)
             hits = self.window(intervals)
             after = self.unsettling(alive)
-            if before == after and self.settled(alive):
+            if before == after and (not coordinated
+                                    or self.settled(alive)):
                 return hits
             seen.append((before, after))
-        raise AssertionError('the ring moved in every window: %r' % seen)
+        raise AssertionError('the ring moved or a tick was skipped in every '
+                             'window: %r' % seen)
 
     def window(self, intervals):
         """``{path: [times]}`` of the requests in the next ``intervals``
@@ -225,7 +228,11 @@ class TestPartitioning(base.TestCase):
         for n in range(3):
             self.start_agent(n, coordinated=False)
         time.sleep(INTERVAL)
-        hits = self.window(3)
-        everything = sum(len(t) for t in hits.values())
-        assert 2.5 <= everything / partitioned <= 3.5, (everything,
-                                                        partitioned)
+        hits = self.stable_window([0, 1, 2], 3, coordinated=False)
+        counts = [len(hits.get(p, ())) for p in self.paths]
+        # Each agent polls every URL once per interval, +-1 at the
+        # window's edges (as above, now per agent).
+        assert min(counts) >= 3 * (3 - 1), sorted(counts)[:5]
+        assert max(counts) <= 3 * (3 + 1), sorted(counts)[-5:]
+        everything = sum(counts)
+        assert everything >= 2 * partitioned, (everything, partitioned)
