@@ -16,7 +16,7 @@ collector) is C; its Python reactor (``Container``) is not: it wraps every
 engine event in Python objects and passes it through several handlers,
 which cost ~100 us of CPU per message -- more than encoding the ~30
 samples an STF message carries. This loop drives the same engine itself:
-one ``select`` over the socket and a wake-up pipe, bytes pumped between
+one ``poll`` over the socket and a wake-up pipe, bytes pumped between
 the socket and the transport, and the few events it needs read straight
 from the collector (``cproton``, the C API proton's own classes call).
 proton's Python classes are used where nothing is hot: setting up the
@@ -50,6 +50,8 @@ from telemetry_lib.clients.amqp1_batch import Outcome
 from telemetry_lib import ratelog
 
 LOG = logging.getLogger('telemetry_lib.clients.amqp1')
+
+_POLL_FAILED = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 _OUTCOMES = {pn.PN_ACCEPTED: Outcome.ACCEPTED,
              pn.PN_REJECTED: Outcome.REJECTED,
@@ -150,18 +152,27 @@ class IOLoop:
             timeout = min(timeout, max(0.0, self._timers[0][0] - now))
         if self._deadline:
             timeout = min(timeout, max(0.0, self._deadline - now))
-        readers, writers = [self._wake_r], []
+        # poll, not select: an agent may hold more than 1,024 descriptors.
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
         sock, t = self._sock, self._transport
+        wanted = 0
         if sock is not None:
             if self._connecting:
-                writers.append(sock)
+                wanted = select.POLLOUT
             else:
                 if pn.pn_transport_capacity(t._impl) > 0:
-                    readers.append(sock)
+                    wanted |= select.POLLIN
                 if pn.pn_transport_pending(t._impl) > 0:
-                    writers.append(sock)
-        readable, writable, _ = select.select(readers, writers, [], timeout)
-        if self._wake_r in readable:
+                    wanted |= select.POLLOUT
+            if wanted:
+                poller.register(sock, wanted)
+        events = dict(poller.poll(timeout * 1000.0))
+        # An error or hang-up is seen by the recv or send it wakes.
+        got = events.get(sock.fileno(), 0) if wanted else 0
+        if got & _POLL_FAILED:
+            got |= wanted
+        if events.get(self._wake_r):
             try:
                 os.read(self._wake_r, 4096)
             except BlockingIOError:
@@ -172,13 +183,13 @@ class IOLoop:
                 self._on_batch(command[1])
             else:
                 self._on_stop()
-        if sock is not None and sock is self._sock:
-            if self._connecting and sock in writable:
+        if got and sock is self._sock:
+            if self._connecting:
                 self._on_connected()
-            elif not self._connecting:
-                if sock in readable:
+            else:
+                if got & select.POLLIN:
                     self._read()
-                if sock in writable and self._sock is sock:
+                if got & select.POLLOUT and self._sock is sock:
                     self._write()
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:

@@ -41,3 +41,37 @@ class BatchTest(base.TestCase):
                           amqp1_batch.Outcome.TIMEOUT,
                           amqp1_batch.Outcome.TIMEOUT], batch.outcomes)
         self.assertEqual('no credit', batch.detail)
+
+
+class IOLoopTest(base.TestCase):
+
+    def test_descriptors_past_1024_and_a_refused_peer(self):
+        # select() cannot wait on a descriptor numbered 1024 or more; an
+        # agent with many connections has such numbers.
+        import os
+        import resource
+
+        from telemetry_lib.clients import amqp1
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 1200:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard),
+                                                        hard))
+            self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE,
+                            (soft, hard))
+        held = []
+        null = os.open(os.devnull, os.O_RDONLY)
+        held.append(null)
+        while held[-1] < 1100:
+            held.append(os.dup(null))
+        self.addCleanup(lambda: [os.close(fd) for fd in held])
+        sender = amqp1.AMQP1Sender([('127.0.0.1', base.free_port())],
+                                   reconnect_min=0.05, name='test')
+        sender.start()
+        self.addCleanup(sender.close, 2)
+        batch = sender.send([('q', 'x')], 2.0)
+        assert sender._thread.is_alive()
+        assert batch.outcomes == [amqp1_batch.Outcome.DISCONNECTED] or (
+            batch.outcomes == [amqp1_batch.Outcome.TIMEOUT]), batch.outcomes
+        assert 'refused' in batch.detail or 'refused' in (
+            sender.last_error), (batch.detail, sender.last_error)
