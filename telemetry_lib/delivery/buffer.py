@@ -62,6 +62,11 @@ _LAST_SIZES = threading.local()
 _SIZE = operator.attrgetter('size')
 
 
+def entries_size(entries):
+    """The bytes ``entries`` count for, summed in C."""
+    return sum(map(_SIZE, entries))
+
+
 class MemoryStore:
     """Items in a deque; lost with the process (use the spool for more)."""
 
@@ -102,7 +107,7 @@ class MemoryStore:
     def append(self, entries):
         self._queue.extend(entries)
         self.count += len(entries)
-        self.nbytes += sum(map(_SIZE, entries))
+        self.nbytes += entries_size(entries)
 
     def take(self, max_items):
         queue = self._queue
@@ -115,7 +120,7 @@ class MemoryStore:
         """Forget entries for good (delivered or dropped)."""
         self.in_flight -= len(entries)
         self.count -= len(entries)
-        self.nbytes -= sum(map(_SIZE, entries))
+        self.nbytes -= entries_size(entries)
 
     def release(self, entries):
         """Put in-flight entries back at the head, in their order."""
@@ -187,7 +192,7 @@ class Buffer:
                 return 0
             opts = self.options
             if (self.store.count + len(entries) <= opts.max_queue_samples
-                    and self.store.nbytes + sum(map(_SIZE, entries))
+                    and self.store.nbytes + entries_size(entries)
                     <= opts.max_queue_bytes):
                 # Room for all of it (the usual case): what every policy
                 # does then, without walking the entries in Python.
@@ -212,7 +217,7 @@ class Buffer:
         entries, unstorable = self.store.prepare(items)
         with self.lock:
             opts = self.options
-            size = sum(e.size for e in entries)
+            size = entries_size(entries)
             if self.closing or (
                     self.store.count + len(entries)
                     > opts.max_queue_samples * high_water) or (

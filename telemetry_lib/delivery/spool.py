@@ -27,6 +27,7 @@ import logging
 import os
 import sqlite3
 
+from telemetry_lib.delivery.buffer import entries_size
 from telemetry_lib.delivery.buffer import Entry
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import InvalidSample
@@ -152,7 +153,7 @@ class SpoolStore:
             raise
         self._db.execute('COMMIT')
         self.count += len(entries)
-        self.nbytes += sum(e.size for e in entries)
+        self.nbytes += entries_size(entries)
 
     def take(self, max_items):
         rows = self._db.execute(
@@ -186,7 +187,7 @@ class SpoolStore:
         for e in entries:
             self._in_flight.pop(e.key, None)
         self.count -= len(entries)
-        self.nbytes -= sum(e.size for e in entries)
+        self.nbytes -= entries_size(entries)
 
     def release(self, entries):
         for e in entries:
