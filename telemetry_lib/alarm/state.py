@@ -16,11 +16,11 @@ again. History is bounded: the newest ``keep`` transitions per alarm.
 """
 
 import datetime
-import os
 import sqlite3
 import threading
 
 from telemetry_lib.alarm import model
+from telemetry_lib.clients import sqlitedb
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.formats import jsoncodec
 
@@ -58,16 +58,11 @@ class StateStore:
     def _conn(self):
         if self._db is None:
             try:
-                os.makedirs(os.path.dirname(os.path.abspath(self.path)),
-                            mode=0o700, exist_ok=True)
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY,
-                                 0o600))
-                db = sqlite3.connect(self.path, isolation_level=None,
-                                     timeout=5.0, check_same_thread=False)
-                db.execute('PRAGMA journal_mode=WAL')
                 # Survives a crash of the process (not a power cut) without
                 # an fsync per evaluation: 1,000 alarms a cycle stay cheap.
-                db.execute('PRAGMA synchronous=NORMAL')
+                db = sqlitedb.connect(
+                    self.path, timeout=5.0,
+                    pragmas=('journal_mode=WAL', 'synchronous=NORMAL'))
                 db.executescript(_SCHEMA)
             except (OSError, sqlite3.Error) as exc:
                 raise ConfigError('cannot open the alarm state: %s' % exc,

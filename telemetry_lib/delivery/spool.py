@@ -24,9 +24,9 @@ share one spool by mistake.
 """
 
 import logging
-import os
 import sqlite3
 
+from telemetry_lib.clients import sqlitedb
 from telemetry_lib.delivery.buffer import entries_size
 from telemetry_lib.delivery.buffer import Entry
 from telemetry_lib.exceptions import ConfigError
@@ -84,18 +84,14 @@ class SpoolStore:
     def __init__(self, path, codec, fsync=False):
         self.path = path
         self._codec = codec
-        directory = os.path.dirname(path)
         try:
-            if directory:
-                os.makedirs(directory, mode=0o700, exist_ok=True)
-            # Owner-only: the spool holds samples with project ids.
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=1.0,
-                                       check_same_thread=False)
-            self._db.execute('PRAGMA journal_mode=WAL')
-            self._db.execute('PRAGMA synchronous=%s'
-                             % ('FULL' if fsync else 'NORMAL'))
-            self._db.execute('PRAGMA locking_mode=EXCLUSIVE')
+            # Owner-only (the spool holds samples with project ids), and
+            # never a second descriptor on the file (see sqlitedb).
+            self._db = sqlitedb.connect(
+                path, timeout=1.0,
+                pragmas=('journal_mode=WAL',
+                         'synchronous=%s' % ('FULL' if fsync else 'NORMAL'),
+                         'locking_mode=EXCLUSIVE'))
             self._db.execute('CREATE TABLE IF NOT EXISTS items ('
                              'id INTEGER PRIMARY KEY AUTOINCREMENT, '
                              'body BLOB NOT NULL)')

@@ -18,7 +18,11 @@ delivery) replaces it instead of storing it twice. Meter and resource names
 are interned in small tables so each measure row stays about 30 bytes.
 
 WAL mode lets the CLI read while the agent writes; writers in several
-processes wait for each other (``busy_timeout``). Measures older than
+processes wait for each other (``busy_timeout``). The storage objects of
+one process on one file share one connection
+(:mod:`telemetry_lib.clients.sqlitedb`), and nothing opens a second
+descriptor of a live database: closing one would drop SQLite's locks and
+let another process delete the WAL under the writer. Measures older than
 ``[storage] sqlite_retention`` are deleted, at most once a minute, series by
 series along the primary key.
 """
@@ -31,6 +35,7 @@ import time
 
 from oslo_config import cfg
 
+from telemetry_lib.clients import sqlitedb
 from telemetry_lib.exceptions import StorageError
 from telemetry_lib.exceptions import StorageUnavailable
 from telemetry_lib.formats import jsoncodec
@@ -90,14 +95,13 @@ class SQLiteStorage(base.StorageDriver):
         self.path = url.path if url.path not in ('', '/') else (
             opts.sqlite_path or default_path())
         self.retention = opts.sqlite_retention
-        self._lock = threading.Lock()
+        self._open_lock = threading.Lock()
         self._busy_timeout = opts.sqlite_busy_timeout
         # Created by the first write, not on open: a reader (the CLI) with
         # a mistyped path must not leave an empty database behind.
-        self._db = None
-        if os.path.exists(self.path):
-            self._open()
-        else:
+        self._shared = None
+        self._closed = False
+        if not os.path.exists(self.path):
             self._check_creatable()
         self._meter_ids = {}
         self._resource_ids = {}
@@ -107,22 +111,35 @@ class SQLiteStorage(base.StorageDriver):
 
     # -- writing -----------------------------------------------------------
 
-    def _open(self):
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)),
-                        mode=0o700, exist_ok=True)
-            # Owner-only unless the operator made the file otherwise.
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            db = sqlite3.connect(self.path, isolation_level=None,
-                                 timeout=self._busy_timeout,
-                                 check_same_thread=False)
-            db.execute('PRAGMA journal_mode=WAL')
-            db.execute('PRAGMA synchronous=NORMAL')
-            db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError('cannot open SQLite storage %s: %s'
-                               % (self.path, exc)) from None
-        self._db = db
+    def _connection(self, create):
+        """The shared connection (made on first use); ``create``: a writer,
+        which may create the file.
+        """
+        with self._open_lock:
+            if self._closed:
+                raise StorageUnavailable('SQLite storage %s is closed'
+                                         % self.path)
+            if self._shared is not None:
+                return self._shared
+            if not create and not os.path.exists(self.path):
+                raise StorageError(
+                    'no SQLite storage at %s yet: it is created when the '
+                    'first samples are stored (telemetry-agent does within '
+                    'one polling interval)' % self.path)
+            try:
+                self._shared = sqlitedb.acquire(
+                    self.path, self._busy_timeout,
+                    setup=lambda db: db.executescript(_SCHEMA),
+                    pragmas=('journal_mode=WAL', 'synchronous=NORMAL'))
+            except (sqlite3.Error, OSError) as exc:
+                raise StorageError('cannot open SQLite storage %s: %s'
+                                   % (self.path, exc)) from None
+            return self._shared
+
+    @property
+    def _db(self):
+        # Only under the shared connection's lock.
+        return self._shared.db
 
     def _check_creatable(self):
         # A sink whose file cannot be created fails now, at start, rather
@@ -134,17 +151,6 @@ class SQLiteStorage(base.StorageDriver):
                                                       os.W_OK | os.X_OK):
             raise StorageError('cannot create SQLite storage %s: %s is not '
                                'a writable directory' % (self.path, parent))
-
-    def _reader(self):
-        """The connection, for reading (under the lock)."""
-        if self._db is None:
-            if not os.path.exists(self.path):
-                raise StorageError(
-                    'no SQLite storage at %s yet: it is created when the '
-                    'first samples are stored (telemetry-agent does within '
-                    'one polling interval)' % self.path)
-            self._open()
-        return self._db
 
     def _meter_id(self, s):
         key = (s.name, s.type, s.unit)
@@ -182,9 +188,8 @@ class SQLiteStorage(base.StorageDriver):
     def write(self, samples):
         if not samples:
             return
-        with self._lock:
-            if self._db is None:
-                self._open()
+        shared = self._connection(create=True)
+        with shared.lock:
             try:
                 self._db.execute('BEGIN IMMEDIATE')
                 try:
@@ -232,8 +237,13 @@ class SQLiteStorage(base.StorageDriver):
         """Delete measures older than ``before`` (POSIX seconds); return how
         many. Series by series, so each delete walks the primary key.
         """
-        if self._db is None:
+        shared = self._shared
+        if shared is None:
             return 0            # nothing was ever written
+        with shared.lock:
+            return self._expire(before)
+
+    def _expire(self, before):
         pairs = self._db.execute('SELECT meter, resource FROM series'
                                  ).fetchall()
         self._db.execute('BEGIN IMMEDIATE')
@@ -266,8 +276,8 @@ class SQLiteStorage(base.StorageDriver):
         base.check_query(aggregation, granularity, resource_id)
         lo = start.timestamp() if start else float('-inf')
         hi = stop.timestamp() if stop else float('inf')
-        with self._lock:
-            self._reader()
+        shared = self._connection(create=False)
+        with shared.lock:
             try:
                 return self._query(meter, resource_id, lo, hi, granularity,
                                    aggregation)
@@ -311,8 +321,9 @@ class SQLiteStorage(base.StorageDriver):
             per_resource.values(), granularity, aggregation))
 
     def resources(self, meter=None):
-        with self._lock:
-            db = self._reader()
+        shared = self._connection(create=False)
+        with shared.lock:
+            db = shared.db
             if meter is None:
                 rows = db.execute(
                     'SELECT DISTINCT r.resource_id FROM series s JOIN '
@@ -325,15 +336,14 @@ class SQLiteStorage(base.StorageDriver):
             return [r for r, in rows]
 
     def meters(self):
-        with self._lock:
-            return [tuple(r) for r in self._reader().execute(
+        shared = self._connection(create=False)
+        with shared.lock:
+            return [tuple(r) for r in shared.db.execute(
                 'SELECT name, type, unit FROM meter ORDER BY name')]
 
     def close(self, timeout=None):
-        with self._lock:
-            if self._db is None:
-                return
-            try:
-                self._db.close()
-            except sqlite3.Error:
-                pass
+        with self._open_lock:
+            self._closed = True
+            shared, self._shared = self._shared, None
+        if shared is not None:
+            shared.release()

@@ -1,5 +1,7 @@
 import datetime
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -184,6 +186,54 @@ class TestSQLiteStorage(StorageContract, base.TestCase):
             stop.set()
             t.join()
         assert len(reader.query('w', resource_id='w')) > 0
+
+    def _other_process_opens_and_closes(self, path, times=3):
+        # What the CLI or a second agent does: a connection in another
+        # process that reads and closes (the last closer checkpoints and
+        # deletes the WAL if it can take the locks).
+        script = ('import sqlite3, sys\n'
+                  'for _ in range(%d):\n'
+                  '    db = sqlite3.connect(sys.argv[1])\n'
+                  '    db.execute("SELECT COUNT(*) FROM measure").fetchall()\n'
+                  '    db.close()\n' % times)
+        subprocess.run([sys.executable, '-c', script, path], check=True,
+                       timeout=60)
+
+    def test_a_second_storage_object_keeps_the_writers_locks(self):
+        # Issue 20 item 0: the publisher and the evaluator on one file in
+        # one process. Opening the second used to open and close a
+        # descriptor of the live database, which released the writer's
+        # POSIX locks; another process closing its connection then
+        # deleted the WAL the writer still wrote into.
+        path = self.storage.path
+        self.storage.write([gauge('a', 0, 1, name='w')])
+        for _ in range(3):
+            other = storage_base.load_storage(self.conf, 'sqlite://' + path)
+            assert ('w', 'gauge', 'B') in other.meters()
+            other.close()
+            self._other_process_opens_and_closes(path)
+            assert os.path.exists(path + '-wal')
+        self.storage.write([gauge('a', 60, 2, name='w')])
+        self._other_process_opens_and_closes(path)
+        assert os.path.exists(path + '-wal')
+        self.storage.close()
+        fresh = storage_base.load_storage(self.conf, 'sqlite://' + path)
+        self.addCleanup(fresh.close)
+        assert [p.value for p in fresh.query('w', resource_id='a')] == [1, 2]
+
+    def test_one_connection_per_file_in_a_process(self):
+        self.storage.write([gauge('a', 0, 1)])
+        other = storage_base.load_storage(
+            self.conf, 'sqlite://' + os.path.join(
+                self.tmpdir, '.', 'db.sqlite'))
+        self.addCleanup(other.close)
+        other.meters()
+        assert other._shared is self.storage._shared
+        assert other._shared.users == 2
+
+    def test_the_file_is_owner_only(self):
+        self.storage.write([gauge('a', 0, 1)])
+        assert os.stat(self.storage.path).st_mode & 0o777 == 0o600
 
     def test_as_pipeline_sink(self):
         d = delivery.build(self.conf, 'sqlite://%s/db.sqlite?max_latency=0'
