@@ -28,7 +28,8 @@ SECRET_OPTIONS = frozenset((
 
 _SECRET_QUERY = re.compile(r'(?i)(\b(?:%s)=)[^&#\s]*' % '|'.join(
     re.escape(name) for name in sorted(SECRET_OPTIONS)))
-_USERINFO = re.compile(r'([^\s/:@?&=\'"]+):(.*)@')
+# The user name may be empty (``http://:secret@host``).
+_USERINFO = re.compile(r'([^\s/:@?&=\'"]*):(.*)@')
 
 
 def redact(text):
@@ -46,3 +47,20 @@ def redact(text):
         text = head + sep + _USERINFO.sub(lambda m: m.group(1) + ':***@',
                                           rest, count=1)
     return _SECRET_QUERY.sub(lambda m: m.group(1) + '***', text)
+
+
+def scrub(text, *secrets):
+    """``text`` :func:`redact`-ed, and with each of ``secrets`` masked
+    wherever it stands -- whole or in the pieces another parser may have
+    cut it into at a delimiter (oslo.messaging splits a URL's hosts at
+    commas before it looks for the password, and quotes the piece).
+    """
+    text = redact(text)
+    for secret in secrets:
+        if not secret:
+            continue
+        pieces = [secret] + [p for p in re.split(r'[^\w]+', secret)
+                             if len(p) >= 3]
+        for piece in sorted(set(pieces), key=len, reverse=True):
+            text = text.replace(piece, '***')
+    return text

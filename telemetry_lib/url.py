@@ -22,6 +22,7 @@ one is repeated, as in Ceilometer. The password never appears in
 """
 
 import math
+import re
 import typing
 from urllib import parse
 
@@ -30,6 +31,7 @@ from telemetry_lib.masking import redact
 from telemetry_lib.masking import SECRET_OPTIONS
 
 
+_CONTROL = re.compile('[\x00-\x1f\x7f]')
 _TRUE = frozenset(('1', 'true', 'yes', 'on', 'y', 't'))
 _FALSE = frozenset(('0', 'false', 'no', 'off', 'n', 'f'))
 
@@ -70,6 +72,10 @@ class TelemetryURL:
             raise InvalidURL('a URL must be a non-empty string, not %r'
                              % (text,))
         text = text.strip()
+        if _CONTROL.search(text) or _CONTROL.search(parse.unquote(text)):
+            # A NUL would reach open() or a socket as an odd ValueError.
+            raise InvalidURL('%r holds a control character (such as NUL); '
+                             'refused' % _redact(text))
         if '://' not in text:
             text += '://'
         scheme, _, rest = text.partition('://')
@@ -204,8 +210,8 @@ class TelemetryURL:
 
     def netloc(self, with_password=False):
         auth = ''
-        if self.username is not None:
-            auth = parse.quote(self.username, safe='')
+        if self.username is not None or self.password is not None:
+            auth = parse.quote(self.username or '', safe='')
             if self.password is not None:
                 auth += ':' + (parse.quote(self.password, safe='')
                                if with_password else '***')
@@ -287,7 +293,9 @@ def _parse_host(text, url):
     if not host:
         raise InvalidURL('%r: empty host in %r' % (_redact(url), text))
     if port:
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        # isdigit() alone takes '²' and other digits int() refuses.
+        if not (port.isascii() and port.isdigit()) or not \
+                0 < int(port) < 65536:
             raise InvalidURL('%r: port %r is not a number from 1 to 65535'
                              % (_redact(url), port))
         return Host(host, int(port))

@@ -21,6 +21,7 @@ they start on (``.line``), and every problem is one
 :class:`~telemetry_lib.exceptions.ConfigError` naming the file and line.
 """
 
+import collections.abc
 import os
 
 import yaml
@@ -48,7 +49,14 @@ class _Loader(yaml.SafeLoader):
 
 def _construct_mapping(loader, node):
     loader.flatten_mapping(node)
-    mapping = Mapping(loader.construct_pairs(node, deep=True))
+    pairs = loader.construct_pairs(node, deep=True)
+    for (key_node, _), (key, _) in zip(node.value, pairs):
+        if not isinstance(key, collections.abc.Hashable):
+            raise yaml.constructor.ConstructorError(
+                None, None, 'a %s used as a mapping key'
+                % ('mapping' if isinstance(key, dict) else 'list'),
+                key_node.start_mark)
+    mapping = Mapping(pairs)
     mapping.line = node.start_mark.line + 1
     return mapping
 
@@ -101,7 +109,16 @@ def loads(text, path=None):
     if len(text) > MAX_BYTES:
         raise ConfigError('larger than %d bytes; refused' % MAX_BYTES,
                           path=path)
-    loader = _Loader(text)
+    try:
+        # The reader checks every character as it is built: a NUL byte or
+        # another unprintable one raises here.
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        raise ConfigError(
+            'invalid YAML: character #x%04x is not allowed in YAML'
+            % exc.character if isinstance(exc.character, int) else
+            'invalid YAML: %s' % exc.reason, path=path,
+            line=text.count('\n', 0, exc.position) + 1) from None
     try:
         try:
             node = loader.get_single_node()
@@ -114,6 +131,11 @@ def loads(text, path=None):
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, path) from None
+    except ValueError as exc:
+        # int() past Python's digit limit, a date out of range, ...
+        reason = str(exc).split(';')[0].split('\n')[0][:200]
+        raise ConfigError('a value that cannot be read: %s' % reason,
+                          path=path) from None
     finally:
         loader.dispose()
 

@@ -28,6 +28,7 @@ silently.
 
 import datetime
 import logging
+from urllib import parse
 
 from oslo_config import cfg
 
@@ -36,6 +37,7 @@ from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import ceilometer
 from telemetry_lib.formats import stf
+from telemetry_lib import masking
 from telemetry_lib.publisher import amqp1
 from telemetry_lib.publisher import base
 from telemetry_lib.sample import new_message_id
@@ -78,8 +80,11 @@ class NotifierPublisher(base.Publisher):
         transport_url = None
         if url.hosts:
             auth = ''
-            if url.username:
-                auth = '%s:%s@' % (url.username, url.password or '')
+            if url.username or url.password:
+                # Quoted: oslo.messaging unquotes them, and cuts an
+                # unquoted password at a comma (its host separator).
+                auth = '%s:%s@' % (parse.quote(url.username or '', safe=''),
+                                   parse.quote(url.password or '', safe=''))
             transport_url = '%s://%s%s%s' % (
                 driver, auth, ','.join(str(h) for h in url.hosts),
                 url.path or '/')
@@ -88,7 +93,8 @@ class NotifierPublisher(base.Publisher):
             # (a driver and its connection pool) is made by start().
             oslo_messaging.TransportURL.parse(conf, transport_url)
         except (oslo_messaging.InvalidTransportURL, ValueError) as exc:
-            raise InvalidURL('oslo.messaging refused it: %s' % exc,
+            raise InvalidURL('oslo.messaging refused it: %s'
+                             % masking.scrub(str(exc), url.password),
                              where=str(url)) from None
         self._transport_url = transport_url
         self.transport = None
@@ -103,7 +109,8 @@ class NotifierPublisher(base.Publisher):
                 self.conf, url=self._transport_url)
         except (self._om.InvalidTransportURL, self._om.DriverLoadFailure,
                 ValueError) as exc:
-            raise InvalidURL('oslo.messaging refused it: %s' % exc,
+            raise InvalidURL('oslo.messaging refused it: %s'
+                             % masking.scrub(str(exc), self.url.password),
                              where=str(self.url)) from None
 
     def publish_samples(self, samples):

@@ -69,6 +69,35 @@ class TestURL(base.TestCase):
             TelemetryURL.parse('http://u:hunter2@h:notaport/')
         assert 'hunter2' not in str(ctx.exception)
 
+    def test_an_empty_user_name_still_masks_the_password(self):
+        # Issue 20 item 7.
+        url = TelemetryURL.parse('http://:S3cret@h:80/x')
+        assert url.password == 'S3cret'
+        assert 'S3cret' not in str(url) and 'S3cret' not in repr(url)
+        assert str(url) == 'http://:***@h:80/x'
+        from telemetry_lib import masking
+        assert 'S3cret' not in masking.redact("bad: 'http://:S3cret@h:x/'")
+        assert 'S3cr' not in masking.scrub(
+            "invalid literal for int() with base 10: 'S3cr'", 'S3cr,et')
+
+    def test_a_comma_in_a_notifier_password(self):
+        # Issue 20 item 7: oslo.messaging cut the password at the comma
+        # (its host separator) and echoed the first piece.
+        from telemetry_lib.publisher import base as publisher_base
+        pub = publisher_base.load_publisher(
+            self.conf, 'notifier://u:S3cr,et@127.0.0.1:5672/')
+        assert pub._transport_url.startswith('rabbit://u:S3cr%2Cet@')
+        pub.close()
+
+    def test_non_ascii_digits_and_control_characters(self):
+        # Issue 20 item 8: '²' passes str.isdigit() but not int().
+        for text in ('http://h:²/x', 'http://h:٣٠/',
+                     'file:///tmp/x\x00y', 'file:///tmp/x%00y',
+                     'http://h/x%0a'):
+            with self.assertRaises(InvalidURL) as ctx:
+                TelemetryURL.parse(text)
+            assert len(str(ctx.exception).splitlines()) == 1
+
     def test_tls_verification_option(self):
         for query, expected in (('', True), ('?verify_ssl=true', True),
                                 ('?verify_ssl', True),

@@ -51,3 +51,22 @@ class TestBounds(base.TestCase):
             yamlfile.load(path)
         assert str(ctx.exception).startswith(path + ':')
         assert len(str(ctx.exception).splitlines()) == 1
+
+    def test_hostile_values_are_one_line_naming_the_file(self):
+        # Issue 20 item 1: these escaped as other exceptions (a NUL byte
+        # from the reader, built before the try; int()'s digit limit; an
+        # unhashable key).
+        for name, text, where in (
+                ('nul.yaml', 'a: 1\npublishers: ["file:///tmp/x\0y"]\n',
+                 ':2: '),
+                ('ctl.yaml', 'a: "\x01"\n', ':1: '),
+                ('digits.yaml', 'a: %s\n' % ('9' * 5000), ': '),
+                ('key.yaml', '{a: 1}: 2\n', ':1: '),
+                ('listkey.yaml', '? [1, 2]\n: 2\n', ':1: ')):
+            path = self.write_file(name, text)
+            with self.assertRaises(ConfigError) as ctx:
+                yamlfile.load(path)
+            message = str(ctx.exception)
+            assert message.startswith(path + where), message
+            assert len(message.splitlines()) == 1, message
+            assert len(message) < 300, message

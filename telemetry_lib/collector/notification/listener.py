@@ -174,7 +174,8 @@ class NotificationListener(base.Listener):
                 oslo_messaging.TransportURL.parse(conf, url)
             except (oslo_messaging.InvalidTransportURL, ValueError) as exc:
                 raise ConfigError('oslo.messaging refused %s: %s' % (
-                    masking.redact(url), masking.redact(str(exc))),
+                    masking.redact(url),
+                    masking.scrub(str(exc), _password_of(url))),
                     where='[notification] messaging_urls') from None
         if not opts.topics or not opts.notification_control_exchanges:
             raise ConfigError('needs at least one topic and one exchange',
@@ -370,3 +371,9 @@ class NotificationListener(base.Listener):
                 topic, type(exc).__name__, masking.redact(str(exc)))
         self.counts.add('dead_lettered')
         return 'sent to %s' % topic
+
+
+def _password_of(url):
+    """The password in a transport URL, as far as it can be told."""
+    userinfo = url.partition('://')[2].rpartition('@')[0]
+    return userinfo.partition(':')[2] or None
