@@ -11,35 +11,42 @@
 #    under the License.
 """The one HTTP stack of the library: the agent's ``/metrics``,
 ``/healthz`` and Alertmanager receiver, and exporter publishers on a port
-of their own, all served by cheroot (CherryPy's maintained WSGI server).
+of their own.
 
-Bounded on purpose, so a careless or hostile client costs little:
+It serves a handful of small endpoints to scrapers, probes and webhooks,
+and its whole design is that a careless or hostile client costs little:
 
-* a connection waits for its first byte (and between keep-alive
-  requests) in a selector, not in a thread, and is closed after
-  ``idle_timeout`` seconds of silence; at most ``max_connections`` wait
-  so, one more is answered 503 and closed at once;
-* ``threads`` workers read and answer requests, each read bounded by the
-  idle timeout; ready requests beyond them queue (``max_connections``
-  places, then 503);
-* a request body over ``max_body`` is answered 413 without being read;
-  request headers are limited to 64 KiB;
-* TLS when a certificate and key are given, and client certificates
-  required when a client CA is. The handshake happens in a worker, under
-  the idle timeout, so a client that connects and stays silent cannot
-  stall the accept loop;
-* IPv4 and IPv6 addresses both work;
+* one I/O thread reads every request whole -- TLS handshake, head and
+  body -- before a worker sees it, so a client that trickles its headers
+  a byte a second (slow-loris) or never speaks holds a file descriptor,
+  never a worker;
+* a request must arrive whole within ``request_timeout`` seconds of its
+  first byte, however it trickles; a connection silent for
+  ``idle_timeout`` (before a request, or between keep-alive requests) is
+  closed;
+* at most ``max_connections`` connections are held; one more evicts the
+  longest-idle connection that has sent nothing of a request (answered
+  503), so a flood of idle connections cannot keep ``/healthz`` out, and
+  is itself refused with a 503 only when every held connection is busy
+  with a request;
+* ``threads`` workers run handlers and write answers, each write bounded
+  by ``idle_timeout``; heads are limited to 64 KiB (431), bodies to
+  ``max_body`` (413, not read), a body needs a ``Content-Length`` (411);
+* keep-alive and pipelined requests, ``HEAD``, ``Expect: 100-continue``,
+  IPv4 and IPv6, TLS with client certificates when a CA is given;
 * a handler's exception is a 500 and one logged line, never a traceback.
 """
 
+import collections
 import http
 import logging
 import queue
+import selectors
+import socket
 import ssl
 import threading
-
-from cheroot.ssl import builtin as cheroot_ssl
-from cheroot import wsgi
+import time
+from urllib import parse
 
 from telemetry_lib.exceptions import ConfigError
 
@@ -48,75 +55,108 @@ LOG = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
 _BUSY = (b'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n'
          b'Connection: close\r\n\r\n')
+_CONTINUE = b'HTTP/1.1 100 Continue\r\n\r\n'
+_TICK = 0.25
 
 
 class _Headers:
-    """Case-insensitive ``get`` over a WSGI environ's request headers."""
+    """Case-insensitive ``get`` over a request's headers."""
 
-    def __init__(self, environ):
-        self._environ = environ
+    def __init__(self, pairs):
+        self._map = {k.lower(): v for k, v in pairs}
 
     def get(self, name, default=None):
-        key = name.upper().replace('-', '_')
-        if key not in ('CONTENT_TYPE', 'CONTENT_LENGTH'):
-            key = 'HTTP_' + key
-        return self._environ.get(key, default)
+        return self._map.get(name.lower(), default)
 
 
-class _LazyTLS(cheroot_ssl.BuiltinSSLAdapter):
-    """cheroot's adapter does the TLS handshake in its accept loop: one
-    silent client would stall every other one for the idle timeout. Here
-    the socket is wrapped without a handshake; OpenSSL does it on the
-    worker's first read, under that worker's timeout.
-    """
+class _Request:
+    __slots__ = ('method', 'path', 'headers', 'body', 'keep_alive')
 
-    def wrap(self, sock):
-        s = self.context.wrap_socket(sock, server_side=True,
-                                     do_handshake_on_connect=False)
-        return s, {'wsgi.url_scheme': 'https', 'HTTPS': 'on'}
+    def __init__(self, method, path, headers, body, keep_alive):
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
 
 
-class _Server(wsgi.Server):
-    label = 'http'
-    max_waiting = 32
+class _BadRequest(Exception):
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
 
-    def process_conn(self, conn):
-        # cheroot hands a new connection straight to a worker, which then
-        # waits up to the idle timeout for its first byte: a few silent
-        # clients would hold every worker. Here a new connection first
-        # waits in cheroot's selector, with the idle keep-alive ones,
-        # where waiting costs a file descriptor and no thread; the
-        # selector expires it after the idle timeout. Past max_waiting
-        # it is answered 503 at once.
-        if getattr(conn, 'telemetry_waited', False):
+
+class _Conn:
+    """One client connection, owned by the I/O thread or by one worker."""
+
+    __slots__ = ('sock', 'buf', 'handshaking', 'last_active',
+                 'request_started', 'need', 'head', 'continued', 'closed')
+
+    def __init__(self, sock, handshaking, now):
+        self.sock = sock
+        self.buf = bytearray()
+        self.handshaking = handshaking
+        self.last_active = now
+        self.request_started = None     # first byte of the current request
+        self.need = None                # (head, body length) once parsed
+        self.head = None
+        self.continued = False
+        self.closed = False
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
             try:
-                self.requests.put(conn)
-            except queue.Full:
-                self._refuse(conn)
-            return
-        conn.telemetry_waited = True
-        if self._connections._num_connections >= self.max_waiting:
-            self._refuse(conn)
-        else:
-            self._connections.put(conn)
-
-    def _refuse(self, conn):
-        # Not cheroot's own 503 path: it leaves the answer in a buffer
-        # and the socket open. A TLS client gets no answer (that would
-        # need a handshake, here in the accept loop): it is closed.
-        if self.ssl_adapter is None:
-            try:
-                conn.socket.sendall(_BUSY)
+                self.sock.close()
             except OSError:
                 pass
-        conn.close()
 
-    def error_log(self, msg='', level=logging.INFO, traceback=False):
-        # cheroot's own notes (a client gone mid-request, a failed TLS
-        # handshake) are the client's problem: one debug line, no
-        # traceback on stderr.
-        text = str(msg).strip().splitlines()
-        LOG.debug('%s: %s', self.label, text[0] if text else level)
+
+def _parse_head(raw):
+    """``(method, path, headers pairs, keep_alive, length, expect)``."""
+    try:
+        text = raw.decode('iso-8859-1')
+    except UnicodeDecodeError:           # pragma: no cover - latin-1
+        raise _BadRequest(400)
+    lines = text.split('\r\n')
+    parts = lines[0].split(' ')
+    if len(parts) != 3 or not parts[2].startswith('HTTP/1.'):
+        raise _BadRequest(400)
+    method, target, version = parts
+    pairs = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(':')
+        if not sep or not name or name != name.strip():
+            raise _BadRequest(400)
+        pairs.append((name.lower(), value.strip()))
+    headers = dict(pairs)
+    lengths = {v for k, v in pairs if k == 'content-length'}
+    if 'transfer-encoding' in headers:
+        length = None                   # chunked bodies are not taken
+    elif not lengths:
+        length = 0 if method != 'POST' else None
+    elif len(lengths) > 1 or not next(iter(lengths)).isdigit():
+        raise _BadRequest(400)
+    else:
+        length = int(next(iter(lengths)))
+    connection = headers.get('connection', '').lower()
+    keep_alive = ('close' not in connection if version == 'HTTP/1.1'
+                  else 'keep-alive' in connection)
+    path = parse.unquote(target.partition('?')[0], errors='replace') or '/'
+    expect = headers.get('expect', '').lower() == '100-continue'
+    return method, path, pairs, keep_alive, length, expect
+
+
+def _response(status, ctype, body, head_only, keep_alive):
+    lines = ['HTTP/1.1 %d %s' % (status, http.HTTPStatus(status).phrase),
+             'Content-Type: %s' % ctype,
+             'Content-Length: %d' % len(body)]
+    if not keep_alive:
+        lines.append('Connection: close')
+    head = ('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1')
+    return head if head_only else head + body
 
 
 def _reply(status, ctype, body):
@@ -133,13 +173,13 @@ class GetServer:
 
     Construction does no I/O; :meth:`start` binds (and raises
     ``ConfigError`` when it cannot, or when the certificate or key cannot
-    be read); :meth:`stop` must be called (cheroot's workers are not
-    daemon threads).
+    be read); :meth:`stop` returns within its timeout.
     """
 
     def __init__(self, host, port, handle, name='http', idle_timeout=10.0,
                  max_connections=32, post=None, max_body=1024 * 1024,
-                 threads=4, cert_file=None, key_file=None, client_ca=None):
+                 threads=4, cert_file=None, key_file=None, client_ca=None,
+                 request_timeout=None):
         if bool(cert_file) != bool(key_file):
             raise ConfigError('TLS needs both a certificate and a key file',
                               where=name)
@@ -152,11 +192,24 @@ class GetServer:
         self._max_body = max_body
         self._name = name
         self._idle_timeout = idle_timeout
+        self._request_timeout = request_timeout or min(idle_timeout, 10.0)
         self._max_connections = max_connections
         self._threads = threads
         self._tls = (cert_file, key_file) if cert_file else None
-        self._server = None
         self.host, self.port = host, port
+        self._listener = None
+        self._context = None
+        self._stopping = threading.Event()
+        self._work = queue.Queue()
+        self._returned = collections.deque()
+        self._wake_r = self._wake_w = None
+        self._io_thread = None
+        self._workers = []
+        self._conns = {}              # fileno -> _Conn, the I/O thread's
+        self._busy = 0                # requests with a worker or queued
+        self._lock = threading.Lock()
+        #: What the server refused or cut, by reason.
+        self.counts = collections.Counter()
 
     @property
     def url(self):
@@ -164,79 +217,377 @@ class GetServer:
         return '%s://%s:%d' % ('https' if self._tls else 'http', host,
                                self.port)
 
-    # -- the WSGI application ----------------------------------------------
-
-    def _dispatch(self, environ):
-        method = environ['REQUEST_METHOD']
-        path = environ.get('PATH_INFO') or '/'
-        if method in ('GET', 'HEAD'):
-            return self._handle(path, environ.get('HTTP_ACCEPT') or '')
-        if method != 'POST' or self._post is None:
-            return _reply(405, 'text/plain', b'method not allowed\n')
-        try:
-            length = int(environ.get('CONTENT_LENGTH') or -1)
-        except ValueError:
-            length = -1
-        if length < 0:
-            return _reply(411, 'text/plain', b'length required\n')
-        if length > self._max_body:     # cheroot answers first; a bound
-            return _reply(413, 'text/plain', b'body too large\n')
-        body = environ['wsgi.input'].read(length)
-        return self._post(path, _Headers(environ), body)
-
-    def _app(self, environ, start_response):
-        try:
-            reply = self._dispatch(environ) or NOT_FOUND
-        except Exception as exc:
-            LOG.error('%s: %s %s failed: %s: %s', self._name,
-                      environ.get('REQUEST_METHOD'),
-                      environ.get('PATH_INFO'), type(exc).__name__, exc)
-            reply = _reply(500, 'text/plain', b'internal error\n')
-        status, ctype, body = reply
-        start_response('%d %s' % (status, http.HTTPStatus(status).phrase),
-                       [('Content-Type', ctype),
-                        ('Content-Length', str(len(body)))])
-        return [] if environ['REQUEST_METHOD'] == 'HEAD' else [body]
-
     # -- lifecycle ---------------------------------------------------------
 
     def start(self):
-        if self._server is not None:
+        if self._listener is not None:
             return self
-        server = _Server((self.host, self.port), self._app,
-                         numthreads=self._threads, server_name=self._name,
-                         timeout=self._idle_timeout, shutdown_timeout=2,
-                         request_queue_size=128,
-                         accepted_queue_size=self._max_connections,
-                         accepted_queue_timeout=0)
-        server.label = self._name
-        server.max_waiting = self._max_connections
-        server.keep_alive_conn_limit = self._max_connections
-        server.max_request_body_size = self._max_body
-        server.max_request_header_size = MAX_HEADER_BYTES
         try:
             if self._tls:
-                server.ssl_adapter = _LazyTLS(*self._tls)
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(*self._tls)
                 if self._client_ca:
-                    ctx = server.ssl_adapter.context
                     ctx.load_verify_locations(cafile=self._client_ca)
                     ctx.verify_mode = ssl.CERT_REQUIRED
-            server.prepare()
+                self._context = ctx
+            info = socket.getaddrinfo(self.host, self.port,
+                                      type=socket.SOCK_STREAM,
+                                      flags=socket.AI_PASSIVE)[0]
+            listener = socket.socket(info[0], socket.SOCK_STREAM)
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR,
+                                    1)
+                listener.bind(info[4])
+                listener.listen(128)
+                listener.setblocking(False)
+            except BaseException:
+                listener.close()
+                raise
         except (OSError, ssl.SSLError, UnicodeError) as exc:
-            if server.ready:
-                server.stop()
-            cause = exc.__cause__ or exc
             raise ConfigError('cannot listen on %s:%s: %s'
                               % (self.host, self.port,
-                                 getattr(cause, 'strerror', None) or cause),
+                                 getattr(exc, 'strerror', None) or exc),
                               where=self._name) from None
-        self.host, self.port = server.bind_addr[:2]
-        self._server = server
-        threading.Thread(target=server.serve, daemon=True,
-                         name=self._name).start()
+        self.host, self.port = listener.getsockname()[:2]
+        self._listener = listener
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._stopping.clear()
+        self._io_thread = threading.Thread(target=self._io_loop, daemon=True,
+                                           name=self._name)
+        self._io_thread.start()
+        self._workers = [threading.Thread(target=self._worker, daemon=True,
+                                          name='%s worker' % self._name)
+                         for _ in range(self._threads)]
+        for t in self._workers:
+            t.start()
         return self
 
-    def stop(self):
-        server, self._server = self._server, None
-        if server is not None:
-            server.stop()
+    def stop(self, timeout=2.0):
+        """Stop serving; returns within ``timeout`` seconds (a handler
+        still running then is left to finish on its daemon thread).
+        Returns whether every thread ended.
+        """
+        if self._listener is None:
+            return True
+        deadline = time.monotonic() + timeout
+        self._stopping.set()
+        self._wake()
+        for _ in self._workers:
+            self._work.put(None)
+        ended = True
+        for t in [self._io_thread] + self._workers:
+            t.join(max(0.0, deadline - time.monotonic()))
+            ended = ended and not t.is_alive()
+        self._listener = None
+        return ended
+
+    # -- the I/O thread ------------------------------------------------------
+
+    def _wake(self):
+        try:
+            self._wake_w.send(b'x')
+        except OSError:
+            pass                # full (a wake-up is pending) or closed
+
+    def _io_loop(self):
+        listener, wake_r, wake_w = self._listener, self._wake_r, self._wake_w
+        sel = selectors.DefaultSelector()
+        sel.register(listener, selectors.EVENT_READ, 'accept')
+        sel.register(self._wake_r, selectors.EVENT_READ, 'wake')
+        next_scan = 0.0
+        try:
+            while not self._stopping.is_set():
+                for key, events in sel.select(_TICK):
+                    if key.data == 'accept':
+                        self._accept(sel)
+                    elif key.data == 'wake':
+                        try:
+                            self._wake_r.recv(4096)
+                        except OSError:
+                            pass
+                    else:
+                        self._readable(sel, key.data)
+                while self._returned:
+                    self._resume(sel, self._returned.popleft())
+                now = time.monotonic()
+                if now >= next_scan:
+                    next_scan = now + _TICK
+                    self._expire(sel, now)
+        except Exception:              # pragma: no cover - a bug here
+            LOG.exception('%s: the I/O loop failed', self._name)
+        finally:
+            for conn in list(self._conns.values()):
+                conn.close()
+            self._conns.clear()
+            while self._returned:
+                self._returned.popleft().close()
+            sel.close()
+            listener.close()
+            wake_r.close()
+            wake_w.close()
+
+    def _accept(self, sel):
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # Out of descriptors, say: the next loop tries again.
+                LOG.debug('%s: accept failed: %s', self._name, exc)
+                return
+            now = time.monotonic()
+            if len(self._conns) + self._busy >= self._max_connections \
+                    and not self._evict_idle(sel):
+                self.counts['refused'] += 1
+                self._refuse(sock)
+                continue
+            sock.setblocking(False)
+            handshaking = False
+            if self._context is not None:
+                try:
+                    sock = self._context.wrap_socket(
+                        sock, server_side=True,
+                        do_handshake_on_connect=False)
+                except (OSError, ssl.SSLError):
+                    sock.close()
+                    continue
+                handshaking = True
+            conn = _Conn(sock, handshaking, now)
+            self._conns[sock.fileno()] = conn
+            sel.register(sock, selectors.EVENT_READ, conn)
+
+    def _evict_idle(self, sel):
+        """Close the longest-idle connection with nothing of a request
+        read; whether there was one.
+        """
+        idle = [c for c in self._conns.values()
+                if not c.buf and c.request_started is None]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda c: c.last_active)
+        self.counts['evicted'] += 1
+        self._drop(sel, oldest, _BUSY)
+        return True
+
+    def _refuse(self, sock):
+        # A TLS client gets no answer (that would need a handshake here).
+        if self._context is None:
+            try:
+                sock.setblocking(False)
+                sock.send(_BUSY)
+            except OSError:
+                pass
+        sock.close()
+
+    def _drop(self, sel, conn, answer=None):
+        try:
+            sel.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        self._conns.pop(conn.sock.fileno(), None)
+        if answer is not None and not conn.handshaking:
+            try:
+                conn.sock.send(answer)
+            except (OSError, ssl.SSLError):
+                pass
+        conn.close()
+
+    def _expire(self, sel, now):
+        for conn in list(self._conns.values()):
+            if conn.request_started is not None:
+                if now - conn.request_started > self._request_timeout:
+                    self.counts['request_timeout'] += 1
+                    self._drop(sel, conn, _status_only(408))
+            elif now - conn.last_active > self._idle_timeout:
+                self.counts['idle_timeout'] += 1
+                self._drop(sel, conn)
+
+    def _readable(self, sel, conn):
+        now = time.monotonic()
+        if conn.handshaking:
+            try:
+                conn.sock.do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                if conn.request_started is None:
+                    conn.request_started = now
+                return
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                LOG.debug('%s: TLS handshake failed: %s', self._name, exc)
+                self.counts['tls_failed'] += 1
+                self._drop(sel, conn)
+                return
+            conn.handshaking = False
+            conn.request_started = None
+            conn.last_active = now
+        eof = False
+        while len(conn.buf) <= MAX_HEADER_BYTES + self._max_body:
+            try:
+                data = conn.sock.recv(65536)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError,
+                    ssl.SSLWantWriteError):
+                break
+            except (OSError, ssl.SSLError):
+                eof = True
+                break
+            if not data:
+                eof = True
+                break
+            conn.buf += data
+        if conn.buf:
+            conn.last_active = now
+            if conn.request_started is None:
+                conn.request_started = now
+        if not self._advance(sel, conn) and eof:
+            # Half-closed before a whole request: nothing to answer.
+            self._drop(sel, conn)
+
+    def _advance(self, sel, conn):
+        """Parse what ``conn`` holds; hand a whole request to a worker.
+        Whether the connection left the I/O thread (or was closed).
+        """
+        if conn.head is None:
+            end = conn.buf.find(b'\r\n\r\n')
+            if end < 0:
+                if len(conn.buf) > MAX_HEADER_BYTES:
+                    self.counts['head_too_large'] += 1
+                    self._drop(sel, conn, _status_only(431))
+                    return True
+                return False
+            try:
+                head = _parse_head(bytes(conn.buf[:end]))
+            except _BadRequest as exc:
+                self.counts['bad_request'] += 1
+                self._drop(sel, conn, _status_only(exc.status))
+                return True
+            del conn.buf[:end + 4]
+            conn.head = head
+        method, path, pairs, keep_alive, length, expect = conn.head
+        if method == 'POST' and self._post is not None:
+            if length is None:
+                return self._answer_now(sel, conn, 411)
+            if length > self._max_body:
+                self.counts['body_too_large'] += 1
+                return self._answer_now(sel, conn, 413)
+            if expect and not conn.continued and len(conn.buf) < length:
+                conn.continued = True
+                try:
+                    conn.sock.send(_CONTINUE)
+                except (OSError, ssl.SSLError):
+                    pass
+        elif length:
+            # A body where none is taken: answered, then closed (the
+            # body is not read).
+            keep_alive = False
+            length = 0
+        if len(conn.buf) < (length or 0):
+            return False
+        body = bytes(conn.buf[:length or 0])
+        del conn.buf[:length or 0]
+        conn.head = None
+        conn.continued = False
+        request = _Request(method, path, _Headers(pairs), body, keep_alive)
+        try:
+            sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        self._conns.pop(conn.sock.fileno(), None)
+        with self._lock:
+            self._busy += 1
+        self._work.put((conn, request))
+        return True
+
+    def _answer_now(self, sel, conn, status):
+        self._drop(sel, conn, _status_only(status))
+        return True
+
+    def _resume(self, sel, conn):
+        """A keep-alive connection back from a worker."""
+        if self._stopping.is_set():
+            conn.close()
+            return
+        conn.request_started = time.monotonic() if conn.buf else None
+        conn.last_active = time.monotonic()
+        self._conns[conn.sock.fileno()] = conn
+        sel.register(conn.sock, selectors.EVENT_READ, conn)
+        if conn.buf or (hasattr(conn.sock, 'pending')
+                        and conn.sock.pending()):
+            self._readable(sel, conn)
+
+    # -- workers -------------------------------------------------------------
+
+    def _worker(self):
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            conn, request = item
+            try:
+                self._serve(conn, request)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+    def _serve(self, conn, request):
+        reply = self._dispatch(request)
+        status, ctype, body = reply
+        keep_alive = request.keep_alive and not self._stopping.is_set()
+        data = _response(status, ctype, body, request.method == 'HEAD',
+                         keep_alive)
+        if not self._send(conn, data):
+            conn.close()
+            return
+        if not keep_alive:
+            conn.close()
+            return
+        self._returned.append(conn)
+        self._wake()
+
+    def _send(self, conn, data):
+        """Write ``data`` within the idle timeout, however the client
+        reads; whether it all went.
+        """
+        deadline = time.monotonic() + self._idle_timeout
+        view = memoryview(data)
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(conn.sock, selectors.EVENT_WRITE)
+            while view:
+                try:
+                    sent = conn.sock.send(view[:262144])
+                    view = view[sent:]
+                    continue
+                except (BlockingIOError, InterruptedError,
+                        ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    pass
+                except (OSError, ssl.SSLError):
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    self.counts['write_timeout'] += 1
+                    return False
+            return True
+        finally:
+            sel.close()
+
+    def _dispatch(self, request):
+        try:
+            if request.method in ('GET', 'HEAD'):
+                accept = request.headers.get('accept') or ''
+                reply = self._handle(request.path, accept)
+            elif request.method != 'POST' or self._post is None:
+                reply = _reply(405, 'text/plain', b'method not allowed\n')
+            else:
+                reply = self._post(request.path, request.headers,
+                                   request.body)
+            return reply or NOT_FOUND
+        except Exception as exc:
+            LOG.error('%s: %s %s failed: %s: %s', self._name, request.method,
+                      request.path, type(exc).__name__, exc)
+            return _reply(500, 'text/plain', b'internal error\n')
+
+
+def _status_only(status):
+    return _response(status, 'text/plain', b'', True, False)

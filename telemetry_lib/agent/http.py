@@ -281,12 +281,18 @@ HTTP_OPTS = [
                     'receiver. A connection waiting for its request '
                     'holds no worker.'),
     cfg.IntOpt('http_max_connections', default=64, min=1, max=65536,
-               help='Connections allowed to wait (for their request, or '
-                    'for a worker); one more is answered 503 and '
-                    'closed.'),
+               help='Connections held at once. One more evicts the '
+                    'longest-idle connection that has sent nothing '
+                    '(answered 503), and is itself answered 503 only '
+                    'when all are busy with a request.'),
     cfg.FloatOpt('http_idle_timeout', default=10.0, min=0.1, max=3600,
-                 help='Seconds a connection may stay silent, or a read '
-                      'take, before it is closed.'),
+                 help='Seconds a connection may stay silent (before a '
+                      'request or between keep-alive requests), or an '
+                      'answer take to be read, before it is closed.'),
+    cfg.FloatOpt('http_request_timeout', default=10.0, min=0.1, max=3600,
+                 help='Seconds a request (TLS handshake, head and body) '
+                      'may take to arrive from its first byte, however '
+                      'it trickles; then it is answered 408 and closed.'),
     cfg.StrOpt('http_cert_file',
                help='PEM certificate (chain) to serve HTTPS; needs '
                     'http_key_file.'),
@@ -333,5 +339,6 @@ class AgentHTTPServer(GetServer):
                          threads=opts.http_threads,
                          max_connections=opts.http_max_connections,
                          idle_timeout=opts.http_idle_timeout,
+                         request_timeout=opts.http_request_timeout,
                          cert_file=opts.http_cert_file,
                          key_file=opts.http_key_file)

@@ -95,7 +95,7 @@ class TestEndpoint(base.TestCase):
         self.addCleanup(server.stop)
         server.start()
         assert server.url.startswith('https://')
-        # Silent clients would stall cheroot's own TLS accept loop.
+        # Silent clients must not stall the handshakes of the others.
         silent = [socket.create_connection((server.host, server.port))
                   for _ in range(5)]
         self.addCleanup(lambda: [s.close() for s in silent])
