@@ -320,7 +320,10 @@ class AgentHTTPServer(GetServer):
             if path in routes:
                 return (200,) + routes[path][0](accept)
             if path == '/healthz':
-                problems = health(agent.pool.stats(), high_water,
+                # Live publishers only: a removed one failing is no
+                # problem of the agent's any more.
+                problems = health(agent.pool.stats(retired=False),
+                                  high_water,
                                   failing_after)
                 return (503 if problems else 200, 'application/json',
                         jsoncodec.dumps({'status': 'fail' if problems

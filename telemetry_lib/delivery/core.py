@@ -305,6 +305,19 @@ class Delivery:
         self._closed_outcome = outcome
         return outcome
 
+    def hurry(self):
+        """Cut a :meth:`close` in progress short: stop delivering now, so
+        what is queued stays in the spool (or, without one, is dropped and
+        counted by ``close``) and the spool file is released. For a
+        successor that needs the same spool (a quick reload back); a
+        delivery not closing stops delivering too.
+        """
+        self._abort.set()
+        buf = self._buffer
+        if buf is not None:
+            with buf.lock:
+                buf.changed.notify_all()
+
     def _close_publisher(self, deadline):
         def close():
             try:

@@ -81,6 +81,10 @@ class DeliveryPool:
         ``/metrics`` at once).
     """
 
+    #: Seconds :meth:`acquire` waits for a retiring delivery of the same
+    #: URL to release its spool file or port.
+    HANDOVER_TIMEOUT = 10.0
+
     def __init__(self, conf, factory=None, keep_retired=100):
         if factory is None:
             from telemetry_lib.delivery import build as factory
@@ -90,7 +94,7 @@ class DeliveryPool:
         self._lock = threading.Lock()
         self._live = {}
         self._retired = collections.OrderedDict()
-        self._closers = []
+        self._closers = {}          # key -> (delivery, closing thread)
 
     @staticmethod
     def key(url, kind):
@@ -110,8 +114,11 @@ class DeliveryPool:
         key = self.key(url, kind)
         with self._lock:
             found = self._live.get(key)
+            closing = self._closers.get(key)
         if found is not None:
             return found
+        if closing is not None and closing[1].is_alive():
+            self._hand_over(*closing)
         made = self._factory(self._conf, url, kind)
         with self._lock:
             found = self._live.setdefault(key, made)
@@ -119,20 +126,38 @@ class DeliveryPool:
             made.close(0)
         return found
 
+    def _hand_over(self, retiring, closer):
+        """A URL named again while its old delivery is still being closed
+        (a reload, then a quick reload back): the old one must let go of
+        its spool file (or port) before the new one opens it. With a
+        spool, its drain is cut short -- what it holds stays in the spool
+        for the new one; otherwise it finishes draining, within the bound.
+        """
+        if retiring.spool_file:
+            retiring.hurry()
+        closer.join(self.HANDOVER_TIMEOUT)
+        if closer.is_alive():
+            LOG.warning('%s: the delivery being retired did not let go in '
+                        '%.0fs', retiring.name, self.HANDOVER_TIMEOUT)
+
+    def _remember(self, deliveries):
+        """Keep showing the counters of ``deliveries`` (under the lock)."""
+        for d in deliveries:
+            self._retired.pop(d.name, None)
+            self._retired[d.name] = d
+        while len(self._retired) > self._keep_retired:
+            self._retired.popitem(last=False)
+
     def retain(self, keys, timeout=None):
         """Keep the deliveries of ``keys``; drain and close the others in
         the background within ``timeout`` seconds. Returns those closed.
         """
         keys = set(keys)
         with self._lock:
-            gone = [d for k, d in self._live.items() if k not in keys]
+            gone = [(k, d) for k, d in self._live.items() if k not in keys]
             self._live = {k: d for k, d in self._live.items() if k in keys}
-            for d in gone:
-                self._retired.pop(d.name, None)
-                self._retired[d.name] = d
-            while len(self._retired) > self._keep_retired:
-                self._retired.popitem(last=False)
-        for d in gone:
+            self._remember(d for _, d in gone)
+        for key, d in gone:
             if not d.started:
                 d.close(0)      # never started: nothing to drain
                 continue
@@ -140,9 +165,10 @@ class DeliveryPool:
                                  daemon=True, name='retire %s' % d.name)
             t.start()
             with self._lock:
-                self._closers = [c for c in self._closers if c.is_alive()]
-                self._closers.append(t)
-        return gone
+                self._closers = {k: c for k, c in self._closers.items()
+                                 if c[1].is_alive()}
+                self._closers[key] = (d, t)
+        return [d for _, d in gone]
 
     @staticmethod
     def _retire(d, timeout):
@@ -161,25 +187,30 @@ class DeliveryPool:
         with self._lock:
             return list(self._live.values())
 
-    def stats(self):
-        """Stats of the live deliveries, then of the retired ones whose
-        name no live delivery has taken again.
+    def stats(self, retired=True):
+        """Stats of the live deliveries, then (unless ``retired`` is false)
+        of the retired and closed ones whose name no live delivery has
+        taken again -- what ``/metrics`` and a loss report show; health
+        is judged on the live ones alone.
         """
         with self._lock:
             live = list(self._live.values())
             names = {d.name for d in live}
-            retired = [d for n, d in self._retired.items()
-                       if n not in names]
-        return [d.stats() for d in live + retired]
+            gone = [d for n, d in self._retired.items()
+                    if n not in names] if retired else []
+        return [d.stats() for d in live + gone]
 
     def close(self, timeout=None):
         """Close every delivery at once within ``timeout`` seconds, and
         wait for those being retired; return ``{name: DrainOutcome}``.
+        Their counters stay readable (:meth:`stats`), for the report a
+        service prints when it stops.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             live, self._live = list(self._live.values()), {}
-            closers = list(self._closers)
+            self._remember(live)
+            closers = [t for _, t in self._closers.values()]
         outcomes = drain(live, 'close', timeout)
         for t in closers:
             t.join(None if deadline is None

@@ -524,6 +524,47 @@ class TestPool(base.TestCase):
         assert names[a.name].published == 3 and b.name in names
         assert pool.deliveries() == [b]
 
+    def test_a_quick_reload_back_takes_the_spool_over(self):
+        # Issue 20 item 4: retired with the peer down, the old delivery
+        # kept its spool locked while it drained, and naming the URL
+        # again a moment later failed with "database is locked".
+        self.conf.set_override('state_path', self.tmpdir)
+        url = ('test://?fail=retryable&fail_times=-1&spool=true&'
+               'max_retries=-1&retry_initial_delay=0.05&max_latency=0')
+        pool = delivery.DeliveryPool(self.conf)
+        self.addCleanup(pool.close, 1)
+        old = pool.acquire(url, 'samples').start()
+        old.put(samples(7))
+        pool.retain(set(), timeout=60)          # drains for up to 60 s
+        new = pool.acquire(url, 'samples')
+        assert new is not old
+        new.start()                             # the spool is free
+        st_old, st_new = old.stats(), new.stats()
+        assert st_old.received == 7 and st_old.pending == 7
+        assert st_new.recovered == 7 and st_new.pending == 7
+        assert balanced(st_old) and balanced(st_new)
+
+    def test_health_is_live_and_a_closed_pool_still_reports(self):
+        # Issue 20 items 5 and 6: retired publishers were judged by
+        # /healthz for ever, and the shutdown report, read after close,
+        # saw only retired ones.
+        pool = delivery.DeliveryPool(self.conf)
+        gone = pool.acquire('test://?fail=permanent&max_latency=0',
+                            'samples').start()
+        gone.put(samples(2))
+        assert wait_until(lambda: gone.stats().dropped_total == 2)
+        pool.retain(set(), 1)
+        live = pool.acquire('test://?fail=permanent&x=1&max_latency=0',
+                            'samples').start()
+        live.put(samples(3))
+        assert wait_until(lambda: live.stats().dropped_total == 3)
+        assert [st.name for st in pool.stats(retired=False)] == [live.name]
+        assert {st.name for st in pool.stats()} == {gone.name, live.name}
+        pool.close(1)
+        after = {st.name: st for st in pool.stats()}
+        assert after[live.name].dropped_total == 3
+        assert after[gone.name].dropped_total == 2
+
     def test_flush_and_close_of_many_take_one_timeout(self):
         pool = delivery.DeliveryPool(self.conf)
         stuck = []
