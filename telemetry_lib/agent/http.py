@@ -256,7 +256,10 @@ def health(stats, high_water, failing_after):
     """
     problems = []
     for st in stats:
-        if st.failing_for > failing_after:
+        # An action target with nothing waiting (a receiver target whose
+        # stack is gone) is not a problem now: it sends only when told to.
+        if st.failing_for > failing_after and (
+                st.pending or st.kind != 'actions'):
             problems.append('%s: failing for %.0fs, %d pending: %s'
                             % (st.name, st.failing_for, st.pending,
                                (st.last_error or '')[:200]))

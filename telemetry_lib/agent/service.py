@@ -192,7 +192,8 @@ class Agent:
                     self.conf, routes)), self._action_delivery,
                 targets_file=os.path.join(os.path.dirname(
                     alarm_service.state_file(self.conf)),
-                    'receiver-targets.json'), store=store)
+                    'receiver-targets.json'), store=store,
+                release=self._release_action)
             if self.receiver is not None:
                 # Dedupe windows and cooldowns go on across a reload.
                 rcv.inherit(self.receiver)
@@ -208,6 +209,9 @@ class Agent:
 
     def _action_delivery(self, url):
         return self.pool.acquire(url, 'actions').start()
+
+    def _release_action(self, url):
+        self.pool.release(url, 'actions', self.conf.agent.shutdown_timeout)
 
     def _keys(self, pipeline, alarms, rcv, notified=None):
         keys = pipeline.keys | (alarms.keys if alarms else set())

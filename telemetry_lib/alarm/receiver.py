@@ -55,6 +55,7 @@ from telemetry_lib.exceptions import brief
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.formats import jsoncodec
 from telemetry_lib.masking import redact
+from telemetry_lib import ratelog
 from telemetry_lib.sample import new_message_id
 from telemetry_lib.url import TelemetryURL
 from telemetry_lib import yamlfile
@@ -80,6 +81,13 @@ OPTS = [
                max=64 * 1024 * 1024, help='Largest webhook body, bytes.'),
     cfg.IntOpt('max_in_flight', default=10, min=1, max=100000,
                help='Actions waiting per target before more are refused.'),
+    cfg.IntOpt('max_targets', default=100, min=1, max=100000,
+               help='Action targets (URLs made from the routes and the '
+                    "alerts' labels) held at once, each with its delivery "
+                    'and spool. A new one past the bound replaces the '
+                    'longest unused target with nothing waiting; when '
+                    'there is none, its alert is refused and counted '
+                    '(actions_refused_targets).'),
 ]
 
 PATH = '/alertmanager'
@@ -194,7 +202,7 @@ class Receiver:
     """
 
     def __init__(self, conf, routes, actions, clock=time.monotonic,
-                 targets_file=None, store=None):
+                 targets_file=None, store=None, release=None):
         register_opts(conf)
         opts = conf[GROUP]
         self.routes = routes
@@ -211,6 +219,11 @@ class Receiver:
                               'username and password (or allow_anonymous)',
                               where='[%s]' % GROUP)
         self.max_in_flight = opts.max_in_flight
+        self.max_targets = opts.max_targets
+        self._release = release
+        self._problems = ratelog.RateLimitedLog(LOG, 'receiver',
+                                                clock=clock)
+        self._used = {}                             # target -> time
         self._lock = threading.Lock()
         self._seen = collections.OrderedDict()      # dedupe key -> time
         self._last_sent = {}                        # target -> time
@@ -322,7 +335,11 @@ class Receiver:
         now = self._clock()
         group = payload.get('groupKey') or alert.get('fingerprint') or \
             repr(sorted(labels.items()))
-        key = (route.name, target, group, firing)
+        # startsAt tells an incident: Alertmanager re-sends one with the
+        # same start, and an alert that resolved and fired again starts
+        # anew -- a second load spike must scale again.
+        key = (route.name, target, group, firing,
+               str(alert.get('startsAt') or ''), labels.get('alertname'))
         with self._lock:
             self._expire(now)
             seen = self._seen.get(key)
@@ -331,6 +348,13 @@ class Receiver:
             last = self._last_sent.get(target)
             if last is not None and now - last < route.cooldown:
                 return route.name, 'alerts_cooldown', target, None
+        if not self._make_room(target, now):
+            self._problems.problem(
+                'targets', 'route %s: %s refused: already %d action '
+                'targets with actions waiting ([receiver] max_targets); '
+                'more are counted as actions_refused_targets', route.name,
+                redact(target), self.max_targets)
+            return route.name, 'actions_refused_targets', target, None
         try:
             d = self._actions(target)
         except ConfigError as exc:
@@ -361,6 +385,43 @@ class Receiver:
             self._last_sent[target] = now
         return route.name, 'actions_queued', target, None
 
+    def _make_room(self, target, now):
+        """Whether ``target`` may have a delivery: it has one already,
+        there is room, or the longest unused target with nothing waiting
+        gives its place up (its delivery closed, its spool empty).
+        """
+        with self._lock:
+            if target in self._known or len(self._known) < self.max_targets:
+                self._used[target] = now
+                return True
+            candidates = sorted(self._known,
+                                key=lambda t: self._used.get(t, 0.0))
+        if self._release is None:
+            return False
+        for old in candidates:
+            try:
+                if self._actions(old).stats().pending:
+                    continue
+            except ConfigError:
+                pass
+            self._forget(old)
+            self._release(old)
+            self.counts['targets_evicted'] += 1
+            with self._lock:
+                self._used[target] = now
+            return True
+        return False
+
+    def _forget(self, target):
+        with self._lock:
+            self._known.discard(target)
+            self._last_sent.pop(target, None)
+            self._used.pop(target, None)
+            for key in [k for k in self._seen if k[1] == target]:
+                del self._seen[key]
+            known = sorted(self._known)
+        self._save_targets(known)
+
     def _expire(self, now, horizon=86400):
         while self._seen:
             key, when = next(iter(self._seen.items()))
@@ -387,6 +448,9 @@ class Receiver:
                 return
             self._known.add(target)
             known = sorted(self._known)
+        self._save_targets(known)
+
+    def _save_targets(self, known):
         if not self._targets_file:
             return
         tmp = self._targets_file + '.tmp'
@@ -421,6 +485,7 @@ class Receiver:
         with old._lock:
             self._seen = old._seen
             self._last_sent = old._last_sent
+            self._used = old._used
             self.counts = old.counts
             self._known |= old._known
 

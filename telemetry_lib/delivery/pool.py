@@ -157,6 +157,21 @@ class DeliveryPool:
             gone = [(k, d) for k, d in self._live.items() if k not in keys]
             self._live = {k: d for k, d in self._live.items() if k in keys}
             self._remember(d for _, d in gone)
+        return self._close_in_background(gone, timeout)
+
+    def release(self, url, kind, timeout=None):
+        """Drain and close the delivery of ``url`` and ``kind`` in the
+        background, as if no pipeline named it any more.
+        """
+        key = self.key(url, kind)
+        with self._lock:
+            d = self._live.pop(key, None)
+            if d is None:
+                return []
+            self._remember([d])
+        return self._close_in_background([(key, d)], timeout)
+
+    def _close_in_background(self, gone, timeout):
         for key, d in gone:
             if not d.started:
                 d.close(0)      # never started: nothing to drain

@@ -208,3 +208,59 @@ class TestHistory(ReceiverTest):
         assert len(store.webhooks()) == 5
         assert self.post(payload(alert()), auth='')[0] == 401
         assert len(store.webhooks()) == 5       # counted, not kept
+
+
+class TestIncidentsAndTargets(ReceiverTest):
+
+    def test_a_new_incident_in_the_repeat_window_acts_again(self):
+        # Issue 20 item 12: resolved, then firing again 25 s later (a
+        # second spike): Alertmanager gives it a new startsAt.
+        first = dict(alert(), startsAt='2026-12-05T10:00:00Z')
+        assert self.post(payload(first))[0] == 200
+        self.now[0] += 10
+        self.post(payload(first))                       # a re-send
+        assert self.rcv.counts['alerts_deduplicated'] == 1
+        self.now[0] += 61                               # past the cooldown
+        second = dict(alert(), startsAt='2026-12-05T10:01:11Z')
+        assert self.post(payload(second))[0] == 200
+        assert self.sent() == {'heat://web-1/id-1/scale_up?spool=true': 2}
+
+    def test_targets_are_bounded(self):
+        # Issue 20 item 9: 300 alerts with 300 distinct targets made 300
+        # deliveries, threads and spools.
+        self.conf.set_override('max_targets', 5, group='receiver')
+        released = []
+
+        def release(url):
+            released.append(url)
+            self.deliveries.pop(url, None)
+        rcv = receiver.Receiver(self.conf, self.rcv.routes, self.delivery,
+                                clock=lambda: self.now[0],
+                                release=release)
+        alerts = [alert(stack='web-%d' % i) for i in range(300)]
+        # Every target keeps an action waiting (FakeDelivery never
+        # sends): none can give its place up.
+        status, _, _ = rcv.handle({'Authorization': 'Bearer tok-1'},
+                                  payload(*alerts))
+        assert status == 200
+        assert len(self.deliveries) == 5
+        assert rcv.counts['actions_refused_targets'] == 295
+        assert released == []
+        # Once their actions are sent, the longest unused ones make room.
+        for d in self.deliveries.values():
+            d.items.clear()
+        self.now[0] += 1000
+        rcv.handle({'Authorization': 'Bearer tok-1'},
+                   payload(*[alert(stack='web-new-%d' % i) for i in range(3)]))
+        assert len(released) == 3 and len(self.deliveries) == 5
+        assert rcv.counts['targets_evicted'] == 3
+        assert len(rcv.targets()) == 5
+
+    def test_without_a_release_a_full_receiver_refuses(self):
+        self.conf.set_override('max_targets', 2, group='receiver')
+        rcv = receiver.Receiver(self.conf, self.rcv.routes, self.delivery,
+                                clock=lambda: self.now[0])
+        rcv.handle({'Authorization': 'Bearer tok-1'}, payload(
+            *[alert(stack='web-%d' % i) for i in range(4)]))
+        assert len(self.deliveries) == 2
+        assert rcv.counts['actions_refused_targets'] == 2
