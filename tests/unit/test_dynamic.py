@@ -336,3 +336,44 @@ class TestInTheScheduler(DynamicTest):
             f.result(10)
         assert len(got) == 3 and s.stats[
             'dynamic.radosgw.api.request.{category}'].samples == 3
+
+
+class TestExpressionBounds(base.TestCase):
+    """Issue 20 item 10: sizes were checked only after an operation ran
+    (19.6 s and 1.7 GB for one str()), and a lazy map() escaped the
+    evaluator's error handling.
+    """
+
+    def run_ops(self, text, value):
+        from telemetry_lib.collector.dynamic import expression
+        for op in expression.split_operations(text):
+            value = expression.Expression(op)(value=value)
+        return value
+
+    def test_refused_before_they_run(self):
+        import resource
+
+        from telemetry_lib.collector.dynamic import expression
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for text in (
+                'value | str([[0] * 1000000] * 1000000)',
+                'sum([[0] * 1000000] * 1000000, [])',
+                'sum([[0] * 10] * 10, [])',
+                'value' + ' | list(map(lambda x: x*x, value))' * 22,
+                "'ab' * 1000 | value.replace('a', 'a' * 10000)",
+                "'x' * 999999 + 'y' * 10",
+                'max(map(lambda x: x * 1e300 * int("9" * 4000), value))',
+                'list(map(lambda x: len(str([x] * 999999)), [1] * 1000))'):
+            with self.assertRaises(expression.EvaluationError) as ctx:
+                self.run_ops(text, [3, 4])
+            assert len(str(ctx.exception).splitlines()) == 1
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        assert grown < 200 * 1024, grown          # KiB
+
+    def test_ordinary_operations_still_run(self):
+        assert self.run_ops("value.split('/')[1] | value.upper()",
+                            'a/bc') == 'BC'
+        assert self.run_ops('list(map(lambda x: x * 2, value))',
+                            [1, 2]) == [2, 4]
+        assert self.run_ops("'x' * 1000 | len(value)", 0) == 1000
+        assert self.run_ops('sum(value, 0.5)', [1, 2]) == 3.5

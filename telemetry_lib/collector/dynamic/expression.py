@@ -26,13 +26,28 @@ strip replace lower upper join get keys values items startswith endswith
 (attributes starting with ``_``, f-strings, imports, assignments, other
 names, ``**``) is refused when the file is loaded, as
 one line naming the file, the field and the operation. Evaluation is
-bounded: no string, list or repetition longer than ``MAX_LENGTH``.
+bounded *before* each step runs, not after: a call whose arguments weigh
+more than ``MAX_WEIGHT`` elements and characters (shared nested lists
+counted each time), a repetition or concatenation past it, an integer
+wider than ``MAX_INT_BITS``, ``sum()`` of anything but numbers and a
+``replace`` that would grow past ``MAX_LENGTH`` are refused; lazy results
+(``map``, ``filter``) are evaluated inside the bounds; and an evaluation
+stops after ``MAX_CPU_SECONDS`` of CPU.
 """
 
 import ast
 import operator
+import time
 
+#: Longest string, list or mapping an operation may make.
 MAX_LENGTH = 1_000_000
+#: Most elements and characters (nested ones counted each time they are
+#: referenced) a call may be given or a repetition may make.
+MAX_WEIGHT = 1_000_000
+#: Widest integer, in bits (about 1,200 decimal digits).
+MAX_INT_BITS = 4096
+#: CPU seconds one evaluation may take.
+MAX_CPU_SECONDS = 1.0
 
 _FUNCTIONS = {
     'str': str, 'int': int, 'float': float, 'bool': bool, 'len': len,
@@ -169,15 +184,32 @@ class Expression:
 
     def __call__(self, **env):
         try:
-            return self._eval(self._tree, env)
-        except (UnsafeExpression, EvaluationError):
+            result = _Run().eval(self._tree, env)
+            return _materialise(result)
+        except (UnsafeExpression, EvaluationError) as exc:
+            if exc.args and not str(exc).startswith(self.text):
+                raise type(exc)('%s: %s' % (self.text, exc)) from None
             raise
         except Exception as exc:
             raise EvaluationError('%s: %s: %s' % (
-                self.text, type(exc).__name__, exc)) from None
+                self.text, type(exc).__name__, str(exc)[:200])) from None
 
-    def _eval(self, node, env):
-        ev = self._eval
+
+class _Run:
+    """One evaluation, with its CPU deadline."""
+
+    __slots__ = ('deadline', 'steps')
+
+    def __init__(self):
+        self.deadline = time.thread_time() + MAX_CPU_SECONDS
+        self.steps = 0
+
+    def eval(self, node, env):
+        self.steps += 1
+        if not self.steps & 255 and time.thread_time() > self.deadline:
+            raise EvaluationError('took more than %ss of CPU'
+                                  % MAX_CPU_SECONDS)
+        ev = self.eval
         kind = type(node)
         if kind is ast.Constant:
             return node.value
@@ -192,9 +224,10 @@ class Expression:
             return getattr(target, node.attr)
         if kind is ast.Call:
             func = ev(node.func, env)
-            result = func(*[ev(a, env) for a in node.args],
-                          **{k.arg: ev(k.value, env) for k in node.keywords})
-            return _bounded(result)
+            args = [ev(a, env) for a in node.args]
+            kwargs = {k.arg: ev(k.value, env) for k in node.keywords}
+            _check_call(func, args, kwargs)
+            return _bounded(func(*args, **kwargs))
         if kind is ast.Lambda:
             names = [a.arg for a in node.args.args]
 
@@ -203,8 +236,7 @@ class Expression:
             return function
         if kind is ast.BinOp:
             left, right = ev(node.left, env), ev(node.right, env)
-            if isinstance(node.op, ast.Mult):
-                _check_repeat(left, right)
+            _check_binary(node.op, left, right)
             return _bounded(_BINARY[type(node.op)](left, right))
         if kind is ast.BoolOp:
             result = None
@@ -243,15 +275,113 @@ class Expression:
         raise UnsafeExpression('%s is not allowed' % kind.__name__)
 
 
-def _check_repeat(left, right):
-    for seq, count in ((left, right), (right, left)):
-        if isinstance(seq, (str, list, tuple)) and isinstance(count, int) \
-                and len(seq) * count > MAX_LENGTH:
-            raise EvaluationError('a repetition longer than %d' % MAX_LENGTH)
+def weight(value, limit=MAX_WEIGHT):
+    """How much work ``value`` is to copy, print or walk: the slots of its
+    containers, nested ones counted each time they are referenced, the
+    length of its strings and the width of its integers. Stops counting
+    past ``limit`` (returns ``limit + 1``), so a list of 10**12 elements
+    made of one shared list costs as little to weigh as a small one.
+    """
+    total = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        kind = type(v)
+        if kind is str or kind is bytes:
+            total += len(v)
+        elif kind is int:
+            total += v.bit_length() >> 6
+        elif kind in (list, tuple, set, frozenset):
+            total += len(v)
+            if total > limit:
+                return limit + 1
+            stack.extend(x for x in v if type(x) not in _SCALARS)
+        elif kind is dict:
+            total += 2 * len(v)
+            if total > limit:
+                return limit + 1
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        if total > limit:
+            return limit + 1
+    return total
+
+
+_SCALARS = (float, bool, type(None))
+
+
+def _too_heavy(what):
+    raise EvaluationError('%s larger than %d elements and characters; '
+                          'refused before it runs' % (what, MAX_WEIGHT))
+
+
+def _check_call(func, args, kwargs):
+    """Refuse, before it runs, a call whose input is too large to copy
+    or print within the bounds, and what grows faster than its input.
+    """
+    values = list(args) + list(kwargs.values())
+    owner = getattr(func, '__self__', None)
+    if isinstance(owner, (str, bytes, list, tuple, dict, set)):
+        values.append(owner)
+    if sum(weight(v) for v in values) > MAX_WEIGHT:
+        _too_heavy('a call on data')
+    if func is sum and len(args) > 1 and not isinstance(
+            args[1], (int, float)):
+        # Concatenating lists or strings with sum() is quadratic.
+        raise EvaluationError('sum() adds numbers only')
+    name = getattr(func, '__name__', '')
+    if name == 'replace' and isinstance(func.__self__, str) and \
+            len(args) >= 2 and isinstance(args[0], str) and \
+            isinstance(args[1], str):
+        grows = len(args[1]) - len(args[0])
+        if grows > 0 and len(func.__self__) + grows * func.__self__.count(
+                args[0]) > MAX_LENGTH:
+            raise EvaluationError('a result longer than %d' % MAX_LENGTH)
+
+
+def _check_binary(op, left, right):
+    if isinstance(op, ast.Mult):
+        for seq, count in ((left, right), (right, left)):
+            if isinstance(seq, (str, list, tuple)) and \
+                    isinstance(count, int) and \
+                    max(weight(seq), 1) * max(count, 0) > MAX_WEIGHT:
+                raise EvaluationError('a repetition larger than %d'
+                                      % MAX_WEIGHT)
+        if isinstance(left, int) and isinstance(right, int) and \
+                left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise EvaluationError('an integer of more than %d bits'
+                                  % MAX_INT_BITS)
+    elif isinstance(left, (list, tuple, str)) and \
+            isinstance(right, type(left)) and \
+            weight([left, right]) > MAX_WEIGHT:
+        _too_heavy('a concatenation')
+
+
+_LAZY = (map, filter, zip, enumerate, reversed,
+         type(iter(())), type(iter([])), type(iter('')))
+
+
+def _materialise(result):
+    """Lazy results (``map``, ``filter`` ...) evaluated now, inside the
+    bounds, not later by whoever reads the value.
+    """
+    if isinstance(result, _LAZY):
+        out = []
+        for item in result:
+            out.append(item)
+            if len(out) > MAX_LENGTH:
+                raise EvaluationError('a result longer than %d'
+                                      % MAX_LENGTH)
+        return out
+    return result
 
 
 def _bounded(result):
-    if isinstance(result, (str, list, tuple, dict)) and \
+    result = _materialise(result)
+    if isinstance(result, (str, list, tuple, dict, set)) and \
             len(result) > MAX_LENGTH:
         raise EvaluationError('a result longer than %d' % MAX_LENGTH)
+    if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
+        raise EvaluationError('an integer of more than %d bits'
+                              % MAX_INT_BITS)
     return result
