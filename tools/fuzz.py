@@ -38,7 +38,13 @@ def main():
     for name, report in (
             ('yaml', fuzzing.run_yaml(conf, tmp, args.count, args.seed)),
             ('urls', fuzzing.run_urls(conf, args.count, args.seed)),
-            ('samples', fuzzing.run_samples(args.count, args.seed))):
+            ('samples', fuzzing.run_samples(args.count, args.seed)),
+            ('notifs', fuzzing.run_notifications(conf, tmp, args.count,
+                                                 args.seed)),
+            ('webhooks', fuzzing.run_receiver(conf, tmp, args.count,
+                                              args.seed)),
+            ('dynamic', fuzzing.run_dynamic(args.count, args.seed, tmp)),
+            ('http', fuzzing.run_http(args.count, args.seed))):
         print('%-8s %7d %9d %9d %9d %8.2fs %7.0fMB' % (
             name, report.runs, report.accepted, report.rejected,
             len(report.findings), report.slowest, report.max_rss_mb))

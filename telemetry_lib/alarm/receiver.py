@@ -333,8 +333,8 @@ class Receiver:
             return route.name, 'alerts_unmatched', None, None
         self._count('alerts_matched')
         now = self._clock()
-        group = payload.get('groupKey') or alert.get('fingerprint') or \
-            repr(sorted(labels.items()))
+        group = str(payload.get('groupKey') or alert.get('fingerprint')
+                    or repr(sorted(labels.items())))
         # startsAt tells an incident: Alertmanager re-sends one with the
         # same start, and an alert that resolved and fired again starts
         # anew -- a second load spike must scale again.
@@ -364,7 +364,9 @@ class Receiver:
         if d.stats().pending >= self.max_in_flight:
             return route.name, 'actions_refused', target, (
                 '%s has %d actions waiting' % (d.name, self.max_in_flight))
-        summary = (alert.get('annotations') or {}).get('summary')
+        annotations = alert.get('annotations')
+        summary = annotations.get('summary') if isinstance(
+            annotations, dict) else None
         action = model.Action(new_message_id(), {
             'alarm_name': labels.get('alertname', route.name),
             'alarm_id': str(alert.get('fingerprint') or ''),

@@ -32,7 +32,9 @@ class NotificationConvert(command.Command):
 
     FILE holds one notification, a JSON list of them, or JSON lines, each
     as oslo.messaging delivers it (event_type, publisher_id, payload, ctxt,
-    metadata: {message_id, timestamp}) or as the oslo envelope on the bus
+    metadata: {message_id, timestamp}), as the message decoded from the bus
+    (message_id, timestamp, ``_context_*`` at the top level, as Nova's
+    documentation shows them) or as the oslo envelope on the bus
     (``{"oslo.message": "..."}``). Prints JSON: per notification its
     samples, event and anything left out; exit code 1 when one could not
     be converted.
@@ -58,42 +60,63 @@ class NotificationConvert(command.Command):
             except (OSError, UnicodeDecodeError) as exc:
                 raise TelemetryError('%s: %s' % (args.file, getattr(
                     exc, 'strerror', None) or exc)) from None
+        name = 'stdin' if args.file == '-' else args.file
+        try:
+            items = read_items(text)
+        except TelemetryError as exc:
+            raise TelemetryError('%s: %s' % (name, exc)) from None
         failed = False
         out = []
-        for i, body in enumerate(read_items(text)):
-            body = _unwrap(body)
+        for i, body in enumerate(items):
             try:
+                body = _unwrap(body)
                 result = conv.convert(body, args.priority.lower())
-            except InvalidSample as exc:
+                entry = {
+                    'notification': i, 'event_type': body['event_type'],
+                    'samples': [ceilometer.sample_to_wire(s)
+                                for s in result.samples],
+                    'events': ceilometer.events_to_wire(result.events),
+                    'left_out': ['%s: %s' % p for p in result.problems]}
+                # Printable, or it is this notification's error.
+                json.dumps(entry, default=str)
+            except (InvalidSample, RecursionError, ValueError,
+                    TypeError) as exc:
                 failed = True
-                out.append({'notification': i, 'error': str(exc)})
+                reason = (str(exc) if isinstance(exc, InvalidSample)
+                          else '%s: %s' % (type(exc).__name__, exc))
+                out.append({'notification': i, 'error': '%s: notification '
+                            '%d: %s' % (name, i, reason[:300])})
                 continue
-            out.append({
-                'notification': i, 'event_type': body['event_type'],
-                'samples': [ceilometer.sample_to_wire(s)
-                            for s in result.samples],
-                'events': ceilometer.events_to_wire(result.events),
-                'left_out': ['%s: %s' % p for p in result.problems]})
+            out.append(entry)
         self.app.stdout.write(json.dumps(out, indent=1, default=str) + '\n')
         return 1 if failed else 0
 
 
 def _unwrap(body):
-    """A notification from the oslo 2.0 envelope as it sits on the bus."""
-    if isinstance(body, dict) and isinstance(body.get('oslo.message'), str):
+    """A notification as oslo.messaging hands it to a listener, from the
+    oslo 2.0 envelope as it sits on the bus, or from the message decoded
+    from it (``message_id``, ``timestamp`` and ``_context_*`` at the top
+    level, as in Nova's documentation and Ceilometer's test fixtures).
+    """
+    if not isinstance(body, dict):
+        return body
+    msg = body
+    if isinstance(body.get('oslo.message'), str):
         try:
             msg = jsoncodec.loads(body['oslo.message'])
         except jsoncodec.DecodeError:
             return body
-        if isinstance(msg, dict):
-            ctxt = {k[len('_context_'):]: v for k, v in msg.items()
-                    if k.startswith('_context_')}
-            return {'event_type': msg.get('event_type'),
-                    'publisher_id': msg.get('publisher_id'),
-                    'payload': msg.get('payload'), 'ctxt': ctxt,
-                    'metadata': {'message_id': msg.get('message_id'),
-                                 'timestamp': msg.get('timestamp')}}
-    return body
+        if not isinstance(msg, dict):
+            return body
+    elif 'metadata' in body or 'message_id' not in body:
+        return body
+    ctxt = {k[len('_context_'):]: v for k, v in msg.items()
+            if k.startswith('_context_')}
+    return {'event_type': msg.get('event_type'),
+            'publisher_id': msg.get('publisher_id'),
+            'payload': msg.get('payload'), 'ctxt': ctxt,
+            'metadata': {'message_id': msg.get('message_id'),
+                         'timestamp': msg.get('timestamp')}}
 
 
 class EventPublish(SamplePublish):

@@ -159,6 +159,9 @@ class Definition:
                                                  or '?'), field=field)
 
     def _attribute(self, field, text, names=('value',)):
+        if not isinstance(text, str):
+            self._fail(field, 'must be a text ("key.path | operation"), '
+                              'not %s' % type(text).__name__)
         try:
             return Attribute(text, names)
         except expression.UnsafeExpression as exc:

@@ -145,6 +145,15 @@ class Converter:
             mapping, no event type, no message id or timestamp).
         """
         check(body)
+        try:
+            return self._convert(body, priority, samples, events)
+        except RecursionError:
+            # A payload nested a thousand levels deep: poison, not a
+            # crash of whoever converts it.
+            raise InvalidSample('%s: the notification is nested too deeply '
+                                'to convert' % body['event_type']) from None
+
+    def _convert(self, body, priority, samples, events):
         event_type = body['event_type']
         problems = []
         out = []
