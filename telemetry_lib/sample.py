@@ -210,9 +210,13 @@ class Sample(_SampleFields):
             id = new_message_id()
         elif not isinstance(id, str):
             raise InvalidSample('%s: id must be a string' % owner)
-        if monotonic_time is not None and not isinstance(
-                monotonic_time, (int, float)):
-            raise InvalidSample('%s: monotonic_time must be a number' % owner)
+        if monotonic_time is not None and (
+                not isinstance(monotonic_time, (int, float))
+                or isinstance(monotonic_time, bool)
+                or not math.isfinite(monotonic_time)):
+            raise InvalidSample('%s: monotonic_time must be a finite number '
+                                'of seconds, not %r' % (owner,
+                                                        monotonic_time))
         return tuple.__new__(cls, (
             name, type, unit, volume, user_id, project_id, resource_id,
             timestamp, resource_metadata, source, id, monotonic_time,

@@ -129,7 +129,9 @@ class TestRouting(base.TestCase):
 
 BROKEN = {
     'bad_yaml': ('sources:\n  - name: x\n    meters: [a\n',
-                 "invalid YAML: expected ',' or ']', but got '<stream end>' "
+                 # libyaml's wording (PyYAML's own says "expected ...,
+                 # but got '<stream end>'"): the loader uses libyaml.
+                 "invalid YAML: did not find expected ',' or ']' "
                  '(while parsing a flow sequence that starts on line 3)', 4),
     'not_a_mapping': ('- just\n- a list\n', 'top level must be a mapping',
                       None),

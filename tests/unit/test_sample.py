@@ -67,6 +67,13 @@ class TestSample(base.TestCase):
                                             'mapping'),
             (dict(timestamp='yesterday'), 'not an ISO 8601'),
             (dict(user_id=5), 'user_id must be a string'),
+            # Issue 20: accepted before.
+            (dict(monotonic_time=True), 'monotonic_time must be a finite'),
+            (dict(monotonic_time=False), 'monotonic_time must be a finite'),
+            (dict(monotonic_time=float('nan')), 'monotonic_time must be'),
+            (dict(volume=' 2 '), 'volume must be a number'),
+            (dict(volume='1_000'), 'volume must be a number'),
+            (dict(resource_id=''), 'resource_id must be a non-empty'),
         ]
         for kw, message in cases:
             with self.assertRaises(InvalidSample) as ctx:
