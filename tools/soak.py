@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Soak the agent: a publisher that flaps, reloads, and the balance checked
-at every scrape.
+"""Soak the agent: publishers that flap, reloads between two pipelines,
+connection floods, and the balance and /healthz checked throughout.
 
 Runs ``telemetry-agent`` (this checkout) for ``--minutes`` with the host
-pollsters every 0.5 s into three publishers: a file, an HTTP collector that
-this script stops and starts every ``--flap`` seconds (spooled), and the
-same collector without a spool. Every 2 s it scrapes ``/metrics`` and
-checks, for every publisher,
-``received == published + dropped + pending``; it reads the agent's RSS
-from /proc; every 5 minutes it sends SIGHUP. At the end it prints a table
-and exits 1 if any scrape did not balance or if RSS grew by more than
+pollsters every 0.5 s into a file, an HTTP collector that this script stops
+and starts every ``--flap`` seconds (spooled), and the same collector
+without a spool. Every ``--reload`` seconds (60) it switches the pipeline
+file between that one and one without the spooled publisher and sends
+SIGHUP, so a spool is retired and taken back again and again. Every
+``--flood`` seconds (300) it opens 300 idle connections and 8 slow-loris
+clients to the agent's HTTP port for 20 s and probes ``/healthz`` during
+it. Every 2 s it scrapes ``/metrics`` and checks, for every publisher,
+``received + recovered == published + dropped + pending``; reads
+``/healthz`` (answered within 1 s? naming only publishers of the running
+pipeline?); and reads the agent's RSS. At the end it prints a table and
+exits 1 if any scrape did not balance, ``/healthz`` did not answer in time
+or named a removed publisher, a reload failed, or RSS grew by more than
 ``--rss-growth`` MB after the first five minutes.
 
     python tools/soak.py --minutes 30
@@ -24,11 +30,13 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 _SERIES = re.compile(r'^telemetry_delivery_(received|published|pending|'
@@ -75,7 +83,6 @@ class Collector:
 
 
 def free_port():
-    import socket
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
@@ -103,11 +110,77 @@ def rss_mb(pid):
     return 0.0
 
 
+def healthz(port, timeout=1.0):
+    """``(status or None, problems, seconds)``."""
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen('http://127.0.0.1:%d/healthz' % port,
+                                    timeout=timeout) as r:
+            status, body = r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    except OSError:
+        return None, [], time.monotonic() - started
+    try:
+        problems = json.loads(body).get('problems', [])
+    except ValueError:
+        problems = ['(not JSON)']
+    return status, problems, time.monotonic() - started
+
+
+class Flood:
+    """300 idle connections and 8 slow-loris clients, for ``seconds``."""
+
+    def __init__(self, port, seconds=20.0):
+        self.port, self.seconds = port, seconds
+        self.stop = threading.Event()
+
+    def run(self):
+        idle = []
+        for _ in range(300):
+            try:
+                idle.append(socket.create_connection(
+                    ('127.0.0.1', self.port), timeout=5))
+            except OSError:
+                pass
+        loris = threading.Thread(target=self._loris, daemon=True)
+        loris.start()
+        self.stop.wait(self.seconds)
+        self.stop.set()
+        loris.join(10)
+        for s in idle:
+            s.close()
+
+    def _loris(self):
+        socks = []
+        for _ in range(8):
+            try:
+                s = socket.create_connection(('127.0.0.1', self.port),
+                                             timeout=5)
+                s.sendall(b'GET /healthz HTTP/1.1\r\nX-')
+                socks.append(s)
+            except OSError:
+                pass
+        while not self.stop.wait(1.0):
+            for s in socks:
+                try:
+                    s.sendall(b'a')
+                except OSError:
+                    pass
+        for s in socks:
+            s.close()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--minutes', type=float, default=30.0)
     parser.add_argument('--flap', type=float, default=20.0,
                         help='Seconds the collector is up, then down.')
+    parser.add_argument('--reload', type=float, default=60.0,
+                        help='Seconds between reloads (two pipelines in '
+                             'turn).')
+    parser.add_argument('--flood', type=float, default=300.0,
+                        help='Seconds between connection floods.')
     parser.add_argument('--rss-growth', type=float, default=20.0)
     args = parser.parse_args()
 
@@ -118,22 +191,24 @@ def main():
     with open(os.path.join(tmp, 'polling.yaml'), 'w') as f:
         f.write('sources:\n  - name: host\n    interval: 0.5\n'
                 '    meters: ["host.*"]\n')
+    sinks = {
+        'file': 'file://%s/out.json?max_bytes=50000000&backup_count=1'
+                % tmp,
+        'spooled': 'http://127.0.0.1:%d/a?spool=true&spool_dir=%s/spool&'
+                   'max_retries=-1&retry_max_delay=2&max_queue_samples=20000'
+                   % (peer_port, tmp),
+        'memory': 'http://127.0.0.1:%d/b?max_retries=-1&retry_max_delay=2&'
+                  'max_queue_samples=5000' % peer_port}
+    pipelines = [('file', 'spooled', 'memory'), ('file', 'memory')]
+
+    def pipeline_text(names):
+        return 'sources:\n  - name: all\n    meters: ["*"]\n' \
+            '    sinks: [%s]\nsinks:\n%s' % (', '.join(names), ''.join(
+                '  - name: %s\n    publishers: ["%s"]\n' % (n, sinks[n])
+                for n in names))
     pipeline = os.path.join(tmp, 'pipeline.yaml')
     with open(pipeline, 'w') as f:
-        f.write('''sources:
-  - name: all
-    meters: ["*"]
-    sinks: [file, spooled, memory]
-sinks:
-  - name: file
-    publishers: ["file://%(tmp)s/out.json?max_bytes=50000000&backup_count=1"]
-  - name: spooled
-    publishers: ["http://127.0.0.1:%(peer)d/a?spool=true&spool_dir=%(tmp)s\
-/spool&max_retries=-1&retry_max_delay=2&max_queue_samples=20000"]
-  - name: memory
-    publishers: ["http://127.0.0.1:%(peer)d/b?max_retries=-1&\
-retry_max_delay=2&max_queue_samples=5000"]
-''' % {'tmp': tmp, 'peer': peer_port})
+        f.write(pipeline_text(pipelines[0]))
     conf = os.path.join(tmp, 'agent.conf')
     with open(conf, 'w') as f:
         f.write('[agent]\nhttp_port = %d\nshutdown_timeout = 10\n'
@@ -148,10 +223,18 @@ retry_max_delay=2&max_queue_samples=5000"]
     started = time.monotonic()
     end = started + args.minutes * 60
     scrapes = unbalanced = reloads = 0
+    probes = slow = untruthful = flood_probes = 0
+    worst = 0.0
+    current = 0
+    last_reload = started
     rss = []
     next_flap, up = started + args.flap, True
-    next_reload = started + 300
-    time.sleep(3)
+    next_reload = started + args.reload
+    next_flood = started + args.flood
+    flood = None
+    while healthz(agent_port)[0] is None and proc.poll() is None and \
+            time.monotonic() < started + 30:
+        time.sleep(0.2)
     try:
         while time.monotonic() < end:
             now = time.monotonic()
@@ -160,9 +243,20 @@ retry_max_delay=2&max_queue_samples=5000"]
                 up = not up
                 next_flap = now + args.flap
             if now >= next_reload:
+                current = 1 - current
+                with open(pipeline + '.tmp', 'w') as f:
+                    f.write(pipeline_text(pipelines[current]))
+                os.replace(pipeline + '.tmp', pipeline)
                 proc.send_signal(signal.SIGHUP)
                 reloads += 1
-                next_reload = now + 300
+                last_reload = now
+                next_reload = now + args.reload
+            if now >= next_flood and flood is None:
+                flood = Flood(agent_port)
+                threading.Thread(target=flood.run, daemon=True).start()
+                next_flood = now + args.flood
+            if flood is not None and flood.stop.is_set():
+                flood = None
             for name, c in scrape(agent_port).items():
                 scrapes += 1
                 if c['received'] != c['published'] + c['dropped'] + \
@@ -170,20 +264,46 @@ retry_max_delay=2&max_queue_samples=5000"]
                     unbalanced += 1
                     print('UNBALANCED %s: %s' % (name, dict(c)),
                           flush=True)
+            status, problems, took = healthz(agent_port)
+            probes += 1
+            flood_probes += flood is not None
+            worst = max(worst, took)
+            if status is None:
+                slow += 1
+                print('HEALTHZ no answer within 1 s (%s)'
+                      % ('flood' if flood else 'quiet'), flush=True)
+            # A reload takes effect within a poll of the signal: right
+            # after one, a problem of the pipeline just left is not untrue.
+            live = [sinks[n].split('?')[0] for n in pipelines[current]]
+            if now - last_reload > 5:
+                for problem in problems:
+                    if any(problem.startswith(u) for u in live):
+                        continue
+                    untruthful += 1
+                    print('HEALTHZ names %s' % problem[:120], flush=True)
             rss.append((now - started, rss_mb(proc.pid)))
             time.sleep(2)
         if not up:
             peer.start()
         time.sleep(10)              # let the collector catch up
         final = scrape(agent_port)
+        page = urllib.request.urlopen(
+            'http://127.0.0.1:%d/metrics' % agent_port, timeout=10
+        ).read().decode()
+        failed_reloads = sum(
+            float(line.rsplit(' ', 1)[1]) for line in page.splitlines()
+            if line.startswith('telemetry_agent_reloads_total{')
+            and 'result="failed"' in line)
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)
         peer.stop()
     settled = [mb for t, mb in rss if t >= 300] or [mb for _, mb in rss]
     growth = settled[-1] - settled[0]
-    print('\nsoak: %.0f min, collector flapping every %.0f s, %d reloads, '
-          'agent exit %d' % (args.minutes, args.flap, reloads, code))
+    print('\nsoak: %.0f min, collector flapping every %.0f s, %d reloads '
+          '(%d failed), floods every %.0f s, agent exit %d'
+          % (args.minutes, args.flap, reloads, failed_reloads, args.flood,
+             code))
     print('%-58s %10s %10s %8s %8s' % (
         'publisher', 'received', 'published', 'dropped', 'pending'))
     for name, c in sorted(final.items()):
@@ -193,12 +313,16 @@ retry_max_delay=2&max_queue_samples=5000"]
     print('collector accepted %d items (at least once)' % peer.items)
     print('scrapes checked: %d publisher snapshots, unbalanced: %d'
           % (scrapes, unbalanced))
+    print('/healthz: %d probes (%d during floods), %d not answered within '
+          '1 s, slowest %.3f s, %d naming a publisher not running'
+          % (probes, flood_probes, slow, worst, untruthful))
     print('RSS MB: start %.1f, after 5 min %.1f, min %.1f, max %.1f, end '
           '%.1f (growth after 5 min %.1f)'
           % (rss[0][1], settled[0], min(m for _, m in rss),
              max(m for _, m in rss), rss[-1][1], growth))
     print('agent log: %s' % log.name)
-    return 1 if unbalanced or growth > args.rss_growth or code else 0
+    return 1 if (unbalanced or growth > args.rss_growth or code or slow
+                 or untruthful or failed_reloads) else 0
 
 
 if __name__ == '__main__':

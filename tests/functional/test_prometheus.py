@@ -166,26 +166,36 @@ class TestAgentWithExporter(AgentTest, PromTest):
         assert 'telemetry_delivery_published_total' in self.get(
             '/metrics')[1]
 
-        def show(storage, *extra, stop):
+        def run_show(storage, *extra, stop):
             out = self.cli('--storage', storage, 'measures', 'show',
                            'host.memory.used', '--resource', host,
                            '--start', since, '--stop',
                            datetime.datetime.fromtimestamp(
                                stop, UTC).isoformat(), '-f', 'json',
                            *extra)
-            assert out.returncode == 0, out.stderr
+            if out.returncode != 0:
+                return None, out.stderr
             return [(ms(datetime.datetime.fromisoformat(
                 r['Timestamp']).timestamp()) / 1000, r['Value'])
-                for r in json.loads(out.stdout)]
+                for r in json.loads(out.stdout)], ''
+
+        def show(storage, *extra, stop):
+            rows, error = run_show(storage, *extra, stop=stop)
+            assert rows is not None, error
+            return rows
+
         prom_url = 'prometheus://' + PROM.split('://', 1)[1]
-        stop = time.time()
-        for _ in range(60):
-            time.sleep(1)
-            stop = time.time() - 0.5
-            from_prom = show(prom_url, stop=stop)
-            if len(from_prom) >= 4:
-                break
-        assert len(from_prom) >= 4, from_prom
+        seen = {}
+
+        def scraped_enough():
+            # Until Prometheus has scraped the agent a few times, the CLI
+            # says "no meter" (exit 1): a "not yet", not a failure.
+            seen['stop'] = time.time() - 0.5
+            seen['rows'], seen['error'] = run_show(prom_url,
+                                                   stop=seen['stop'])
+            return seen['rows'] is not None and len(seen['rows']) >= 4
+        assert base.wait_until(scraped_enough, 90, interval=1.0), seen
+        stop, from_prom = seen['stop'], seen['rows']
         from_sqlite = show('sqlite://%s/db.sqlite' % self.tmpdir, stop=stop)
         # Whatever Prometheus scraped is what the agent polled and stored.
         assert set(from_prom) <= set(from_sqlite), (from_prom, from_sqlite)
