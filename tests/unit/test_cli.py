@@ -109,6 +109,40 @@ class TestSampleRoundTrip(CLITest):
         assert rows['published'] == len(collected)
 
 
+class TestCollectWhatCanRun(CLITest):
+
+    def test_a_pollster_that_cannot_run_is_skipped_and_said(self):
+        # Issue 21: the README's tour broke here on a host without
+        # libvirt-python -- every installed pollster ran, one failed, and
+        # the command printed nothing and exited 1.
+        from telemetry_lib.collector import base as collector_base
+        from telemetry_lib.exceptions import PollsterError
+
+        class Broken:
+            meters = ('broken.meter',)
+
+            def poll(self, now):
+                raise PollsterError('needs something this host lacks')
+        real = collector_base.load_pollsters
+
+        def load(conf):
+            found = real(conf)
+            found['broken'] = Broken()
+            return found
+        collector_base.load_pollsters = load
+        self.addCleanup(setattr, collector_base, 'load_pollsters', real)
+        code, out, err = self.run_cli('sample', 'collect', '--once', '-f',
+                                      'json')
+        assert code == 0, err
+        names = {s['name'] for s in json.loads(out)}
+        assert 'host.memory.used' in names
+        assert 'skipped broken: needs something this host lacks' in err
+        code, out, err = self.run_cli('sample', 'collect', '--once',
+                                      '--meter', 'broken.*')
+        assert code == 1
+        assert "no pollster matching 'broken.*' can run here" in err
+
+
 class TestCPUUtilisation(base.TestCase):
 
     def test_right_from_any_thread(self):

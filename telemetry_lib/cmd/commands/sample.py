@@ -49,21 +49,37 @@ class SampleCollect(lister.Lister):
         pollsters = {name: p for name, p in collector_base.load_pollsters(
             self.app.conf).items()
             if any(fnmatch.fnmatchcase(m, args.meter) for m in p.meters)}
+        skipped = {}
         if not args.once:
-            self._poll(pollsters, args.meter)
+            self._poll(pollsters, args.meter, skipped)
             time.sleep(1.0)
         # Columns named as Sample's fields, so that
         # ``sample collect -f json | sample publish URL`` round-trips.
         rows = [(s.name, s.type, s.unit, s.volume, s.resource_id,
                  s.timestamp.isoformat())
-                for s in self._poll(pollsters, args.meter)]
+                for s in self._poll(pollsters, args.meter, skipped)]
+        # What cannot run here (no libvirt, no endpoint ...) is said, not
+        # fatal: the others' samples are what was asked for.
+        for name, reason in sorted(skipped.items()):
+            print('skipped %s: %s' % (name, reason), file=sys.stderr)
+        if pollsters and len(skipped) == len(pollsters):
+            raise TelemetryError('no pollster matching %r can run here'
+                                 % args.meter)
         return (COLLECT_FIELDS, rows)
 
     @staticmethod
-    def _poll(pollsters, pattern):
+    def _poll(pollsters, pattern, skipped):
         now = datetime.datetime.now(UTC)
-        return [s for p in pollsters.values() for s in p.poll(now)
-                if fnmatch.fnmatchcase(s.name, pattern)]
+        samples = []
+        for name, p in pollsters.items():
+            if name in skipped:
+                continue
+            try:
+                samples.extend(s for s in p.poll(now)
+                               if fnmatch.fnmatchcase(s.name, pattern))
+            except TelemetryError as exc:
+                skipped[name] = str(exc).splitlines()[0][:300]
+        return samples
 
 
 class SamplePublish(lister.Lister):
