@@ -90,6 +90,20 @@ class TestMeasures(CLITest):
                 assert action.help, (name, action.dest)
 
 
+class TestAggregateUnits(CLITest):
+
+    def test_rate_is_per_second_and_count_has_no_unit(self):
+        # Issue 21: a rate of host.cpu.time was labelled "ns".
+        for aggregation, unit in (('rate', 'ns/s'), ('count', 'measures'),
+                                  ('max', 'ns')):
+            code, out, err = self.run_cli(
+                'measures', 'show', 'host.cpu.time', '--resource', 'h1',
+                '--granularity', '20', '--aggregation', aggregation,
+                '-f', 'json')
+            assert code == 0, err
+            assert {r['Unit'] for r in json.loads(out)} == {unit}
+
+
 class TestSampleRoundTrip(CLITest):
 
     def test_collect_json_feeds_publish(self):
@@ -233,6 +247,20 @@ alarms:
         code, out, _ = self.run_alarm('history', 'busy', '-f', 'json')
         assert code == 0 and json.loads(out) == []
         code, _, err = self.run_alarm('show', 'nope', '--alarms', self.path)
+        assert code != 0 and "no alarm 'nope'" in err
+
+    def test_the_file_as_the_newcomer_gives_it(self):
+        # Issue 21: "alarm list FILE" failed (rc 2), "alarm history"
+        # refused --alarms and said nothing when there was no history.
+        code, out, err = self.run_alarm('list', self.path, '-f', 'json')
+        assert code == 0, err
+        assert [r['Name'] for r in json.loads(out)] == ['busy']
+        code, out, err = self.run_alarm('history', 'busy', '--alarms',
+                                        self.path, '-f', 'json')
+        assert code == 0 and json.loads(out) == []
+        assert "no state change of 'busy' recorded in" in err
+        code, _, err = self.run_alarm('history', 'nope', '--alarms',
+                                      self.path)
         assert code != 0 and "no alarm 'nope'" in err
 
 

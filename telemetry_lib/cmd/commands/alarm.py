@@ -84,14 +84,22 @@ class AlarmValidate(command.Command):
 
 
 class AlarmList(lister.Lister):
-    """List the alarms of the file with their current state."""
+    """List the alarms of the file with their current state. The file is
+    FILE, ``--alarms FILE`` or ``[alarms] definitions_file``.
+    """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         _WithFile.add(parser)
+        parser.add_argument('file', metavar='FILE', nargs='?',
+                            help='Alarms file (the same as --alarms).')
         return parser
 
     def take_action(self, args):
+        if args.file and args.alarms and args.file != args.alarms:
+            raise TelemetryError('give the alarms file once: %s or --alarms '
+                                 '%s' % (args.file, args.alarms))
+        args.alarms = args.alarms or args.file
         definition = _file(self.app, args)
         with _store(self.app) as store:
             states = store.states()
@@ -141,14 +149,22 @@ class AlarmHistory(lister.Lister):
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
+        # Taken like the other alarm commands' (the history itself is in
+        # the state file, [alarms] state_file).
+        _WithFile.add(parser)
         parser.add_argument('name', metavar='NAME', help='The alarm.')
         parser.add_argument('--limit', type=int, default=50,
                             help='Most transitions shown (default 50).')
         return parser
 
     def take_action(self, args):
+        if args.alarms:
+            _alarm(_file(self.app, args), args.name)
         with _store(self.app) as store:
             rows = store.history(args.name, max(1, min(args.limit, 10000)))
+        if not rows:
+            print('no state change of %r recorded in %s' % (
+                args.name, store.path), file=sys.stderr)
         return ('Timestamp', 'Previous', 'Current', 'Reason'), [
             (h['timestamp'].isoformat(), h['previous'], h['current'],
              h['reason']) for h in rows]

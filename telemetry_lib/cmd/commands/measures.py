@@ -103,9 +103,19 @@ class _Query:
                 args.meter, resource_id=args.resource,
                 start=parse_time(args.start), stop=parse_time(args.stop),
                 granularity=granularity,
-                aggregation=args.aggregation or 'mean'), units[args.meter]
+                aggregation=args.aggregation or 'mean'), result_unit(
+                    units[args.meter], args.aggregation)
         finally:
             storage.close()
+
+
+def result_unit(unit, aggregation):
+    """The unit of an aggregate: a rate is per second, a count has none."""
+    if aggregation == 'rate':
+        return '%s/s' % unit
+    if aggregation == 'count':
+        return 'measures'
+    return unit
 
 
 def _known(names, most=10):
@@ -156,8 +166,7 @@ class MeasuresPlot(command.Command):
                                args.aggregation or 'mean'
                                if args.granularity or not args.resource
                                else 'raw')
-        ylabel = '%s (%s%s)' % (args.meter, unit, '/s' if
-                                args.aggregation == 'rate' else '')
+        ylabel = '%s (%s)' % (args.meter, unit)
         if args.output:
             self._png(points, title, ylabel, args.output)
             self.app.stdout.write('wrote %s\n' % args.output)
