@@ -169,6 +169,9 @@ class Agent:
     def _load(self):
         polling_path, pipeline_path = self.files()
         polling = PollingDefinition.load(polling_path)
+        for problem in polling.unmatched(
+                m for p in self._pollsters.values() for m in p.meters):
+            LOG.warning('%s; it polls nothing', problem)
         definition = PipelineDefinition.load(
             pipeline_path, check_url=definitions.publisher_installed)
         pipeline = PipelineManager(self.conf, definition, pool=self.pool)

@@ -18,6 +18,7 @@ the source or sink and the field, raised at load time; nothing here touches
 the network or builds a publisher.
 """
 
+import difflib
 import fnmatch
 import logging
 import re
@@ -59,6 +60,9 @@ class NameFilter:
         if self._include is not None and self._include(name):
             return True
         return self._default
+
+    def matches_any(self, names):
+        return any(self(n) for n in names)
 
     def __repr__(self):
         return 'NameFilter(%r)' % (list(self.patterns),)
@@ -250,6 +254,29 @@ class PollingDefinition:
     @classmethod
     def load(cls, path):
         return cls.from_data(load_yaml(path), path)
+
+    def unmatched(self, meters):
+        """The meter names and globs of the sources that no meter in
+        ``meters`` (what the installed pollsters produce) matches -- a typo
+        such as ``cpuu`` would otherwise poll nothing, silently. One text
+        each, naming the file, the source and the closest meters.
+        """
+        meters = sorted(set(meters))
+        problems = []
+        for source in self.sources:
+            for pattern in source.filter.patterns:
+                if pattern.startswith('!') or pattern == '*':
+                    continue
+                if NameFilter([pattern]).matches_any(meters):
+                    continue
+                close = difflib.get_close_matches(pattern, meters, n=3)
+                problems.append(
+                    '%s:%s: source %r, meter %r: no installed pollster '
+                    'produces it%s' % (
+                        self.path, source.line or '', source.name, pattern,
+                        ' (did you mean %s?)' % ', '.join(close)
+                        if close else ''))
+        return problems
 
     @classmethod
     def from_data(cls, data, path=None):

@@ -90,6 +90,20 @@ class TestMeasures(CLITest):
                 assert action.help, (name, action.dest)
 
 
+class TestPollingTypos(CLITest):
+
+    def test_a_meter_no_pollster_produces_is_said(self):
+        # Issue 21: "cpuu" validated as valid and polled nothing, silently.
+        path = self.write_file('polling.yaml', 'sources:\n  - name: s\n'
+                               '    interval: 10\n'
+                               '    meters: ["cpuu", "host.*"]\n')
+        code, out, err = self.run_cli('pipeline', 'validate', path)
+        assert code == 0 and 'valid (polling)' in out
+        assert ("warning: %s:2: source 's', meter 'cpuu': no installed "
+                "pollster produces it (did you mean cpu" % path) in err
+        assert 'host.*' not in err
+
+
 class TestAggregateUnits(CLITest):
 
     def test_rate_is_per_second_and_count_has_no_unit(self):

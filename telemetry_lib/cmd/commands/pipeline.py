@@ -15,6 +15,7 @@ import sys
 
 from cliff import command
 
+from telemetry_lib.collector import base as collector_base
 from telemetry_lib.delivery import options as delivery_options
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.pipeline import definitions
@@ -71,7 +72,14 @@ class PipelineValidate(command.Command):
     @staticmethod
     def _validate(conf, path, kind):
         if kind == 'polling':
-            definitions.PollingDefinition.load(path)
+            polling = definitions.PollingDefinition.load(path)
+            meters = [m for p in collector_base.load_pollsters(conf).values()
+                      for m in p.meters]
+            # Warnings, not errors: Ceilometer's own polling.yaml names
+            # meters of pollsters this library does not have (volume.size).
+            for problem in polling.unmatched(meters):
+                print('warning: %s; it polls nothing' % problem,
+                      file=sys.stderr)
             return
 
         def build_publisher(url):
