@@ -142,6 +142,9 @@ _BY_TYPE = (
                    'no resource id …).'),
     ('bad_trait', 'Traits left out of an event: a value not of its type.'),
     ('definition_failed', 'Meter definitions that failed on a notification.'),
+    ('bad_signature', 'Samples of Ceilometer polling agents '
+                      '(telemetry.polling) whose signature did not verify '
+                      'with the telemetry secret: dropped, never published.'),
 )
 #: Totals only.
 _TOTALS = (

@@ -24,6 +24,14 @@ a failed send, so Ceilometer loses the batch without a trace. This publisher
 sends through the transport, whose failure reaches the delivery core as a
 ``RetryableError``: retried, spooled, or dropped and counted -- never lost
 silently.
+
+With ``format=ipc`` it sends samples as a Ceilometer *polling* agent does,
+so that this library's pollsters can feed an existing
+``ceilometer-agent-notification``: a ``sample``-priority notification with
+event type ``telemetry.polling``, publisher id ``ceilometer.polling`` and
+payload ``{"samples": [<metering messages>]}`` on the ``notifications``
+topic (Ceilometer's ``TelemetryIpc`` endpoint turns them back into
+samples).
 """
 
 import datetime
@@ -46,6 +54,8 @@ LOG = logging.getLogger(__name__)
 UTC = datetime.timezone.utc
 
 GROUP = 'notifier'
+#: What Ceilometer's polling agents send their samples as.
+IPC_EVENT_TYPE = 'telemetry.polling'
 OPTS = [
     cfg.StrOpt('exchange', default='ceilometer',
                help='Exchange of the notifications (Ceilometer: '
@@ -56,7 +66,8 @@ OPTS = [
 class NotifierPublisher(base.Publisher):
     """Sends Ceilometer notifications through oslo.messaging (rabbit)."""
 
-    url_options = frozenset(('topic', 'driver', 'exchange', 'vhost'))
+    url_options = frozenset(('topic', 'driver', 'exchange', 'vhost',
+                             'format'))
     supports_events = True
 
     @classmethod
@@ -76,6 +87,8 @@ class NotifierPublisher(base.Publisher):
                              'amqp1 publisher), not %r' % driver,
                              where=str(url))
         self.topic = url.get_str('topic')
+        self.ipc = url.get_str('format', 'metering',
+                               choices=('metering', 'ipc')) == 'ipc'
         self.exchange = url.get_str('exchange', conf[GROUP].exchange)
         transport_url = None
         if url.hosts:
@@ -99,7 +112,8 @@ class NotifierPublisher(base.Publisher):
         self._transport_url = transport_url
         self.transport = None
         self.secret = conf.publisher.telemetry_secret
-        self.publisher_id = base.publisher_id(conf)
+        self.publisher_id = ('ceilometer.polling' if self.ipc
+                             else base.publisher_id(conf))
 
     def start(self):
         if self.transport is not None:
@@ -114,8 +128,12 @@ class NotifierPublisher(base.Publisher):
                              where=str(self.url)) from None
 
     def publish_samples(self, samples):
-        self._send(self.topic or 'metering', 'metering',
-                   ceilometer.samples_to_wire(samples, self.secret))
+        messages = ceilometer.samples_to_wire(samples, self.secret)
+        if self.ipc:
+            self._send(self.topic or 'notifications', IPC_EVENT_TYPE,
+                       {'samples': messages})
+        else:
+            self._send(self.topic or 'metering', 'metering', messages)
 
     def publish_events(self, events):
         self._send(self.topic or 'event', 'event',

@@ -86,7 +86,7 @@ class Services:
         # nobody here reads: gone with the test.
         with kombu.Connection('amqp://guest:guest@%s//' % rabbit.MAIN.url
                               ) as conn:
-            for priority in ('info', 'error'):
+            for priority in ('info', 'error', 'sample'):
                 try:
                     conn.default_channel.queue_delete(
                         '%s.%s' % (self.topic, priority))

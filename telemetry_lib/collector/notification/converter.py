@@ -23,8 +23,10 @@ from oslo_config import cfg
 
 from telemetry_lib.collector.notification import events as events_mod
 from telemetry_lib.collector.notification import fields as fields_mod
+from telemetry_lib.collector.notification import ipc
 from telemetry_lib.collector.notification import meters as meters_mod
 from telemetry_lib.exceptions import InvalidSample
+from telemetry_lib.publisher import base as publisher_base
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'data')
@@ -87,10 +89,13 @@ class Converter:
     #: Distinct event types remembered; past it, matching is redone.
     CACHE_TYPES = 4096
 
-    def __init__(self, meters, events, files=()):
+    def __init__(self, meters, events, files=(), secret=None):
         self.meters = list(meters)
         self.events = list(events)
         self.files = list(files)
+        #: The telemetry secret: Ceilometer polling agents' samples
+        #: (``telemetry.polling``) must carry its signature when set.
+        self.secret = secret
         self._meters_of = {}
         self._event_of = {}
 
@@ -119,7 +124,9 @@ class Converter:
                 path, compiler, [p.lower() for p in opts.store_raw],
                 opts.drop_unmatched_notifications)
             files.append(path)
-        return cls(meters, defs, files)
+        conf.register_opts(publisher_base.OPTS, group=publisher_base.GROUP)
+        return cls(meters, defs, files, secret=conf[
+            publisher_base.GROUP].telemetry_secret or None)
 
     def _lookup(self, cache, event_type, find):
         found = cache.get(event_type)
@@ -145,6 +152,12 @@ class Converter:
             mapping, no event type, no message id or timestamp).
         """
         check(body)
+        if body['event_type'] == ipc.EVENT_TYPE:
+            # A Ceilometer polling agent's samples, not a cloud event: they
+            # go to the pipelines as they are, and make no event.
+            found, problems = ipc.samples_of(body, self.secret) \
+                if samples else ([], [])
+            return Result(found, [], problems)
         try:
             return self._convert(body, priority, samples, events)
         except RecursionError:
