@@ -142,9 +142,12 @@ _BY_TYPE = (
                    'no resource id …).'),
     ('bad_trait', 'Traits left out of an event: a value not of its type.'),
     ('definition_failed', 'Meter definitions that failed on a notification.'),
-    ('bad_signature', 'Samples of Ceilometer polling agents '
-                      '(telemetry.polling) whose signature did not verify '
-                      'with the telemetry secret: dropped, never published.'),
+    ('bad_signature', 'Samples and events of other Ceilometer agents '
+                      '(telemetry.polling, metering, event) whose signature '
+                      'did not verify with the telemetry secret: dropped, '
+                      'never published.'),
+    ('bad_event', 'Events of an event notification (Ceilometer\'s notifier '
+                  'publisher) that could not be read.'),
 )
 #: Totals only.
 _TOTALS = (

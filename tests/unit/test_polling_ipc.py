@@ -60,3 +60,34 @@ class TestPollingIpc(base.TestCase):
             body['payload'] = payload
             with self.assertRaises(InvalidSample):
                 converter.Converter([], []).convert(body)
+
+
+class TestNotifierPublisherInput(base.TestCase):
+    """What Ceilometer's notifier publisher sends (the collector's input):
+    ``metering`` and ``event`` notifications whose payload is the list.
+    """
+
+    def test_metering_and_event_notifications(self):
+        from telemetry_lib import Event
+        sent = [Sample('m', 'gauge', '1', i, resource_id='r') for i in
+                range(3)]
+        body = note([])
+        body.update(event_type='metering',
+                    payload=ceilometer.samples_to_wire(sent, 'k'))
+        conv = converter.Converter([], [], secret='k')
+        result = conv.convert(body, 'sample')
+        assert result.samples == sent and not result.problems
+        events = [Event(event_type='compute.instance.create.end',
+                        traits=[('host', 1, 'h')])]
+        wire = ceilometer.events_to_wire(events, 'k')
+        body = note([])
+        body.update(event_type='event',
+                    payload=wire + [dict(wire[0], traits=[])])
+        result = conv.convert(body, 'sample')
+        assert [e.message_id for e in result.events] == [
+            events[0].message_id]
+        assert result.samples == []
+        assert [k for k, _ in result.problems] == ['bad_signature']
+        body['payload'] = {'not': 'a list'}
+        with self.assertRaises(InvalidSample):
+            conv.convert(body)

@@ -152,12 +152,13 @@ class Converter:
             mapping, no event type, no message id or timestamp).
         """
         check(body)
-        if body['event_type'] == ipc.EVENT_TYPE:
-            # A Ceilometer polling agent's samples, not a cloud event: they
-            # go to the pipelines as they are, and make no event.
-            found, problems = ipc.samples_of(body, self.secret) \
-                if samples else ([], [])
-            return Result(found, [], problems)
+        if body['event_type'] in ipc.EVENT_TYPES:
+            # Samples or events another Ceilometer agent already made (its
+            # polling agents, its notifier publisher): they go to the
+            # pipelines as they are, and make no other event.
+            found, evs, problems = ipc.convert(body, self.secret)
+            return Result(found if samples else [], evs if events else [],
+                          problems)
         try:
             return self._convert(body, priority, samples, events)
         except RecursionError:
