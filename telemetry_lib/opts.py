@@ -29,6 +29,7 @@ from telemetry_lib.collector.dynamic import pollster as dynamic
 from telemetry_lib.collector.notification import converter as notification_conv
 from telemetry_lib.collector.notification import listener as notification
 from telemetry_lib.collector import probe
+from telemetry_lib.collector import sockets
 from telemetry_lib.delivery import options as delivery_options
 from telemetry_lib.pipeline import manager as pipeline_manager
 from telemetry_lib.publisher import amqp1 as amqp1_publisher
@@ -48,6 +49,7 @@ def list_opts():
         (amqp1_publisher.GROUP, itertools.chain(amqp1_publisher.OPTS)),
         (compute.GROUP, itertools.chain(compute.OPTS)),
         (coordination.GROUP, itertools.chain(coordination.OPTS)),
+        (sockets.GROUP, itertools.chain(sockets.OPTS)),
         (delivery_options.GROUP, itertools.chain(delivery_options.OPTS)),
         (gnocchi_client.GROUP, itertools.chain(gnocchi_client.OPTS)),
         (keystone.GROUP, itertools.chain(keystone.list_opts())),

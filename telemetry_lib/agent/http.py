@@ -25,6 +25,7 @@ from prometheus_client import core
 from prometheus_client import exposition
 from prometheus_client import registry as prom_registry
 
+from telemetry_lib.collector import sockets
 from telemetry_lib.delivery import stats as delivery_stats
 from telemetry_lib.formats import jsoncodec
 from telemetry_lib.formats import prometheus as prometheus_format
@@ -127,6 +128,9 @@ class AgentCollector(prom_registry.Collector):
         notes = getattr(self._agent, 'notifications', None)
         if notes is not None:
             yield from _notification_families(notes.listener.counts)
+        inputs = getattr(self._agent, 'inputs', None)
+        if inputs is not None:
+            yield from _input_families(inputs.receivers)
 
 
 #: Per event type: what became of each notification.
@@ -176,6 +180,33 @@ def _notification_families(counts):
                                           doc)
         family.add_metric((), totals.get(name, 0))
         yield family
+
+
+def _input_families(receivers):
+    messages = core.CounterMetricFamily(
+        'telemetry_collector_messages', "Datagrams and frames received from "
+        "Ceilometer's socket publishers.", labels=('transport',))
+    samples = core.CounterMetricFamily(
+        'telemetry_collector_samples', 'Samples received and taken by the '
+        'pipelines.', labels=('transport',))
+    dropped = core.CounterMetricFamily(
+        'telemetry_collector_dropped', 'Messages dropped, by reason: '
+        'malformed, bad_signature (unsigned or tampered), oversize, '
+        'refused (the pipelines past their high water: UDP cannot wait), '
+        'kernel_dropped (UDP: the socket buffer was full).',
+        labels=('transport', 'reason'))
+    for r in receivers:
+        counts = r.snapshot()
+        messages.add_metric((r.kind,), counts.get('messages', 0))
+        samples.add_metric((r.kind,), counts.get('samples', 0))
+        for reason in sockets.DROPS:
+            dropped.add_metric((r.kind, reason), counts.get(reason, 0))
+        kernel = getattr(r, 'kernel_dropped', lambda: None)()
+        if kernel is not None:
+            dropped.add_metric((r.kind, 'kernel_dropped'), kernel)
+    yield messages
+    yield samples
+    yield dropped
 
 
 def _coordination_families(coord):

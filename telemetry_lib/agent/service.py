@@ -31,6 +31,7 @@ from oslo_config import cfg
 from telemetry_lib.agent import coordination
 from telemetry_lib.agent import http as agent_http
 from telemetry_lib.agent.http import AgentHTTPServer
+from telemetry_lib.agent import inputs
 from telemetry_lib.agent import notifications
 from telemetry_lib.agent.scheduler import Scheduler
 from telemetry_lib.alarm import receiver
@@ -146,6 +147,10 @@ class Agent:
         if self.notified is not None:
             self.notifications = notifications.Notifications(
                 conf, self._notification_pipelines)
+        self.inputs = None
+        if inputs.enabled(conf):
+            self.inputs = inputs.SocketInputs(
+                conf, lambda: self._notification_pipelines()[0])
         self.coordinator = None
         coordination.register_opts(conf)
         if conf.coordination.backend_url:
@@ -289,6 +294,8 @@ class Agent:
                 d.publisher.url, ' (%s)' % where if where else ''))
         if self.notifications is not None:
             lines += self.notifications.describe(self.notified)
+        if self.inputs is not None:
+            lines += self.inputs.describe()
         if self.http is not None:
             lines.append('metrics at %s/metrics, health at %s/healthz'
                          % (self.http.url, self.http.url))
@@ -309,11 +316,15 @@ class Agent:
                 self.receiver.recover()
             if self.notifications is not None:
                 self.notifications.start()
+            if self.inputs is not None:
+                self.inputs.start()
             if self.http is not None:
                 self.http.start()
         except ConfigError:
             if self.notifications is not None:
                 self.notifications.stop(0)
+            if self.inputs is not None:
+                self.inputs.stop(1.0)
             self.pool.close(0)
             raise
         if self.coordinator is not None:
@@ -392,6 +403,8 @@ class Agent:
             # First: nothing more is taken off the bus, and what was taken
             # is acknowledged or left there.
             self.notifications.stop(min(5.0, timeout))
+        if self.inputs is not None:
+            self.inputs.stop(min(1.0, timeout))
         if self.alarms is not None:
             self.alarms.stop(timeout=min(1.0, timeout))
         if self.coordinator is not None:
