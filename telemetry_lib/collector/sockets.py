@@ -235,6 +235,13 @@ class UDPReceiver(SocketReceiver):
         if self._thread is not None:
             return
         self.sock = self._bind(socket.SOCK_DGRAM)
+        try:
+            # A burst waits in the kernel rather than being dropped (the
+            # kernel caps it at net.core.rmem_max).
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                 4 * 1024 * 1024)
+        except OSError:
+            pass
         self.sock.settimeout(0.2)
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, daemon=True,
