@@ -296,6 +296,13 @@ class Agent:
             lines += self.notifications.describe(self.notified)
         if self.inputs is not None:
             lines += self.inputs.describe()
+        if self.receiver is not None and self.http is not None:
+            lines.append('Alertmanager receiver at %s%s: %d route(s) from '
+                         '%s; its actions spool in %s' % (
+                             self.http.url, self.conf.receiver.path,
+                             len(self.receiver.routes),
+                             self.conf.receiver.routes_file,
+                             self.conf.delivery.spool_dir))
         if self.http is not None:
             lines.append('metrics at %s/metrics, health at %s/healthz'
                          % (self.http.url, self.http.url))
