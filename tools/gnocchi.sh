@@ -148,13 +148,13 @@ start() {
         >> "$BASE/upgrade.log" 2>&1
     if [ "$METRICD" = 1 ] && ! running metricd; then
         nohup "$VENV/bin/gnocchi-metricd" --config-file "$BASE/gnocchi.conf" \
-            >> "$BASE/metricd.log" 2>&1 &
+            >> "$BASE/metricd.log" 2>&1 < /dev/null &
         echo $! > "$BASE/metricd.pid"
     fi
     if ! api_up; then
         log "starting gnocchi-api on 127.0.0.1:$PORT"
         nohup "$VENV/bin/gnocchi-api" --config-file "$BASE/gnocchi.conf" \
-            >> "$BASE/api.log" 2>&1 &
+            >> "$BASE/api.log" 2>&1 < /dev/null &
         echo $! > "$BASE/api.pid"
         await 60 "$BASE/api.log" gnocchi-api api_up
     fi

@@ -113,6 +113,10 @@ keystone_objects() {
 
 rabbit_vhost() {
     local ctl="rabbitmqctl -q -n $RABBIT_NODE"
+    if ! bash "$HERE/rabbitmq.sh" status >/dev/null 2>&1; then
+        # Started here: "heat.sh stop" stops it again.
+        touch "$BASE/started-rabbitmq"
+    fi
     bash "$HERE/rabbitmq.sh" start >/dev/null
     $ctl list_vhosts 2>/dev/null | grep -qx heat || $ctl add_vhost heat
     $ctl set_permissions -p heat guest '.*' '.*' '.*' >/dev/null
@@ -228,10 +232,21 @@ stop() {
     pkill -f -- "heat_(api|cfn)_app:application" 2>/dev/null || true
     for _ in $(seq 1 40); do
         pgrep -f -- "$BASE/heat.conf|heat_(api|cfn)_app:application" \
-            >/dev/null || return 0
+            >/dev/null || break
         sleep 0.5
     done
-    pkill -9 -f -- "$BASE/heat.conf|heat_(api|cfn)_app:application" || true
+    pkill -9 -f -- "$BASE/heat.conf|heat_(api|cfn)_app:application" \
+        2>/dev/null || true
+    stop_rabbit
+}
+
+stop_rabbit() {
+    # The RabbitMQ node, when this script's start started it (not when
+    # tox or another script had).
+    if [ -f "$BASE/started-rabbitmq" ]; then
+        bash "$HERE/rabbitmq.sh" stop >/dev/null 2>&1 || true
+        rm -f "$BASE/started-rabbitmq"
+    fi
 }
 
 env_lines() {

@@ -154,8 +154,12 @@ pidfile = '$BASE/api.pid'
 wsgi_app = 'keystone.wsgi.api:application'
 raw_env = ['OS_KEYSTONE_CONFIG_FILES=$BASE/keystone.conf']
 EOF
+        # The whole subshell's output goes to the log (and it becomes
+        # gunicorn): a shell left holding the caller's stdout kept
+        # "keystone.sh start | tail" and heat.sh's $(...) waiting.
         (cd "$BASE" && OS_KEYSTONE_CONFIG_FILES="$BASE/keystone.conf" \
-            nohup "$VENV/bin/gunicorn" >> "$BASE/api.log" 2>&1 &)
+            exec nohup "$VENV/bin/gunicorn") >> "$BASE/api.log" 2>&1 \
+            < /dev/null &
         await 60 "$BASE/api.log" Keystone api_up
     fi
     accounts

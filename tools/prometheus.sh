@@ -131,7 +131,7 @@ launch() {  # name port ready-path command...
         return 0
     fi
     log "starting $name on 127.0.0.1:$port"
-    nohup "$@" >> "$BASE/$name.log" 2>&1 &
+    nohup "$@" >> "$BASE/$name.log" 2>&1 < /dev/null &
     echo $! > "$BASE/$name.pid"
     for _ in $(seq 1 100); do
         up "$port" "$path" && return 0
