@@ -41,6 +41,7 @@ import collections
 import http
 import logging
 import queue
+import select
 import selectors
 import socket
 import ssl
@@ -363,14 +364,19 @@ class GetServer:
         """Close the longest-idle connection with nothing of a request
         read; whether there was one.
         """
-        idle = [c for c in self._conns.values()
-                if not c.buf and c.request_started is None]
-        if not idle:
-            return False
-        oldest = min(idle, key=lambda c: c.last_active)
-        self.counts['evicted'] += 1
-        self._drop(sel, oldest, _BUSY)
-        return True
+        idle = sorted((c for c in self._conns.values()
+                       if not c.buf and c.request_started is None),
+                      key=lambda c: c.last_active)
+        for conn in idle:
+            # Bytes waiting in the kernel, not yet read (a burst of
+            # accepts is handled before the reads): not idle -- that is
+            # how a /healthz probe arriving amid a flood looks.
+            if _readable_now(conn.sock):
+                continue
+            self.counts['evicted'] += 1
+            self._drop(sel, conn, _BUSY)
+            return True
+        return False
 
     def _refuse(self, sock):
         # A TLS client gets no answer (that would need a handshake here).
@@ -587,6 +593,16 @@ class GetServer:
             LOG.error('%s: %s %s failed: %s: %s', self._name, request.method,
                       request.path, type(exc).__name__, exc)
             return _reply(500, 'text/plain', b'internal error\n')
+
+
+def _readable_now(sock):
+    """Whether ``sock`` has bytes (or an EOF) waiting to be read."""
+    poller = select.poll()
+    try:
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def _status_only(status):

@@ -156,3 +156,29 @@ class TestPipeliningAndHalfClose(AttackTest):
         self.connect(server, 10)
         # Every thread ends, held connections or not.
         assert server.stop(2.0)
+
+
+class TestProbeAmidAFlood(base.TestCase):
+
+    def test_a_request_waiting_unread_is_not_evicted(self):
+        # The soak found it: a /healthz probe accepted in the same burst
+        # as a flood was evicted as "idle" before its bytes were read.
+        import selectors
+
+        from telemetry_lib import httpserver
+        server = GetServer('127.0.0.1', 0, _ok)
+        sel = selectors.DefaultSelector()
+        self.addCleanup(sel.close)
+        pairs = [socket.socketpair() for _ in range(2)]
+        self.addCleanup(lambda: [s.close() for p in pairs for s in p])
+        probe, idle = (httpserver._Conn(p[0], False, now)
+                       for p, now in zip(pairs, (1.0, 2.0)))
+        pairs[0][1].sendall(b'GET /healthz HTTP/1.1\r\n\r\n')
+        for conn in (probe, idle):
+            server._conns[conn.sock.fileno()] = conn
+            sel.register(conn.sock, selectors.EVENT_READ, conn)
+        # The probe is the older one, yet its request waits unread.
+        assert server._evict_idle(sel)
+        assert idle.closed and not probe.closed
+        assert not server._evict_idle(sel)
+        assert server.counts['evicted'] == 1
