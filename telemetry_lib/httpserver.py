@@ -38,133 +38,21 @@ and its whole design is that a careless or hostile client costs little:
 """
 
 import collections
-import http
 import logging
 import queue
-import select
 import selectors
 import socket
 import ssl
 import threading
 import time
-from urllib import parse
 
 from telemetry_lib.exceptions import ConfigError
+from telemetry_lib import http11
 
 LOG = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 64 * 1024
-_BUSY = (b'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n'
-         b'Connection: close\r\n\r\n')
-_CONTINUE = b'HTTP/1.1 100 Continue\r\n\r\n'
 _TICK = 0.25
-
-
-class _Headers:
-    """Case-insensitive ``get`` over a request's headers."""
-
-    def __init__(self, pairs):
-        self._map = {k.lower(): v for k, v in pairs}
-
-    def get(self, name, default=None):
-        return self._map.get(name.lower(), default)
-
-
-class _Request:
-    __slots__ = ('method', 'path', 'headers', 'body', 'keep_alive')
-
-    def __init__(self, method, path, headers, body, keep_alive):
-        self.method = method
-        self.path = path
-        self.headers = headers
-        self.body = body
-        self.keep_alive = keep_alive
-
-
-class _BadRequest(Exception):
-    def __init__(self, status):
-        super().__init__(status)
-        self.status = status
-
-
-class _Conn:
-    """One client connection, owned by the I/O thread or by one worker."""
-
-    __slots__ = ('sock', 'buf', 'handshaking', 'last_active',
-                 'request_started', 'need', 'head', 'continued', 'closed')
-
-    def __init__(self, sock, handshaking, now):
-        self.sock = sock
-        self.buf = bytearray()
-        self.handshaking = handshaking
-        self.last_active = now
-        self.request_started = None     # first byte of the current request
-        self.need = None                # (head, body length) once parsed
-        self.head = None
-        self.continued = False
-        self.closed = False
-
-    def close(self):
-        if not self.closed:
-            self.closed = True
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-
-
-def _parse_head(raw):
-    """``(method, path, headers pairs, keep_alive, length, expect)``."""
-    try:
-        text = raw.decode('iso-8859-1')
-    except UnicodeDecodeError:           # pragma: no cover - latin-1
-        raise _BadRequest(400)
-    lines = text.split('\r\n')
-    parts = lines[0].split(' ')
-    if len(parts) != 3 or not parts[2].startswith('HTTP/1.'):
-        raise _BadRequest(400)
-    method, target, version = parts
-    pairs = []
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(':')
-        if not sep or not name or name != name.strip():
-            raise _BadRequest(400)
-        pairs.append((name.lower(), value.strip()))
-    headers = dict(pairs)
-    lengths = {v for k, v in pairs if k == 'content-length'}
-    if 'transfer-encoding' in headers:
-        length = None                   # chunked bodies are not taken
-    elif not lengths:
-        length = 0 if method != 'POST' else None
-    elif len(lengths) > 1 or not next(iter(lengths)).isdigit():
-        raise _BadRequest(400)
-    else:
-        length = int(next(iter(lengths)))
-    connection = headers.get('connection', '').lower()
-    keep_alive = ('close' not in connection if version == 'HTTP/1.1'
-                  else 'keep-alive' in connection)
-    path = parse.unquote(target.partition('?')[0], errors='replace') or '/'
-    expect = headers.get('expect', '').lower() == '100-continue'
-    return method, path, pairs, keep_alive, length, expect
-
-
-def _response(status, ctype, body, head_only, keep_alive):
-    lines = ['HTTP/1.1 %d %s' % (status, http.HTTPStatus(status).phrase),
-             'Content-Type: %s' % ctype,
-             'Content-Length: %d' % len(body)]
-    if not keep_alive:
-        lines.append('Connection: close')
-    head = ('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1')
-    return head if head_only else head + body
-
-
-def _reply(status, ctype, body):
-    return status, ctype, body
-
-
-NOT_FOUND = _reply(404, 'text/plain', b'not found\n')
 
 
 class GetServer:
@@ -356,7 +244,7 @@ class GetServer:
                     sock.close()
                     continue
                 handshaking = True
-            conn = _Conn(sock, handshaking, now)
+            conn = http11.Conn(sock, handshaking, now)
             self._conns[sock.fileno()] = conn
             sel.register(sock, selectors.EVENT_READ, conn)
 
@@ -371,10 +259,10 @@ class GetServer:
             # Bytes waiting in the kernel, not yet read (a burst of
             # accepts is handled before the reads): not idle -- that is
             # how a /healthz probe arriving amid a flood looks.
-            if _readable_now(conn.sock):
+            if http11.readable_now(conn.sock):
                 continue
             self.counts['evicted'] += 1
-            self._drop(sel, conn, _BUSY)
+            self._drop(sel, conn, http11.BUSY)
             return True
         return False
 
@@ -383,7 +271,7 @@ class GetServer:
         if self._context is None:
             try:
                 sock.setblocking(False)
-                sock.send(_BUSY)
+                sock.send(http11.BUSY)
             except OSError:
                 pass
         sock.close()
@@ -406,7 +294,7 @@ class GetServer:
             if conn.request_started is not None:
                 if now - conn.request_started > self._request_timeout:
                     self.counts['request_timeout'] += 1
-                    self._drop(sel, conn, _status_only(408))
+                    self._drop(sel, conn, http11.status_only(408))
             elif now - conn.last_active > self._idle_timeout:
                 self.counts['idle_timeout'] += 1
                 self._drop(sel, conn)
@@ -459,14 +347,14 @@ class GetServer:
             if end < 0:
                 if len(conn.buf) > MAX_HEADER_BYTES:
                     self.counts['head_too_large'] += 1
-                    self._drop(sel, conn, _status_only(431))
+                    self._drop(sel, conn, http11.status_only(431))
                     return True
                 return False
             try:
-                head = _parse_head(bytes(conn.buf[:end]))
-            except _BadRequest as exc:
+                head = http11.parse_head(bytes(conn.buf[:end]))
+            except http11.BadRequest as exc:
                 self.counts['bad_request'] += 1
-                self._drop(sel, conn, _status_only(exc.status))
+                self._drop(sel, conn, http11.status_only(exc.status))
                 return True
             del conn.buf[:end + 4]
             conn.head = head
@@ -480,7 +368,7 @@ class GetServer:
             if expect and not conn.continued and len(conn.buf) < length:
                 conn.continued = True
                 try:
-                    conn.sock.send(_CONTINUE)
+                    conn.sock.send(http11.CONTINUE)
                 except (OSError, ssl.SSLError):
                     pass
         elif length:
@@ -494,7 +382,8 @@ class GetServer:
         del conn.buf[:length or 0]
         conn.head = None
         conn.continued = False
-        request = _Request(method, path, _Headers(pairs), body, keep_alive)
+        request = http11.Request(method, path, http11.Headers(pairs), body,
+                                 keep_alive)
         try:
             sel.unregister(conn.sock)
         except (KeyError, ValueError):
@@ -506,7 +395,7 @@ class GetServer:
         return True
 
     def _answer_now(self, sel, conn, status):
-        self._drop(sel, conn, _status_only(status))
+        self._drop(sel, conn, http11.status_only(status))
         return True
 
     def _resume(self, sel, conn):
@@ -540,8 +429,8 @@ class GetServer:
         reply = self._dispatch(request)
         status, ctype, body = reply
         keep_alive = request.keep_alive and not self._stopping.is_set()
-        data = _response(status, ctype, body, request.method == 'HEAD',
-                         keep_alive)
+        data = http11.response(status, ctype, body,
+                               request.method == 'HEAD', keep_alive)
         if not self._send(conn, data):
             conn.close()
             return
@@ -584,26 +473,13 @@ class GetServer:
                 accept = request.headers.get('accept') or ''
                 reply = self._handle(request.path, accept)
             elif request.method != 'POST' or self._post is None:
-                reply = _reply(405, 'text/plain', b'method not allowed\n')
+                reply = http11.reply(405, 'text/plain',
+                                     b'method not allowed\n')
             else:
                 reply = self._post(request.path, request.headers,
                                    request.body)
-            return reply or NOT_FOUND
+            return reply or http11.NOT_FOUND
         except Exception as exc:
             LOG.error('%s: %s %s failed: %s: %s', self._name, request.method,
                       request.path, type(exc).__name__, exc)
-            return _reply(500, 'text/plain', b'internal error\n')
-
-
-def _readable_now(sock):
-    """Whether ``sock`` has bytes (or an EOF) waiting to be read."""
-    poller = select.poll()
-    try:
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError):
-        return False
-
-
-def _status_only(status):
-    return _response(status, 'text/plain', b'', True, False)
+            return http11.reply(500, 'text/plain', b'internal error\n')

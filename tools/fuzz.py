@@ -19,6 +19,7 @@ from oslo_config import cfg  # noqa: E402
 
 from telemetry_lib import opts  # noqa: E402
 from tests import fuzzing  # noqa: E402
+from tests import fuzzing_surfaces as surfaces  # noqa: E402
 
 
 def main():
@@ -39,12 +40,12 @@ def main():
             ('yaml', fuzzing.run_yaml(conf, tmp, args.count, args.seed)),
             ('urls', fuzzing.run_urls(conf, args.count, args.seed)),
             ('samples', fuzzing.run_samples(args.count, args.seed)),
-            ('notifs', fuzzing.run_notifications(conf, tmp, args.count,
-                                                 args.seed)),
-            ('webhooks', fuzzing.run_receiver(conf, tmp, args.count,
-                                              args.seed)),
-            ('dynamic', fuzzing.run_dynamic(args.count, args.seed, tmp)),
-            ('http', fuzzing.run_http(args.count, args.seed))):
+            ('notifs', surfaces.run_notifications(conf, tmp, args.count,
+                                                  args.seed)),
+            ('webhooks', surfaces.run_receiver(conf, tmp, args.count,
+                                               args.seed)),
+            ('dynamic', surfaces.run_dynamic(args.count, args.seed, tmp)),
+            ('http', surfaces.run_http(args.count, args.seed))):
         print('%-8s %7d %9d %9d %9d %8.2fs %7.0fMB' % (
             name, report.runs, report.accepted, report.rejected,
             len(report.findings), report.slowest, report.max_rss_mb))

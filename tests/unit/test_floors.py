@@ -21,6 +21,7 @@ FLOORS = [
     # uses it to check metadata at the door.
     ('telemetry_lib.formats.jsoncodec', 0),
     ('telemetry_lib.plugins', 0), ('telemetry_lib.httpserver', 0),
+    ('telemetry_lib.http11', 0),
     ('telemetry_lib.clients', 1), ('telemetry_lib.formats', 1),
     ('telemetry_lib.publisher', 2), ('telemetry_lib.storage', 2),
     ('telemetry_lib.collector', 2),

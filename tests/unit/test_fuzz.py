@@ -6,6 +6,7 @@ sample accepted is one every wire format can encode.
 
 from tests import base
 from tests import fuzzing
+from tests import fuzzing_surfaces as surfaces
 
 COUNT = 300
 
@@ -29,20 +30,20 @@ class TestFuzz(base.TestCase):
         self.check(fuzzing.run_samples(COUNT, seed=3))
 
     def test_notifications_through_the_converter_and_the_cli(self):
-        report = fuzzing.run_notifications(self.conf, self.tmpdir, 150,
-                                           seed=4)
+        report = surfaces.run_notifications(self.conf, self.tmpdir, 150,
+                                            seed=4)
         assert report.runs == 150
         assert report.findings == [], '\n'.join(report.findings[:10])
         assert report.accepted and report.rejected, report
 
     def test_alertmanager_webhook_bodies(self):
-        self.check(fuzzing.run_receiver(self.conf, self.tmpdir, COUNT,
-                                        seed=5))
+        self.check(surfaces.run_receiver(self.conf, self.tmpdir, COUNT,
+                                         seed=5))
 
     def test_dynamic_pollster_definitions_and_operations(self):
-        self.check(fuzzing.run_dynamic(COUNT, seed=6, tmpdir=self.tmpdir))
+        self.check(surfaces.run_dynamic(COUNT, seed=6, tmpdir=self.tmpdir))
 
     def test_raw_http_requests(self):
-        report = fuzzing.run_http(100, seed=7)
+        report = surfaces.run_http(100, seed=7)
         assert report.findings == [], '\n'.join(report.findings[:10])
         assert report.runs == 100 and report.rejected, report

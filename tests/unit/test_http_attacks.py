@@ -165,13 +165,13 @@ class TestProbeAmidAFlood(base.TestCase):
         # as a flood was evicted as "idle" before its bytes were read.
         import selectors
 
-        from telemetry_lib import httpserver
+        from telemetry_lib import http11
         server = GetServer('127.0.0.1', 0, _ok)
         sel = selectors.DefaultSelector()
         self.addCleanup(sel.close)
         pairs = [socket.socketpair() for _ in range(2)]
         self.addCleanup(lambda: [s.close() for p in pairs for s in p])
-        probe, idle = (httpserver._Conn(p[0], False, now)
+        probe, idle = (http11.Conn(p[0], False, now)
                        for p, now in zip(pairs, (1.0, 2.0)))
         pairs[0][1].sendall(b'GET /healthz HTTP/1.1\r\n\r\n')
         for conn in (probe, idle):
