@@ -123,6 +123,26 @@ def _fix_sample(msg, secret, counts):
     return msg
 
 
+def stringify_user_metadata(msg, secret, counts):
+    """Make ``resource_metadata.user_metadata`` values strings in a metering
+    message, re-signed -- what sg-core's msgpack decoder (``user_metadata``
+    typed ``map[string]string``) would otherwise drop the sample for,
+    without a word. Counted under :data:`USER_METADATA`.
+    """
+    md = msg.get('resource_metadata')
+    user_md = md.get('user_metadata') if isinstance(md, dict) else None
+    if not isinstance(user_md, dict) or all(
+            isinstance(v, str) for v in user_md.values()):
+        return msg
+    msg = dict(msg, resource_metadata=dict(md, user_metadata={
+        k: v if isinstance(v, str) else jsoncodec.dumps(v).decode()
+        for k, v in user_md.items()}))
+    counts[USER_METADATA] += 1
+    # The signature covers what is sent, so it is computed again.
+    msg['message_signature'] = ceilometer.compute_signature(msg, secret)
+    return msg
+
+
 # -- Ceilometer envelopes ---------------------------------------------------
 
 def _embed(raw):

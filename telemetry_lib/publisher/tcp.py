@@ -34,6 +34,7 @@ has none.
 """
 
 import collections
+import logging
 import select
 import socket
 import struct
@@ -46,8 +47,11 @@ from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import ceilometer
+from telemetry_lib.formats import stf
 from telemetry_lib.publisher import base
+from telemetry_lib import ratelog
 
+LOG = logging.getLogger(__name__)
 DEFAULT_PORT = 4952
 #: sg-core's read buffer (65,535 bytes) less the length prefix.
 TCP_MAX_MESSAGE = 65535 - 8
@@ -77,7 +81,7 @@ def _describe(exc):
 
 class _SocketPublisher(base.Publisher):
 
-    url_options = frozenset(('timeout', 'max_message_size'))
+    url_options = frozenset(('timeout', 'max_message_size', 'sg_compat'))
     default_max = TCP_MAX_MESSAGE
 
     def __init__(self, conf, url):
@@ -98,6 +102,12 @@ class _SocketPublisher(base.Publisher):
         self._publisher_id = conf.publisher.host or socket.gethostname()
         # Reused: msgpack.packb builds a Packer per call.
         self._packer = msgpack.Packer(use_bin_type=True)
+        # sg-core drops, uncounted, a sample whose user_metadata holds a
+        # value that is not a string: made strings, as on the AMQP path,
+        # unless the receiver is not sg-core.
+        self.sg_compat = url.get_bool('sg_compat', True)
+        self._adjusted = collections.Counter()
+        self._log = ratelog.RateLimitedLog(LOG, str(url))
 
     @property
     def target(self):
@@ -107,13 +117,29 @@ class _SocketPublisher(base.Publisher):
 
     def _encode(self, samples):
         """``(frames, too_big indexes)``."""
-        encoded = frames(ceilometer.samples_to_wire(
-            samples, self._secret, self._publisher_id), self._packer)
+        encoded = frames(self._messages(samples), self._packer)
         limit = self.max_message_size
         if all(size <= limit for size, _ in encoded):
             return [f for _, f in encoded], []
         return ([f for size, f in encoded if size <= limit],
                 [i for i, (size, _) in enumerate(encoded) if size > limit])
+
+    def _messages(self, samples):
+        """The metering messages of ``samples``, as sg-core takes them."""
+        messages = ceilometer.samples_to_wire(samples, self._secret,
+                                              self._publisher_id)
+        if self.sg_compat:
+            counts = collections.Counter()
+            messages = [stf.stringify_user_metadata(m, self._secret, counts)
+                        for m in messages]
+            if counts:
+                self._adjusted.update(counts)
+                self._log.problem('adjust', 'changed what the Smart '
+                                  'Gateway would drop: %s', dict(counts))
+        return messages
+
+    def adjustments(self):
+        return dict(self._adjusted)
 
     def _refuse(self, too_big, count):
         if too_big:
@@ -211,7 +237,10 @@ class TCPPublisher(_SocketPublisher):
         self._refuse(too_big, len(samples))
 
     def adjustments(self):
-        return {'replayed': self.replayed} if self.replayed else {}
+        out = super().adjustments()
+        if self.replayed:
+            out['replayed'] = self.replayed
+        return out
 
     def close(self, timeout=None):
         self._drop()
@@ -236,8 +265,7 @@ class UDPPublisher(_SocketPublisher):
 
     def publish_samples(self, samples):
         too_big, failed, last = [], [], None
-        for i, msg in enumerate(ceilometer.samples_to_wire(
-                samples, self._secret, self._publisher_id)):
+        for i, msg in enumerate(self._messages(samples)):
             body = self._packer.pack(msg)
             if len(body) > self.max_message_size:
                 too_big.append(i)

@@ -91,3 +91,43 @@ class TestFilePublisher(base.TestCase):
         assert len(self.lines(path)) == 2
         st = d.stats()
         assert st.retried == 2 and st.balanced
+
+
+class TestSmartGatewayOnSockets(base.TestCase):
+    """Issue 21: sg-core's msgpack decoder drops, uncounted, a sample whose
+    user_metadata holds a value that is not a string.
+    """
+
+    def frames_of(self, url):
+        import socket as socket_mod
+
+        import msgpack
+
+        from telemetry_lib.formats import ceilometer
+        from telemetry_lib.publisher import base as publisher_base
+        from telemetry_lib import Sample
+        self.conf.set_override('telemetry_secret', 'k', group='publisher')
+        s = Sample('m', 'gauge', '1', 1, resource_id='r', resource_metadata={
+            'user_metadata': {'stack': 'web', 'size': 3, 'on': True}})
+        server = socket_mod.socket(socket_mod.AF_INET,
+                                   socket_mod.SOCK_DGRAM)
+        self.addCleanup(server.close)
+        server.bind(('127.0.0.1', 0))
+        server.settimeout(10)
+        pub = publisher_base.load_publisher(
+            self.conf, url % server.getsockname()[1])
+        pub.start()
+        self.addCleanup(pub.close)
+        pub.publish_samples([s])
+        msg = msgpack.unpackb(server.recv(65535), raw=False)
+        assert ceilometer.verify_signature(msg, 'k')
+        return msg['resource_metadata']['user_metadata'], pub.adjustments()
+
+    def test_user_metadata_values_become_strings_unless_told(self):
+        user_md, adjusted = self.frames_of('udp://127.0.0.1:%d')
+        assert user_md == {'stack': 'web', 'size': '3', 'on': 'true'}
+        assert adjusted == {'user_metadata_stringified': 1}
+        user_md, adjusted = self.frames_of('udp://127.0.0.1:%d?sg_compat='
+                                           'false')
+        assert user_md == {'stack': 'web', 'size': 3, 'on': True}
+        assert adjusted == {}
