@@ -412,6 +412,10 @@ class TCPReceiver(SocketReceiver):
             return
         conn.pending = []
         if eof:
+            if conn.buf:
+                # The sender went away in the middle of a frame.
+                self._drop('malformed', 'a frame cut short by the end of '
+                           'the connection (%d bytes)' % len(conn.buf))
             self._close(sel, conns, conn)
 
     def _frames(self, conn):

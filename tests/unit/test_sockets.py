@@ -161,3 +161,15 @@ class TestUDP(ReceiverTest):
         with self.assertRaises(ConfigError) as ctx:
             other.start()
         assert 'cannot listen on 127.0.0.1' in str(ctx.exception)
+
+
+class TestTruncated(ReceiverTest):
+
+    def test_a_frame_cut_short_at_close_is_counted(self):
+        r, sink = self.receiver(sockets.TCPReceiver)
+        _, data = wire(1)
+        with socket.create_connection(r.address) as c:
+            c.sendall(frame(data) + frame(data)[:-3])
+        assert base.wait_until(lambda: r.snapshot().get('malformed') == 1,
+                               10), r.snapshot()
+        assert sink.count() == 1
