@@ -131,6 +131,17 @@ class AgentCollector(prom_registry.Collector):
         inputs = getattr(self._agent, 'inputs', None)
         if inputs is not None:
             yield from _input_families(inputs.receivers)
+        names = getattr(self._agent, 'names', None)
+        if names is not None:
+            family = core.CounterMetricFamily(
+                'telemetry_identity_names', 'Project and user name '
+                'lookups (identity_name_discovery), by outcome: hits and '
+                'misses of the cache, Keystone lookups found, not_found and '
+                'failures, queue_full, samples_without_names.',
+                labels=('outcome',))
+            for outcome, count in sorted(dict(names.counts).items()):
+                family.add_metric((outcome,), count)
+            yield family
 
 
 #: Per event type: what became of each notification.

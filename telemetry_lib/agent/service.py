@@ -36,6 +36,8 @@ from telemetry_lib.agent import notifications
 from telemetry_lib.agent.scheduler import Scheduler
 from telemetry_lib.alarm import receiver
 from telemetry_lib.alarm import service as alarm_service
+from telemetry_lib.clients import identity
+from telemetry_lib.clients import keystone
 from telemetry_lib.collector import base as collector_base
 from telemetry_lib import delivery
 from telemetry_lib.exceptions import ConfigError
@@ -52,6 +54,17 @@ POLLING_OPTS = [
                help='Polling definition (Ceilometer format). A relative '
                     'name is looked up in the config directories, then '
                     "among the package's defaults."),
+    cfg.BoolOpt('identity_name_discovery', default=False,
+                help="Fill polled samples' project_name and user_name from "
+                     'Keystone ([service_credentials]), as Ceilometer 24+ '
+                     'does. Names are cached and looked up in the '
+                     'background: a poll never waits; a name not known yet '
+                     'comes with a later poll.'),
+    cfg.FloatOpt('identity_name_ttl', default=600.0, min=1, max=86400,
+                 help='Seconds a project or user name is kept.'),
+    cfg.IntOpt('identity_name_cache_size', default=10000, min=1,
+               max=10000000,
+               help='Names kept at most (least recently used go).'),
 ]
 AGENT_OPTS = [
     cfg.BoolOpt('http_enabled', default=True,
@@ -147,6 +160,12 @@ class Agent:
         if self.notified is not None:
             self.notifications = notifications.Notifications(
                 conf, self._notification_pipelines)
+        self.names = None
+        if conf.polling.identity_name_discovery:
+            self.names = identity.NameCache(
+                lambda: keystone.make_session(conf),
+                ttl=conf.polling.identity_name_ttl,
+                max_entries=conf.polling.identity_name_cache_size)
         self.inputs = None
         if inputs.enabled(conf):
             self.inputs = inputs.SocketInputs(
@@ -241,6 +260,8 @@ class Agent:
             return [self.pipeline]
 
     def _route(self, samples):
+        if self.names is not None:
+            samples = self.names.fill(samples)
         with self._lock:
             pipeline = self.pipeline
             self._users[id(pipeline)] += 1
@@ -325,6 +346,8 @@ class Agent:
                 self.notifications.start()
             if self.inputs is not None:
                 self.inputs.start()
+            if self.names is not None:
+                self.names.start()
             if self.http is not None:
                 self.http.start()
         except ConfigError:
@@ -412,6 +435,8 @@ class Agent:
             self.notifications.stop(min(5.0, timeout))
         if self.inputs is not None:
             self.inputs.stop(min(1.0, timeout))
+        if self.names is not None:
+            self.names.close(min(1.0, timeout))
         if self.alarms is not None:
             self.alarms.stop(timeout=min(1.0, timeout))
         if self.coordinator is not None:
