@@ -64,3 +64,21 @@ class TestCase(unittest.TestCase):
              'subjectAltName=IP:%s' % host],
             check=True, capture_output=True, timeout=60)
         return cert, key
+
+
+def stored_measures(path):
+    """Rows in an SQLite store's measure table; 0 while the agent has not
+    made it yet. Read-only: a test must not create the file before the
+    agent does.
+    """
+    import sqlite3
+    if not os.path.exists(path):
+        return 0
+    try:
+        db = sqlite3.connect('file:%s?mode=ro' % path, uri=True)
+        try:
+            return db.execute('SELECT COUNT(*) FROM measure').fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0

@@ -10,7 +10,6 @@ import datetime
 import json
 import os
 import signal
-import sqlite3
 import textwrap
 import time
 
@@ -149,10 +148,10 @@ class TestCeilometerPublishersIntoOurs(CollectorTest):
         self.check_equal(sent)
         assert self.metric('telemetry_collector_samples_total',
                            transport=transport) == COUNT
-        db = sqlite3.connect(self.db)
-        self.addCleanup(db.close)
-        assert db.execute('SELECT COUNT(*) FROM measure').fetchone()[0] \
-            == COUNT
+        # The SQLite sink may trail the file one: wait for it.
+        assert base.wait_until(
+            lambda: base.stored_measures(self.db) == COUNT, 60), \
+            base.stored_measures(self.db)
         if transport == 'udp':
             assert self.metric('telemetry_collector_dropped_total',
                                transport='udp', reason='kernel_dropped') == 0
@@ -205,8 +204,7 @@ class TestReceiverRestart(CollectorTest):
             len(set(self.stored()) & {s.id for s in sent}))
         # Stored once each: replayed frames (sent again after the broken
         # connection) land on the sqlite primary key, not as new rows.
-        db = sqlite3.connect(self.db)
-        self.addCleanup(db.close)
-        assert db.execute('SELECT COUNT(*) FROM measure').fetchone()[0] \
-            == 4000
+        assert base.wait_until(
+            lambda: base.stored_measures(self.db) == 4000, 60), \
+            base.stored_measures(self.db)
         assert self.stop() == 0

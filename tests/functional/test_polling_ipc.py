@@ -11,7 +11,6 @@ endpoint builds from our messages the samples we sent.
 import datetime
 import json
 import os
-import sqlite3
 import threading
 import types
 import uuid
@@ -103,10 +102,11 @@ class TestCeilometerPollingIntoOurs(NotificationAgentTest):
             assert datetime.datetime.fromisoformat(mine['timestamp']) == \
                 datetime.datetime.fromisoformat(msg['timestamp'])
         # And stored: one row per sample.
-        db = sqlite3.connect(os.path.join(self.tmpdir, 'db.sqlite'))
-        self.addCleanup(db.close)
-        assert db.execute('SELECT COUNT(*) FROM measure').fetchone()[0] \
-            == COUNT
+        # The SQLite sink may trail the file one: wait for it.
+        path = os.path.join(self.tmpdir, 'db.sqlite')
+        assert base.wait_until(
+            lambda: base.stored_measures(path) == COUNT, 60), \
+            base.stored_measures(path)
         # No event is made of the polling agents' samples.
         assert self.total('events') == 0
         assert self.stop() == 0
