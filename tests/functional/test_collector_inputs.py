@@ -134,9 +134,11 @@ class TestCeilometerPublishersIntoOurs(CollectorTest):
             if transport == 'udp':
                 # A datagram the kernel drops is gone (UDP): pace the
                 # sender on what the receiver has taken.
+                # (100 datagrams in flight at most: well inside the
+                # kernel's default receive buffer, counted in truesize.)
                 base.wait_until(lambda: self.metric(
                     'telemetry_collector_messages_total',
-                    transport='udp') >= i + 100 - 400, 30)
+                    transport='udp') >= i, 30)
         bad = self.send_bad(pub)
         assert base.wait_until(lambda: len(self.stored()) >= COUNT, 120), \
             (len(self.stored()), self.get('/metrics')[1][-3000:])
