@@ -61,8 +61,12 @@ class TestSharedDefaultStore(test_agent.AgentTest):
         self.start()
         db_path = os.path.join(self.tmpdir, 'data', 'telemetry_lib',
                                'telemetry.sqlite')
-        assert base.wait_until(lambda: os.path.exists(db_path), 30), \
-            self.output()
+        host = os.uname().nodename
+        # Readable once the first poll is committed (the file exists a
+        # moment before): only then do the readers' failures mean anything.
+        assert base.wait_until(lambda: self.cli(
+            'measures', 'show', 'host.memory.used', '--resource', host,
+            '-f', 'json').returncode == 0, 60), self.output()
 
         stop = threading.Event()
         seen_deleted = []
@@ -83,7 +87,7 @@ class TestSharedDefaultStore(test_agent.AgentTest):
         readers = [
             threading.Thread(target=read_loop, args=(
                 ('measures', 'show', 'host.memory.used', '--resource',
-                 os.uname().nodename, '-f', 'json'),)),
+                 host, '-f', 'json'),)),
             threading.Thread(target=read_loop, args=(
                 ('--config-file', self.conf_file, 'alarm', 'evaluate',
                  'busy', '-f', 'json'),)),
