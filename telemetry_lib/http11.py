@@ -55,7 +55,7 @@ class Conn:
     """One client connection, owned by the I/O thread or by one worker."""
 
     __slots__ = ('sock', 'buf', 'handshaking', 'last_active',
-                 'request_started', 'need', 'head', 'continued', 'closed')
+                 'request_started', 'head', 'continued', 'closed')
 
     def __init__(self, sock, handshaking, now):
         self.sock = sock
@@ -63,7 +63,6 @@ class Conn:
         self.handshaking = handshaking
         self.last_active = now
         self.request_started = None     # first byte of the current request
-        self.need = None                # (head, body length) once parsed
         self.head = None
         self.continued = False
         self.closed = False

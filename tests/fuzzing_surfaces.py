@@ -227,7 +227,7 @@ OP_PIECES = ['value', "'x'", '[0]', '1000000', '10 ** 5', '*', '+', '%',
              '(', '1e308', 'int(', "'9' * 4000", 'len(', '[value] * 1000']
 
 
-def run_dynamic(count, seed=0, tmpdir=None):
+def run_dynamic(count, seed, tmpdir):
     """Dynamic pollster definitions (mutated fields) and their operations
     (built from pieces, hostile ones included), loaded as a file and run
     on sample entries: refused at load, or run within the bounds.

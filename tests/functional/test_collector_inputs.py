@@ -15,16 +15,11 @@ import time
 
 from tests import base
 from tests.functional import test_agent
+from tests.functional.test_notifications import NO_POLLING
 
 SECRET = 'collector-s3cret'
 COUNT = 10000
 UTC = datetime.timezone.utc
-NO_POLLING = '''
-sources:
-  - name: none
-    interval: 3600
-    meters: ["host.cpu.time"]
-'''
 
 
 def ceilometer_conf():

@@ -109,3 +109,37 @@ class TestNameCache(base.TestCase):
         c, _ = self.cache(Session())
         s = sample().replace(project_name='given')
         assert c.fill([s])[0].project_name == 'given'
+
+
+class TestAgentFillsPolledSamples(base.TestCase):
+
+    def test_route_fills_names_before_the_pipeline(self):
+        from telemetry_lib.agent import service
+        polling = self.write_file('polling.yaml', 'sources:\n  - name: s\n'
+                                  '    interval: 3600\n    meters: ["m"]\n')
+        pipeline = self.write_file(
+            'pipeline.yaml', 'sources:\n  - name: all\n    meters: ["*"]\n'
+            '    sinks: [t]\nsinks:\n  - name: t\n'
+            '    publishers: ["test://?max_latency=0"]\n')
+        service.register_opts(self.conf)
+        self.conf.set_override('cfg_file', polling, group='polling')
+        self.conf.set_override('identity_name_discovery', True,
+                               group='polling')
+        self.conf.set_override('pipeline_cfg_file', pipeline,
+                               group='pipeline')
+        self.conf.set_override('http_enabled', False, group='agent')
+        agent = service.Agent(self.conf, pollsters={})
+        self.addCleanup(agent.pool.close, 5)
+        assert agent.names is not None
+        agent.names = identity.NameCache(Session)
+        agent.names.start()
+        self.addCleanup(agent.names.close, 5)
+        agent.pipeline.start()
+        agent._route([sample()])
+        assert base.wait_until(lambda: agent.names.counts['found'] == 2, 10)
+        agent._route([sample()])
+        (d,) = agent.pipeline.deliveries.values()
+        assert d.flush(5)
+        got = d.publisher.samples
+        assert [(s.project_name, s.user_name) for s in got] == [
+            (None, None), ('demo', 'alice')]
