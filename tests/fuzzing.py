@@ -27,6 +27,7 @@ from telemetry_lib import delivery
 from telemetry_lib.exceptions import InvalidSample
 from telemetry_lib.exceptions import TelemetryError
 from telemetry_lib.formats import ceilometer
+from telemetry_lib.formats import collectd
 from telemetry_lib.formats import jsoncodec
 from telemetry_lib.formats import prometheus as prom
 from telemetry_lib.formats import stf
@@ -257,7 +258,7 @@ def _encodable(sample):
     jsoncodec.dumps(ceilometer.samples_to_wire([sample], 'k'))
     enc = stf.encode_samples([sample], 'p', 'k')
     assert not enc.oversize or True
-    stf.encode_collectd([sample], 10)
+    collectd.encode([sample], 10)
     for scheme in prom.SCHEMES:
         prom.SERIES_OF[scheme](sample, 'p')
 

@@ -12,8 +12,8 @@
 """What Red Hat's Service Telemetry Framework consumes: pure functions.
 
 Ceilometer messages in the oslo.messaging 2.0 envelope (the body the old
-AMQP 1.0 driver sent to a Qpid Dispatch Router), and collectd value lists
-as collectd's amqp1 plugin writes them.
+AMQP 1.0 driver sent to a Qpid Dispatch Router); collectd value lists are
+in :mod:`telemetry_lib.formats.collectd`.
 
 The Smart Gateway is stricter than the format, so what it would drop is
 never produced: each message is kept under ``max_bytes`` by splitting
@@ -272,66 +272,3 @@ def decode_envelope(body):
     """The inner message of an envelope (for tests and tools)."""
     outer = jsoncodec.loads(body)
     return jsoncodec.loads(outer['request']['oslo.message'])
-
-
-# -- collectd --------------------------------------------------------------
-
-_DSTYPES = {'gauge': 'gauge', 'cumulative': 'derive', 'delta': 'absolute'}
-
-
-def collectd_value_list(sample, interval):
-    """One collectd value list for a sample.
-
-    The mapping (documented in the user guide): an optional leading
-    ``host.`` is dropped; the first remaining segment of the meter name is
-    the plugin, the rest joined with ``_`` is the type (``value`` if none);
-    the device after ``:`` in the resource id is the plugin instance; the
-    host is ``resource_metadata['host']`` or the resource id before ``:``;
-    gauge → ``gauge``, cumulative → ``derive``, delta → ``absolute``.
-    """
-    parts = sample.name.split('.')
-    if parts[0] == 'host' and len(parts) > 1:
-        parts = parts[1:]
-    plugin, rest = parts[0], parts[1:]
-    host, _, device = sample.resource_id.partition(':')
-    host = sample.resource_metadata.get('host') or host
-    return {
-        'values': [sample.volume],
-        'dstypes': [_DSTYPES[sample.type]],
-        'dsnames': ['value'],
-        'time': sample.timestamp.timestamp(),
-        'interval': float(interval),
-        'host': host,
-        'plugin': plugin,
-        'plugin_instance': device,
-        'type': '_'.join(rest) if rest else 'value',
-        'type_instance': '',
-    }
-
-
-def encode_collectd(samples, interval, per_message=1,
-                    max_bytes=DEFAULT_MAX_BYTES):
-    """collectd JSON bodies (bytes): ``(chunks, oversize)``.
-
-    At most ``per_message`` value lists a message (1, as collectd sends)
-    and never more than ``max_bytes`` a body: the Smart Gateway drops a
-    larger message whole. A value list that is too large alone is left out
-    and its index returned in ``oversize``.
-    """
-    chunks, oversize = [], []
-    body, indexes, size = [], [], 2          # "[" and "]"
-    for i, s in enumerate(samples):
-        one = jsoncodec.dumps(collectd_value_list(s, interval))
-        if len(one) + 2 > max_bytes:
-            oversize.append(i)
-            continue
-        if body and (len(body) >= per_message
-                     or size + 1 + len(one) > max_bytes):
-            chunks.append(Chunk(b'[' + b','.join(body) + b']', indexes))
-            body, indexes, size = [], [], 2
-        size += len(one) + (1 if body else 0)
-        body.append(one)
-        indexes.append(i)
-    if body:
-        chunks.append(Chunk(b'[' + b','.join(body) + b']', indexes))
-    return chunks, oversize

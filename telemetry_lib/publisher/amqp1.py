@@ -34,6 +34,7 @@ from telemetry_lib.clients import amqp1 as client
 from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
+from telemetry_lib.formats import collectd
 from telemetry_lib.formats import stf
 from telemetry_lib.publisher import base
 from telemetry_lib import ratelog
@@ -193,7 +194,7 @@ class AMQP1Publisher(base.Publisher):
 
     def publish_samples(self, samples):
         if self.format == 'collectd':
-            chunks, oversize = stf.encode_collectd(
+            chunks, oversize = collectd.encode(
                 samples, self.interval, self.per_message, self.max_bytes)
             self._send(self.sample_address, chunks, oversize, len(samples))
             return
