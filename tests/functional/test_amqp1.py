@@ -18,6 +18,7 @@ from telemetry_lib import RetryableError
 from telemetry_lib import Sample
 from tests import base
 from tests.functional import rabbit
+from tests.unit import test_format_collectd
 
 FAST = 'max_latency=0&retry_initial_delay=0.05&retry_max_delay=0.5'
 
@@ -175,6 +176,26 @@ class TestCollectdFormat(Amqp1Test):
                 'cpu', 'time', ['derive'])
             values.append(vl['values'][0])
         assert sorted(values) == [i * 1000 for i in range(100)]
+
+    def test_instances_keep_their_own_series(self):
+        # What the Smart Gateway keys a series on, read off the wire:
+        # 12 instances' samples from the real compute mapping stay apart.
+        queue = rabbit.unique_queue('collectd')
+        r = self.receiver(queue)
+        d = self.build('amqp1://%s/%s?format=collectd&%s'
+                       % (self.node.url, queue, FAST))
+        samples = [s for s in test_format_collectd.awkward_samples()
+                   if s.resource_metadata.get('instance_id')][:300]
+        d.put(samples)
+        assert d.flush(20)
+        msgs = r.drain()
+        assert len(msgs) == len(samples)
+        series = {x for m in msgs for vl in json.loads(bytes(m.body))
+                  for x in test_format_collectd.sg_core_series(vl)}
+        assert len(series) == len({(s.name, s.resource_id)
+                                   for s in samples})
+        st = d.stats()
+        assert st.published == len(samples) and st.balanced, st
 
     def test_unsettled(self):
         self.run_mode('unsettled')
