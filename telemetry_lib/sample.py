@@ -136,6 +136,48 @@ def _check_str(value, field, owner, optional=True):
                            '' if optional else 'non-empty ', value))
 
 
+_SAMPLE_TYPES = frozenset(SampleType.ALL)
+_OPT_STR = frozenset((str, type(None)))
+
+
+def _explain(name, type_, unit, resource_id, source, user_id, project_id,
+             user_name, project_name, id_):
+    """Raise the :class:`InvalidSample` that says which field is wrong
+    (a str subclass is accepted: the fast test only knows ``str``).
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidSample('sample name must be a non-empty string, '
+                            'not %r' % (name,))
+    if type_ not in SampleType.ALL:
+        raise InvalidSample('sample %r: type must be one of %s, not %r'
+                            % (name, ', '.join(SampleType.ALL), type_))
+    if not isinstance(unit, str):
+        raise InvalidSample('sample %r: unit must be a string, not %r'
+                            % (name, unit))
+    owner = 'sample %r' % name
+    _check_str(resource_id, 'resource_id', owner, optional=False)
+    _check_str(user_id, 'user_id', owner)
+    _check_str(project_id, 'project_id', owner)
+    _check_str(user_name, 'user_name', owner)
+    _check_str(project_name, 'project_name', owner)
+    _check_str(source, 'source', owner, optional=False)
+    if id_ is not None and not isinstance(id_, str):
+        raise InvalidSample('%s: id must be a string' % owner)
+
+
+def _parse_timestamp(text):
+    """An ISO 8601 string as an aware UTC datetime: the common form
+    (what ``isoformat()`` writes, in UTC) without the general path.
+    """
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return to_utc_datetime(text)
+    if parsed.tzinfo is UTC:
+        return parsed
+    return to_utc_datetime(parsed)
+
+
 class _SampleFields(typing.NamedTuple):
     name: str
     type: str
@@ -174,25 +216,26 @@ class Sample(_SampleFields):
                 resource_id=None, timestamp=None, resource_metadata=None,
                 source='openstack', id=None, monotonic_time=None,
                 user_name=None, project_name=None):
-        if not isinstance(name, str) or not name:
-            raise InvalidSample('sample name must be a non-empty string, '
-                                'not %r' % (name,))
-        if type not in SampleType.ALL:
-            raise InvalidSample('sample %r: type must be one of %s, not %r'
-                                % (name, ', '.join(SampleType.ALL), type))
-        if not isinstance(unit, str):
-            raise InvalidSample('sample %r: unit must be a string, not %r'
-                                % (name, unit))
+        # The common case -- every field of the right type -- is checked
+        # in one expression; only a sample that fails it pays for the
+        # checks that say what is wrong.
+        if not (name.__class__ is str and name
+                and type in _SAMPLE_TYPES
+                and unit.__class__ is str
+                and resource_id.__class__ is str and resource_id
+                and source.__class__ is str and source
+                and user_id.__class__ in _OPT_STR
+                and project_id.__class__ in _OPT_STR
+                and user_name.__class__ in _OPT_STR
+                and project_name.__class__ in _OPT_STR
+                and id.__class__ in _OPT_STR):
+            _explain(name, type, unit, resource_id, source, user_id,
+                     project_id, user_name, project_name, id)
         volume = _check_volume(volume, name)
-        owner = 'sample %r' % name
-        _check_str(resource_id, 'resource_id', owner, optional=False)
-        _check_str(user_id, 'user_id', owner)
-        _check_str(project_id, 'project_id', owner)
-        _check_str(user_name, 'user_name', owner)
-        _check_str(project_name, 'project_name', owner)
-        _check_str(source, 'source', owner, optional=False)
         if timestamp is None:
             timestamp = datetime.datetime.now(UTC)
+        elif timestamp.__class__ is str:
+            timestamp = _parse_timestamp(timestamp)
         else:
             timestamp = to_utc_datetime(timestamp)
         if resource_metadata is None:
@@ -201,22 +244,21 @@ class Sample(_SampleFields):
             # A shallow copy, so the caller reusing its dict cannot change
             # a sample already queued for delivery.
             resource_metadata = dict(resource_metadata)
-            _check_metadata(resource_metadata, owner)
+            if resource_metadata:
+                _check_metadata(resource_metadata, name)
         else:
-            raise InvalidSample('%s: resource_metadata must be a mapping, '
-                                'not %s' % (owner,
-                                            _type_name(resource_metadata)))
+            raise InvalidSample('sample %r: resource_metadata must be a '
+                                'mapping, not %s'
+                                % (name, _type_name(resource_metadata)))
         if id is None:
             id = new_message_id()
-        elif not isinstance(id, str):
-            raise InvalidSample('%s: id must be a string' % owner)
         if monotonic_time is not None and (
                 not isinstance(monotonic_time, (int, float))
                 or isinstance(monotonic_time, bool)
                 or not math.isfinite(monotonic_time)):
-            raise InvalidSample('%s: monotonic_time must be a finite number '
-                                'of seconds, not %r' % (owner,
-                                                        monotonic_time))
+            raise InvalidSample('sample %r: monotonic_time must be a finite '
+                                'number of seconds, not %r'
+                                % (name, monotonic_time))
         return tuple.__new__(cls, (
             name, type, unit, volume, user_id, project_id, resource_id,
             timestamp, resource_metadata, source, id, monotonic_time,
@@ -238,7 +280,7 @@ def _type_name(value):
     return type(value).__name__
 
 
-def _check_metadata(metadata, owner):
+def _check_metadata(metadata, name):
     """Refuse at the door what no publisher could send: keys that are not
     strings, values JSON cannot carry (sets, bytes, arbitrary objects,
     integers wider than 64 bits), nesting past what encoders allow.
@@ -250,10 +292,10 @@ def _check_metadata(metadata, owner):
     try:
         jsoncodec.dumps(metadata)
     except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidSample('%s: resource_metadata cannot be sent: %s '
-                            '(JSON carries strings, numbers, booleans, '
+        raise InvalidSample('sample %r: resource_metadata cannot be sent: '
+                            '%s (JSON carries strings, numbers, booleans, '
                             'null, lists and mappings with string keys)'
-                            % (owner, exc)) from None
+                            % (name, exc)) from None
 
 
 class _TraitFields(typing.NamedTuple):

@@ -326,27 +326,27 @@ def sample_from_wire(msg):
     if not isinstance(msg, dict):
         raise InvalidSample('a metering message must be a JSON object, not '
                             '%s' % type(msg).__name__)
-    missing = [k for k in _REQUIRED_SAMPLE_KEYS if k not in msg]
-    if missing:
-        raise InvalidSample('metering message lacks %s' % ', '.join(missing))
-    volume = msg['counter_volume']
-    if isinstance(volume, str):
+    get = msg.get
+    try:
+        name = msg['counter_name']
+        volume = msg['counter_volume']
+        kind, unit, rid = (msg['counter_type'], msg['counter_unit'],
+                           msg['resource_id'])
+    except KeyError:
+        missing = [k for k in _REQUIRED_SAMPLE_KEYS if k not in msg]
+        raise InvalidSample('metering message lacks %s'
+                            % ', '.join(missing)) from None
+    if volume.__class__ is str:
         try:
             volume = float(volume)
         except ValueError:
             raise InvalidSample('metering message %r: counter_volume %r is '
-                                'not a number' % (msg['counter_name'],
-                                                  volume)) from None
-    return Sample(
-        name=msg['counter_name'], type=msg['counter_type'],
-        unit=msg['counter_unit'], volume=volume,
-        user_id=msg.get('user_id'), project_id=msg.get('project_id'),
-        resource_id=msg['resource_id'], timestamp=msg.get('timestamp'),
-        resource_metadata=msg.get('resource_metadata'),
-        source=msg.get('source') or 'openstack', id=msg.get('message_id'),
-        monotonic_time=msg.get('monotonic_time'),
-        user_name=msg.get('user_name'),
-        project_name=msg.get('project_name'))
+                                'not a number' % (name, volume)) from None
+    return Sample(name, kind, unit, volume, get('user_id'),
+                  get('project_id'), rid, get('timestamp'),
+                  get('resource_metadata'), get('source') or 'openstack',
+                  get('message_id'), get('monotonic_time'), get('user_name'),
+                  get('project_name'))
 
 
 def _trait_value_to_wire(trait):

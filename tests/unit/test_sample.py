@@ -50,6 +50,7 @@ class TestSample(base.TestCase):
         expected = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
         for ts in ('2024-05-01T12:00:00Z', '2024-05-01T12:00:00',
                    '2024-05-01T14:00:00+02:00', 1714564800,
+                   ' 2024-05-01T12:00:00z ', '2024-05-01 12:00:00+00:00',
                    datetime.datetime(2024, 5, 1, 12, 0)):
             assert make(timestamp=ts).timestamp == expected, ts
 
@@ -74,11 +75,27 @@ class TestSample(base.TestCase):
             (dict(volume=' 2 '), 'volume must be a number'),
             (dict(volume='1_000'), 'volume must be a number'),
             (dict(resource_id=''), 'resource_id must be a non-empty'),
+            (dict(id=7), 'id must be a string'),
+            (dict(source=''), 'source must be a non-empty string'),
+            (dict(unit=None), 'unit must be a string'),
+            (dict(project_name=b'p'), 'project_name must be a string'),
+            (dict(resource_metadata={1: 'x'}), 'resource_metadata cannot '
+                                               'be sent'),
         ]
         for kw, message in cases:
             with self.assertRaises(InvalidSample) as ctx:
                 make(**kw)
             assert message in str(ctx.exception), (kw, ctx.exception)
+
+    def test_str_subclasses_are_strings(self):
+        # The fast check knows only str itself; a subclass takes the slow
+        # path and is accepted there.
+        class Name(str):
+            pass
+        s = make(name=Name('cpu'), resource_id=Name('r'), user_id=Name('u'),
+                 id=Name('i'))
+        assert (s.name, s.resource_id, s.user_id, s.id) == ('cpu', 'r', 'u',
+                                                            'i')
 
     def test_replace_validates(self):
         s = make()
