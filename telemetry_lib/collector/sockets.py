@@ -161,9 +161,8 @@ class SocketReceiver(base.Listener):
 
     def take(self, data):
         """One message's sample, or ``None`` (counted, logged once in a
-        while).
+        while). The caller counts the messages, once a batch.
         """
-        self.count('messages')
         if len(data) > self.opts.max_message_bytes:
             self._drop('oversize', '%d bytes, more than max_message_bytes'
                        % len(data))
@@ -252,11 +251,12 @@ class UDPReceiver(SocketReceiver):
         sock, size = self.sock, self.opts.max_message_bytes + 1
         try:
             while not self._stopping.is_set():
-                batch = []
+                batch, seen = [], 0
                 try:
                     data = sock.recv(size)
                     sock.setblocking(False)
                     while True:
+                        seen += 1
                         sample = self.take(data)
                         if sample is not None:
                             batch.append(sample)
@@ -271,6 +271,8 @@ class UDPReceiver(SocketReceiver):
                     LOG.error('udp receiver: %s', exc)
                 finally:
                     sock.settimeout(0.2)
+                if seen:
+                    self.count('messages', seen)
                 if batch and not self.offer(batch):
                     # A datagram cannot wait: refused and counted.
                     self._drop('refused', '%d sample(s): the publisher '
@@ -422,21 +424,25 @@ class TCPReceiver(SocketReceiver):
         """Cut whole frames off ``conn.buf`` into ``conn.pending``; False
         when the stream cannot go on (an oversized length).
         """
-        buf, at = conn.buf, 0
+        buf, at, seen = conn.buf, 0, 0
         limit = self.opts.max_message_bytes
         while len(buf) - at >= 8:
             (length,) = _LENGTH.unpack_from(buf, at)
             if length > limit:
                 self._drop('oversize', 'a frame of %d bytes announced: '
                            'connection closed' % length)
+                self.count('messages', seen)
                 return False
             if len(buf) - at - 8 < length:
                 break
+            seen += 1
             sample = self.take(bytes(buf[at + 8:at + 8 + length]))
             at += 8 + length
             if sample is not None:
                 conn.pending.append(sample)
         del buf[:at]
+        if seen:
+            self.count('messages', seen)
         return True
 
     def _housekeep(self, sel, conns):
