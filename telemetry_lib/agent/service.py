@@ -23,7 +23,6 @@ import collections
 import logging
 import math
 import os
-import signal
 import threading
 
 from oslo_config import cfg
@@ -34,6 +33,7 @@ from telemetry_lib.agent.http import AgentHTTPServer
 from telemetry_lib.agent import inputs
 from telemetry_lib.agent import notifications
 from telemetry_lib.agent.scheduler import Scheduler
+from telemetry_lib.agent import signals
 from telemetry_lib.alarm import receiver
 from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.clients import identity
@@ -147,7 +147,6 @@ class Agent:
         # poll that was running during the reload loses nothing.
         self._routing = threading.Condition(self._lock)
         self._users = collections.Counter()
-        self._stopping = threading.Event()
         self._reload_requested = threading.Event()
         self._last_totals = {}
         self.pool = delivery.DeliveryPool(conf, alarm_service.pool_factory)
@@ -473,20 +472,22 @@ class Agent:
 
     def run(self):
         """Run until SIGTERM/SIGINT; return the process exit code."""
-        def on_stop(signum, frame):
-            if self._stopping.is_set():
-                LOG.warning('Second signal: exiting now')
-                os._exit(1)
-            LOG.info('Signal %d: stopping', signum)
-            self._stopping.set()
-
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, lambda s, f: self.request_reload())
-        self.start()
-        while not self._stopping.wait(0.2):
-            if self._reload_requested.is_set():
-                self._reload_requested.clear()
-                self.reload()
-        self.stop()
+        inbox = signals.Inbox()
+        # Before start(): a signal that comes while it runs waits in the
+        # inbox, and the stop follows as soon as start() returns.
+        inbox.install()
+        try:
+            self.start()
+            while True:
+                got = inbox.wait(1.0)
+                stop = [s for s in got if s in signals.STOP]
+                if stop:
+                    LOG.info('Signal %d: stopping', stop[0])
+                    break
+                if got or self._reload_requested.is_set():
+                    self._reload_requested.clear()
+                    self.reload()
+            self.stop()
+        finally:
+            inbox.close()
         return 0

@@ -277,6 +277,25 @@ class TestLifecycle(AgentTest):
         assert self.stop() == 0
 
 
+class TestSignalStorm(AgentTest):
+
+    def test_sighups_then_sigterm_stop_within_the_bound(self):
+        # Issue 21: an agent once logged "Signal 2: stopping" and polled on
+        # until SIGKILL -- its handlers took locks the main thread could
+        # hold. Now they only queue the signal for the main loop.
+        with open(self.conf_file, 'a') as f:
+            f.write('[agent]\nshutdown_timeout = 2\n')
+        self.start()
+        for _ in range(40):
+            self.proc.send_signal(signal.SIGHUP)
+        self.proc.send_signal(signal.SIGTERM)
+        # Reloads already taken finish first; each is bounded, so is this.
+        assert self.proc.wait(60) == 0, self.output()
+        out = self.output()
+        assert 'Signal 15: stopping' in out, out
+        assert 'Traceback' not in out, out
+
+
 class TestDeadSinkBesideALiveOne(AgentTest):
 
     def test_file_keeps_receiving_while_http_is_dead(self):
