@@ -410,6 +410,10 @@ class TCPReceiver(SocketReceiver):
             sel.unregister(conn.sock)
             conn.retry_at = time.monotonic() + self.opts.retry_delay
             if eof:
+                if conn.buf:
+                    self._drop('malformed', 'a frame cut short by the end '
+                               'of the connection (%d bytes)'
+                               % len(conn.buf))
                 conn.buf = None
             return
         conn.pending = []

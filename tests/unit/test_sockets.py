@@ -111,6 +111,22 @@ class TestTCP(ReceiverTest):
             assert base.wait_until(lambda: sink.count() == 50, 10)
         assert r.snapshot()['samples'] == 50
 
+    def test_a_cut_frame_is_counted_while_pipelines_refuse(self):
+        # The sender leaves mid-frame while the pipelines are past high
+        # water: the whole frames wait and are delivered, the cut one is
+        # counted (it was dropped without a word before).
+        r, sink = self.receiver(sockets.TCPReceiver, retry_delay=0.05)
+        sink.full.set()
+        sent = [wire(i) for i in range(3)]
+        cut = frame(wire(99)[1])[:20]
+        with socket.create_connection(r.address) as c:
+            c.sendall(b''.join(frame(d) for _, d in sent) + cut)
+        assert base.wait_until(
+            lambda: r.snapshot().get('malformed') == 1, 10), r.snapshot()
+        sink.full.clear()
+        assert base.wait_until(lambda: sink.count() == 3, 10)
+        assert r.snapshot()['samples'] == 3
+
     def test_connections_are_bounded(self):
         r, _ = self.receiver(sockets.TCPReceiver, max_connections=2)
         socks = [socket.create_connection(r.address) for _ in range(2)]
