@@ -124,7 +124,7 @@ def measure(cycle, cycles, daemon):
 
 def ours():
     from oslo_config import cfg
-    from telemetry_lib.collector.compute import pollsters
+    from telemetry_lib.pollsters.compute import pollsters
     conf = cfg.ConfigOpts()
     conf([])
     ps = [cls(conf) for cls in (pollsters.CPUPollster,

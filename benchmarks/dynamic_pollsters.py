@@ -96,7 +96,7 @@ def measure(poll, polls):
 
 def ours(definition):
     from oslo_config import cfg
-    from telemetry_lib.collector.dynamic import pollster as dynamic
+    from telemetry_lib.pollsters.dynamic import pollster as dynamic
     tmp = tempfile.mkdtemp(prefix='telemetry-bench-dynamic-')
     with open(os.path.join(tmp, 'bench.yaml'), 'w') as f:
         yaml.safe_dump([definition], f)

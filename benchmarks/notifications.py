@@ -37,8 +37,8 @@ sys.path.insert(0, os.path.join(HERE, '..'))
 from oslo_config import cfg  # noqa: E402
 
 from telemetry_lib.clients import messaging  # noqa: E402
-from telemetry_lib.collector.notification import listener as listener_mod  # noqa: E402,E501
 from telemetry_lib import delivery  # noqa: E402
+from telemetry_lib.notification import listener as listener_mod  # noqa: E402,E501
 from telemetry_lib import opts  # noqa: E402
 from tests.functional import ceilometer_notifications as reference  # noqa: E402,E501
 

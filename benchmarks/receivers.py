@@ -80,7 +80,7 @@ def measure(label, n, func):
 
 
 def ipc(n, secret):
-    from telemetry_lib.collector.notification import converter
+    from telemetry_lib.notification import converter
     messages = wire_samples(n, secret)
     notes = bodies(messages)
     conv_plain = converter.Converter([], [], secret=None)
@@ -134,7 +134,7 @@ def ipc_whole_path(n, secret, tmp):
     (whose publishing thread's CPU is counted too).
     """
     import os
-    from telemetry_lib.collector.notification import ipc as ipc_mod
+    from telemetry_lib.notification import ipc as ipc_mod
     from telemetry_lib import opts
     from telemetry_lib.pipeline import PipelineManager
     path = os.path.join(tmp, 'pipeline.yaml')

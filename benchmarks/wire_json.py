@@ -33,8 +33,8 @@ import uuid
 import orjson
 
 from telemetry_lib.formats import ceilometer as wire
-from telemetry_lib.formats import jsoncodec
 from telemetry_lib.formats import stf
+from telemetry_lib import jsoncodec
 from telemetry_lib import Sample
 
 SECRET = 'change this for valid signing'   # Ceilometer's default secret

@@ -24,14 +24,14 @@ from telemetry_lib.alarm import receiver
 from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.clients import gnocchi as gnocchi_client
 from telemetry_lib.clients import keystone
-from telemetry_lib.collector.compute import pollsters as compute
-from telemetry_lib.collector.dynamic import pollster as dynamic
-from telemetry_lib.collector.notification import converter as notification_conv
-from telemetry_lib.collector.notification import listener as notification
-from telemetry_lib.collector import probe
 from telemetry_lib.collector import sockets
 from telemetry_lib.delivery import options as delivery_options
+from telemetry_lib.notification import converter as notification_conv
+from telemetry_lib.notification import listener as notification
 from telemetry_lib.pipeline import manager as pipeline_manager
+from telemetry_lib.pollsters.compute import pollsters as compute
+from telemetry_lib.pollsters.dynamic import pollster as dynamic
+from telemetry_lib.pollsters import probe
 from telemetry_lib.publisher import amqp1 as amqp1_publisher
 from telemetry_lib.publisher import base as publisher_base
 from telemetry_lib.publisher import notifier as notifier_publisher

@@ -28,9 +28,9 @@ import os
 import typing
 
 from telemetry_lib.exceptions import InvalidSample
-from telemetry_lib.formats import jsoncodec
-
-UTC = datetime.timezone.utc
+from telemetry_lib import jsoncodec
+from telemetry_lib.timeutils import to_utc_datetime
+from telemetry_lib.timeutils import UTC
 
 
 class SampleType:
@@ -62,43 +62,6 @@ def new_message_id():
     variant = '89ab'[int(h[16], 16) & 3]
     return '%s-%s-4%s-%s%s-%s' % (h[:8], h[8:12], h[13:16], variant,
                                   h[17:20], h[20:])
-
-
-def to_utc_datetime(value, field='timestamp'):
-    """Return ``value`` as an aware UTC datetime.
-
-    Accepts an aware or naive (taken as UTC) datetime, an ISO 8601 string
-    (with or without a zone, ``Z`` included) or POSIX seconds.
-    """
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is UTC:
-            return value
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        try:
-            return value.astimezone(UTC)
-        except (OverflowError, ValueError):
-            # 0001-01-01T00:00+01:00 is before the year 1 in UTC.
-            raise InvalidSample('%s %s is out of range in UTC'
-                                % (field, value.isoformat())) from None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(('Z', 'z')):
-            text = text[:-1] + '+00:00'
-        try:
-            parsed = datetime.datetime.fromisoformat(text)
-        except (ValueError, OverflowError):
-            raise InvalidSample('%s %r is not an ISO 8601 date and time'
-                                % (field, value)) from None
-        return to_utc_datetime(parsed, field)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            return datetime.datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise InvalidSample('%s %r is out of range' % (field, value)) \
-                from None
-    raise InvalidSample('%s must be a datetime, an ISO 8601 string or POSIX '
-                        'seconds, not %s' % (field, type(value).__name__))
 
 
 #: What JSON encoders (and Gnocchi, Prometheus, sg-core) carry as an

@@ -28,9 +28,9 @@ from telemetry_lib.exceptions import InvalidSample
 from telemetry_lib.exceptions import TelemetryError
 from telemetry_lib.formats import ceilometer
 from telemetry_lib.formats import collectd
-from telemetry_lib.formats import jsoncodec
 from telemetry_lib.formats import prometheus as prom
 from telemetry_lib.formats import stf
+from telemetry_lib import jsoncodec
 from telemetry_lib import Sample
 
 SECRET = 'S3cr3tPw'

@@ -16,7 +16,7 @@ import reprlib
 import yaml
 
 from telemetry_lib.exceptions import InvalidSample
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
 from tests.fuzzing import _check
 from tests.fuzzing import _mutate
 from tests.fuzzing import _nested
@@ -55,7 +55,7 @@ def run_notifications(conf, tmpdir, count, seed=0):
     with JSON and an exit code, or one line naming the file.
     """
     from telemetry_lib.cmd.commands import notification as cmd
-    from telemetry_lib.collector.notification import converter as conv_mod
+    from telemetry_lib.notification import converter as conv_mod
     rng = random.Random(seed)
     report = Report()
     with open(NOTIFICATIONS, encoding='utf-8') as f:
@@ -232,8 +232,8 @@ def run_dynamic(count, seed, tmpdir):
     (built from pieces, hostile ones included), loaded as a file and run
     on sample entries: refused at load, or run within the bounds.
     """
-    from telemetry_lib.collector.dynamic import definition
-    from telemetry_lib.collector.dynamic import expression
+    from telemetry_lib.pollsters.dynamic import definition
+    from telemetry_lib.pollsters.dynamic import expression
     rng = random.Random(seed)
     report = Report()
     path = os.path.join(tmpdir, 'pollster.yaml')

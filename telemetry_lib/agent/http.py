@@ -27,9 +27,10 @@ from prometheus_client import registry as prom_registry
 
 from telemetry_lib.collector import sockets
 from telemetry_lib.delivery import stats as delivery_stats
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib.formats import ceilometer as ceilometer_format
 from telemetry_lib.formats import prometheus as prometheus_format
 from telemetry_lib.httpserver import GetServer
+from telemetry_lib import jsoncodec
 
 LOG = logging.getLogger(__name__)
 
@@ -105,6 +106,11 @@ class AgentCollector(prom_registry.Collector):
             seconds.add_metric((name,), st.runs, st.seconds_sum)
         yield from p.families()
         yield seconds
+        fallbacks = core.CounterMetricFamily(
+            'telemetry_wire_compiled_fallbacks', 'Batches the compiled '
+            'wire encoder failed on and the Python path encoded.')
+        fallbacks.add_metric((), ceilometer_format.compiled_fallbacks())
+        yield fallbacks
         reloads = core.CounterMetricFamily(
             'telemetry_agent_reloads', 'SIGHUP reloads, by result.',
             labels=('result',))

@@ -17,8 +17,8 @@ keeps running across a reload and converts each batch with the
 definitions current when the batch arrives.
 """
 
-from telemetry_lib.collector.notification import converter as conv_mod
-from telemetry_lib.collector.notification import listener as listener_mod
+from telemetry_lib.notification import converter as conv_mod
+from telemetry_lib.notification import listener as listener_mod
 from telemetry_lib.pipeline import definitions
 from telemetry_lib.pipeline import PipelineDefinition
 from telemetry_lib.pipeline import PipelineManager

@@ -27,9 +27,9 @@ import threading
 import time
 
 from telemetry_lib.exceptions import TelemetryError
+from telemetry_lib.timeutils import UTC
 
 LOG = logging.getLogger(__name__)
-UTC = datetime.timezone.utc
 
 
 @dataclasses.dataclass

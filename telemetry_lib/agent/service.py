@@ -38,7 +38,6 @@ from telemetry_lib.alarm import receiver
 from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.clients import identity
 from telemetry_lib.clients import keystone
-from telemetry_lib.collector import base as collector_base
 from telemetry_lib import delivery
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.pipeline import definitions
@@ -46,6 +45,7 @@ from telemetry_lib.pipeline import manager as pipeline_manager
 from telemetry_lib.pipeline import PipelineDefinition
 from telemetry_lib.pipeline import PipelineManager
 from telemetry_lib.pipeline import PollingDefinition
+from telemetry_lib.pollsters import loader as pollster_loader
 
 LOG = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class Agent:
         self.conf = conf
         self.reloads = collections.Counter()
         self._pollsters = (pollsters if pollsters is not None
-                           else collector_base.load_pollsters(conf))
+                           else pollster_loader.load_pollsters(conf))
         self._lock = threading.Lock()
         # Routes in progress per pipeline: a reload waits for those on the
         # old pipeline before it closes what only the old one used, so a

@@ -29,6 +29,8 @@ import os
 import select
 import signal
 
+from telemetry_lib.wakeup import WakePipe
+
 STOP = (signal.SIGTERM, signal.SIGINT)
 RELOAD = (signal.SIGHUP,)
 
@@ -42,9 +44,7 @@ class Inbox:
 
     def __init__(self):
         self._pending = collections.deque()
-        self._read, self._write = os.pipe()
-        os.set_blocking(self._read, False)
-        os.set_blocking(self._write, False)
+        self._wake = WakePipe()
         self._previous = {}
         #: Set by the first stop signal, read by the handler of the next.
         self.stopping = False
@@ -64,23 +64,15 @@ class Inbox:
 
     def _on_signal(self, signum, frame):
         self._pending.append(signum)
-        try:
-            os.write(self._write, b'\0')
-        except OSError:
-            # A full pipe already wakes the loop.
-            pass
+        self._wake.wake()
 
     def wait(self, timeout):
         """The signals received since the last call, in order; waits up
         to ``timeout`` seconds for one when there are none.
         """
         if not self._pending:
-            select.select([self._read], [], [], timeout)
-        try:
-            while os.read(self._read, 4096):
-                pass
-        except BlockingIOError:
-            pass
+            select.select([self._wake], [], [], timeout)
+        self._wake.drain()
         got = []
         while self._pending:
             got.append(self._pending.popleft())
@@ -90,5 +82,4 @@ class Inbox:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous.clear()
-        for fd in (self._read, self._write):
-            os.close(fd)
+        self._wake.close()

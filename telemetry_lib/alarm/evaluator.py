@@ -29,6 +29,7 @@ import time
 
 from telemetry_lib.alarm import model
 from telemetry_lib.storage import base as storage_base
+from telemetry_lib.timeutils import UTC
 
 LOG = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class Evaluator:
         self.transitions = 0
 
     def now(self):
-        return datetime.datetime.fromtimestamp(self._clock(), model.UTC)
+        return datetime.datetime.fromtimestamp(self._clock(), UTC)
 
     def evaluate(self, alarm, now=None, dispatch=True):
         """Evaluate one alarm now; return ``(Evaluation, Transition or

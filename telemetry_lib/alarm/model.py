@@ -27,8 +27,6 @@ INSUFFICIENT_DATA = 'insufficient data'
 STATES = (OK, ALARM, INSUFFICIENT_DATA)
 SEVERITIES = ('low', 'moderate', 'critical')
 
-UTC = datetime.timezone.utc
-
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:

@@ -53,10 +53,11 @@ from oslo_config import cfg
 from telemetry_lib.alarm import model
 from telemetry_lib.exceptions import brief
 from telemetry_lib.exceptions import ConfigError
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
 from telemetry_lib.masking import redact
 from telemetry_lib import ratelog
 from telemetry_lib.sample import new_message_id
+from telemetry_lib.timeutils import UTC
 from telemetry_lib.url import TelemetryURL
 from telemetry_lib import yamlfile
 
@@ -290,7 +291,7 @@ class Receiver:
         if self.store is None or not decisions:
             return
         try:
-            self.store.log_webhooks(datetime.datetime.now(model.UTC),
+            self.store.log_webhooks(datetime.datetime.now(UTC),
                                     decisions)
         except Exception as exc:
             # The history is for people; the action is already queued.
@@ -377,7 +378,7 @@ class Receiver:
                 summary or labels.get('alertname', '')),
             'reason_data': {'type': 'alertmanager', 'labels': labels,
                             'route': route.name},
-            'timestamp': datetime.datetime.now(model.UTC).isoformat()})
+            'timestamp': datetime.datetime.now(UTC).isoformat()})
         self._remember(target)
         if d.put([action]) != 1:
             return route.name, 'actions_refused', target, (

@@ -38,6 +38,7 @@ from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import StorageError
 from telemetry_lib import plugins
 from telemetry_lib.storage import base as storage_base
+from telemetry_lib.timeutils import UTC
 
 RULE_NAMESPACE = plugins.ALARM_RULE_NAMESPACE
 
@@ -137,8 +138,8 @@ class ThresholdRule(Rule):
         stop_ts = math.floor(now.timestamp() / self.granularity) * \
             self.granularity
         start_ts = stop_ts - self.periods * self.granularity
-        return (datetime.datetime.fromtimestamp(start_ts, model.UTC),
-                datetime.datetime.fromtimestamp(stop_ts, model.UTC))
+        return (datetime.datetime.fromtimestamp(start_ts, UTC),
+                datetime.datetime.fromtimestamp(stop_ts, UTC))
 
     def statistics(self, storage, now):
         start, stop = self.window(now)

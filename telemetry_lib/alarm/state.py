@@ -22,7 +22,8 @@ import threading
 from telemetry_lib.alarm import model
 from telemetry_lib.clients import sqlitedb
 from telemetry_lib.exceptions import ConfigError
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
+from telemetry_lib.timeutils import UTC
 
 _SCHEMA = '''
 CREATE TABLE IF NOT EXISTS state (
@@ -176,4 +177,4 @@ class StateStore:
 
 def _time(ts):
     return None if ts is None else datetime.datetime.fromtimestamp(
-        ts, model.UTC)
+        ts, UTC)

@@ -18,7 +18,9 @@ which cost ~100 us of CPU per message -- more than encoding the ~30
 samples an STF message carries. This loop drives the same engine itself:
 one ``poll`` over the socket and a wake-up pipe, bytes pumped between
 the socket and the transport, and the few events it needs read straight
-from the collector (``cproton``, the C API proton's own classes call).
+from the collector (``cproton``, the C API proton's own classes call,
+reached only through the fence of
+:mod:`telemetry_lib.clients.proton_engine`).
 proton's Python classes are used where nothing is hot: setting up the
 connection, reading error conditions.
 
@@ -37,26 +39,21 @@ import socket
 import time
 import uuid
 
-import cproton as pn
-from proton import Collector
-from proton import Connection
 from proton import Link
-from proton import SSL
-from proton import Transport
 
 from telemetry_lib.clients.amqp1_batch import encode_message
 from telemetry_lib.clients.amqp1_batch import message_prefix
 from telemetry_lib.clients.amqp1_batch import Outcome
+from telemetry_lib.clients import proton_engine as engine
+from telemetry_lib.clients.proton_engine import pn
 from telemetry_lib import ratelog
+from telemetry_lib.wakeup import WakePipe
 
 LOG = logging.getLogger('telemetry_lib.clients.amqp1')
 
 _POLL_FAILED = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
-_OUTCOMES = {pn.PN_ACCEPTED: Outcome.ACCEPTED,
-             pn.PN_REJECTED: Outcome.REJECTED,
-             pn.PN_RELEASED: Outcome.RELEASED,
-             pn.PN_MODIFIED: Outcome.MODIFIED}
+_OUTCOMES = engine.OUTCOMES
 
 
 class IOLoop:
@@ -85,18 +82,15 @@ class IOLoop:
         self._host_index = 0
         #: ('batch', Batch) or ('stop',), from the caller's thread.
         self.commands = collections.deque()
-        self._wake_r = self._wake_w = None
+        self._wake = None
         self._timers = []           # heap of (when, seq, func, args)
         self._seq = itertools.count()
-        self._stopping = False
-        self._done = False
+        self._stopping = self._done = False
         # The connection, when there is one.
         self._sock = self._conn = self._transport = None
         self._collector = self._session = None
         self._where = ''
-        self._connecting = False
-        self._opened = False
-        self._relay = False
+        self._connecting = self._opened = self._relay = False
         self._deadline = None       # the transport's next tick
         self._senders = {}          # address (None: relay) -> Link
         self._links = {}            # link address (int) -> sender key
@@ -114,18 +108,10 @@ class IOLoop:
         """The wake-up pipe (made by the caller's thread, before the loop
         starts, so that :meth:`wake` always has one).
         """
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake = WakePipe()
 
     def wake(self):
-        fd = self._wake_w
-        if fd is None:
-            return      # closed: the loop has ended
-        try:
-            os.write(fd, b'x')
-        except OSError:
-            pass        # already awake (pipe full), or the loop has ended
+        self._wake.wake()
 
     def run(self):
         try:
@@ -134,16 +120,12 @@ class IOLoop:
                 self._step()
         finally:
             self._drop_connection()
-            # The write end stays open until close_pipe(): a late wake()
-            # then fails with EPIPE instead of writing into whatever file
-            # reused its number.
-            os.close(self._wake_r)
+            # The write end stays open until close_pipe() (see WakePipe).
+            self._wake.close_read()
 
     def close_pipe(self):
         """Close the pipe's write end, once the loop has ended."""
-        if self._wake_w is not None:
-            fd, self._wake_w = self._wake_w, None
-            os.close(fd)
+        self._wake.close_write()
 
     def _step(self):
         now = time.monotonic()
@@ -154,17 +136,16 @@ class IOLoop:
             timeout = min(timeout, max(0.0, self._deadline - now))
         # poll, not select: an agent may hold more than 1,024 descriptors.
         poller = select.poll()
-        poller.register(self._wake_r, select.POLLIN)
+        poller.register(self._wake.fileno(), select.POLLIN)
         sock, t = self._sock, self._transport
         wanted = 0
         if sock is not None:
             if self._connecting:
                 wanted = select.POLLOUT
             else:
-                if pn.pn_transport_capacity(t._impl) > 0:
-                    wanted |= select.POLLIN
-                if pn.pn_transport_pending(t._impl) > 0:
-                    wanted |= select.POLLOUT
+                can_read, can_write = engine.wants(t)
+                wanted = ((select.POLLIN if can_read else 0)
+                          | (select.POLLOUT if can_write else 0))
             if wanted:
                 poller.register(sock, wanted)
         events = dict(poller.poll(timeout * 1000.0))
@@ -172,11 +153,8 @@ class IOLoop:
         got = events.get(sock.fileno(), 0) if wanted else 0
         if got & _POLL_FAILED:
             got |= wanted
-        if events.get(self._wake_r):
-            try:
-                os.read(self._wake_r, 4096)
-            except BlockingIOError:
-                pass
+        if events.get(self._wake.fileno()):
+            self._wake.drain()
         while self.commands:
             command = self.commands.popleft()
             if command[0] == 'batch':
@@ -216,24 +194,10 @@ class IOLoop:
         self._host_index = (self._host_index + 1) % len(hosts)
         self._where = '%s:%d' % (host, port)
         LOG.debug('%s: connecting to %s', self._client.name, self._where)
-        conn = Connection()
-        conn.container = self._container_id
-        conn.hostname = host
-        if self._user:
-            conn.user = self._user
-            conn.password = self._password or ''
-        transport = Transport()
-        sasl = transport.sasl()
-        sasl.allow_insecure_mechs = self._allow_insecure
-        sasl.allowed_mechs(self._mechanisms)
-        transport.bind(conn)
-        if self._heartbeat:
-            transport.idle_timeout = self._heartbeat
-        if self._tls:
-            SSL(transport, self._tls.domain()).peer_hostname = host
-        collector = Collector()
-        conn.collect(collector)
-        conn.open()
+        conn, transport, collector = engine.new_engine(
+            host, self._container_id, self._user, self._password,
+            self._mechanisms, self._allow_insecure, self._heartbeat,
+            self._tls)
         self._conn, self._transport, self._collector = (conn, transport,
                                                         collector)
         self._session = None
@@ -274,40 +238,16 @@ class IOLoop:
         return '%s (to %s)' % (text[:1].lower() + text[1:], self._where)
 
     def _read(self):
-        t = self._transport._impl
-        capacity = pn.pn_transport_capacity(t)
-        if capacity <= 0:
-            return
         try:
-            data = self._sock.recv(capacity)
-        except BlockingIOError:
-            return
+            engine.read_into(self._transport, self._sock)
         except OSError as exc:
             self._lost(self._io_error(exc))
-            return
-        if data:
-            pn.pn_transport_push(t, data)
-        else:
-            # The peer closed the socket: nothing more goes either way.
-            pn.pn_transport_close_tail(t)
-            pn.pn_transport_close_head(t)
 
     def _write(self):
-        t = self._transport._impl
-        pending = pn.pn_transport_pending(t)
-        if pending <= 0:
-            return
-        n, data = pn.pn_transport_peek(t, pending)
-        if n < 0:
-            return
         try:
-            sent = self._sock.send(data)
-        except BlockingIOError:
-            return
+            engine.write_from(self._transport, self._sock)
         except OSError as exc:
             self._lost(self._io_error(exc))
-            return
-        pn.pn_transport_pop(t, sent)
 
     def _drop_connection(self):
         sock, self._sock = self._sock, None
@@ -352,7 +292,7 @@ class IOLoop:
     def _process_events(self):
         collector = self._collector
         while collector is not None and collector is self._collector:
-            impl = collector._impl
+            impl = engine.handle(collector)
             event = pn.pn_collector_peek(impl)
             if event == pn.ffi.NULL:
                 return
@@ -369,13 +309,11 @@ class IOLoop:
                 self._on_session_remote_close()
             elif kind == pn.PN_LINK_REMOTE_CLOSE:
                 self._on_link_remote_close(Link.wrap(pn.pn_event_link(event)))
-            elif kind == pn.PN_TRANSPORT_ERROR:
+            elif kind in (pn.PN_TRANSPORT_ERROR, pn.PN_TRANSPORT_CLOSED):
                 cond = self._transport.condition
-                self._lost(_describe(cond) if cond else 'transport error')
-            elif kind == pn.PN_TRANSPORT_CLOSED:
-                cond = self._transport.condition
-                self._lost(_describe(cond) if cond else
-                           'disconnected' if self._opened else
+                self._lost(engine.describe(cond) if cond else
+                           'transport error' if kind == pn.PN_TRANSPORT_ERROR
+                           else 'disconnected' if self._opened else
                            'could not connect')
             if collector is self._collector:
                 pn.pn_collector_pop(impl)
@@ -427,7 +365,7 @@ class IOLoop:
             cond.description if cond else 'no reason'))
         self.last_error = reason
         LOG.warning('%s: %s', self._client.name, reason)
-        key = self._links.pop(pn.addressof(link._impl), 0)
+        key = self._links.pop(pn.addressof(engine.handle(link)), 0)
         if key != 0 and self._senders.pop(key, None) is not None:
             for batch, _ in self._queues.pop(key, ()):
                 batch.fail_rest(Outcome.TIMEOUT, reason)
@@ -467,11 +405,11 @@ class IOLoop:
                 sender.rcv_settle_mode = Link.RCV_FIRST
             sender.open()
             self._senders[key] = sender
-            self._links[pn.addressof(sender._impl)] = key
+            self._links[pn.addressof(engine.handle(sender))] = key
         return sender
 
     def _pump(self, sender):
-        link = sender._impl
+        link = engine.handle(sender)
         if self._relay:
             addresses = list(self._queues)
         else:
@@ -559,14 +497,3 @@ class IOLoop:
 
     def _end(self):
         self._done = True
-
-
-def _describe(condition):
-    """A proton condition as people read it: "connection refused (to
-    127.0.0.1:5672)" rather than "proton:io: Connection refused - ...".
-    """
-    text = condition.description or condition.name or 'error'
-    if condition.name == 'proton:io' and ' - ' in text:
-        what, _, where = text.partition(' - ')
-        return '%s (%s)' % (what.lower(), where)
-    return '%s: %s' % (condition.name, text)

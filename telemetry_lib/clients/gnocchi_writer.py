@@ -49,7 +49,7 @@ from gnocchiclient import exceptions as gnocchi_exc
 from telemetry_lib.clients import gnocchi as gnocchi_client
 from telemetry_lib.clients import gnocchi_resources
 from telemetry_lib.clients.lru import AttributeCache
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
 from telemetry_lib import ratelog
 
 #: Gnocchi's answers and the transport's failures. One flat tuple: an

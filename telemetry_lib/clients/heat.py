@@ -26,7 +26,7 @@ from telemetry_lib.clients import http
 from telemetry_lib.clients.keystone import RETRY
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
 
 
 class HeatClient:

@@ -24,7 +24,7 @@ import threading
 import time
 
 from telemetry_lib.delivery import stats as st
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
 
 
 class Entry:

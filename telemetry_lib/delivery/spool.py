@@ -32,7 +32,7 @@ from telemetry_lib.delivery.buffer import Entry
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import InvalidSample
 from telemetry_lib.formats import ceilometer
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
 
 LOG = logging.getLogger(__name__)
 

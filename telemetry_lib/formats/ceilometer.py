@@ -25,9 +25,11 @@ repeats, so we repeat it too.
 
 import hashlib
 import hmac
+import itertools
+import logging
 
 from telemetry_lib.exceptions import InvalidSample
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
 from telemetry_lib.sample import Event
 from telemetry_lib.sample import Sample
 from telemetry_lib.sample import Trait
@@ -37,6 +39,36 @@ try:
     from telemetry_lib.formats import _cwire
 except ImportError:     # built without a C compiler: the Python path only
     _cwire = None
+
+LOG = logging.getLogger(__name__)
+
+
+class _Fallbacks:
+    """Batches the compiled encoder failed on and the Python path encoded
+    (a bug of the compiled path: the Python one is the reference). The
+    first is logged; ``next()`` on a count is atomic under the GIL.
+    """
+
+    def __init__(self):
+        self._count = itertools.count(1)
+        self.total = 0
+
+    def add(self, exc):
+        self.total = n = next(self._count)
+        if n == 1:
+            LOG.warning('the compiled wire encoder failed (%s: %s); the '
+                        'Python path encodes instead, with the same bytes '
+                        '(counted in telemetry_wire_compiled_fallbacks_total)',
+                        type(exc).__name__, exc)
+
+
+_FALLBACKS = _Fallbacks()
+
+
+def compiled_fallbacks():
+    """``telemetry_wire_compiled_fallbacks_total``: see :class:`_Fallbacks`."""
+    return _FALLBACKS.total
+
 
 #: The top-level keys of a sample message whose values are plain scalars, in
 #: sorted order: the part of the signature whose shape never changes.
@@ -295,8 +327,13 @@ def encode_json(samples, secret=None, publisher_id=None, embedded=False,
             return _cwire.encode_samples(
                 samples, mac and mac.inner, mac and mac.outer, publisher_id,
                 jsoncodec.dumps, _list_text, flag, embedded)
-        except Exception:   # nosec - the Python path raises what it raises
-            pass
+        except Exception as exc:
+            # The Python path is the reference: when it raises too, the
+            # input was bad; when it succeeds, the compiled path erred.
+            done = _py_encode_json(samples, secret, publisher_id, embedded,
+                                   flag)
+            _FALLBACKS.add(exc)
+            return done
     return _py_encode_json(samples, secret, publisher_id, embedded, flag)
 
 

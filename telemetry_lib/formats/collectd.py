@@ -35,9 +35,9 @@ Pure functions; the publisher owns the transport.
 
 import typing
 
-from telemetry_lib.formats import jsoncodec
 from telemetry_lib.formats.stf import Chunk
 from telemetry_lib.formats.stf import DEFAULT_MAX_BYTES
+from telemetry_lib import jsoncodec
 
 DSTYPES = {'gauge': 'gauge', 'cumulative': 'derive', 'delta': 'absolute'}
 

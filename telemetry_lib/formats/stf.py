@@ -28,11 +28,11 @@ import datetime
 import typing
 
 from telemetry_lib.formats import ceilometer
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
 from telemetry_lib.sample import new_message_id
 from telemetry_lib.sample import TraitType
+from telemetry_lib.timeutils import UTC
 
-UTC = datetime.timezone.utc
 
 #: Below the Smart Gateway's 16384-byte ring buffer, with room for AMQP
 #: framing and properties.

@@ -38,7 +38,7 @@ from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import ceilometer
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
 from telemetry_lib.publisher import base
 
 _OWN_OPTIONS = frozenset(('timeout', 'verify_ssl', 'clientcert', 'clientkey',

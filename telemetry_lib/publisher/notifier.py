@@ -49,9 +49,9 @@ from telemetry_lib import masking
 from telemetry_lib.publisher import amqp1
 from telemetry_lib.publisher import base
 from telemetry_lib.sample import new_message_id
+from telemetry_lib.timeutils import UTC
 
 LOG = logging.getLogger(__name__)
-UTC = datetime.timezone.utc
 
 GROUP = 'notifier'
 #: What Ceilometer's polling agents send their samples as.
@@ -153,8 +153,8 @@ class NotifierPublisher(base.Publisher):
         try:
             # The transport, not the Notifier: it raises when the send
             # fails (retry=0: the delivery core owns retries).
-            self.transport._send_notification(target, {}, message,
-                                              version=2.0, retry=0)
+            messaging.send_notification(self.transport, target, {},
+                                        message, retry=0)
         except Exception as exc:
             raise RetryableError('notification to %s/%s.sample failed: %s: '
                                  '%s' % (self.exchange, topic,

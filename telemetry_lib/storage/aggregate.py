@@ -20,8 +20,7 @@ granularity since the epoch, as in Gnocchi and Prometheus.
 import datetime
 
 from telemetry_lib.storage.base import Point
-
-UTC = datetime.timezone.utc
+from telemetry_lib.timeutils import UTC
 
 
 def bucket_start(ts, granularity):

@@ -31,8 +31,8 @@ from telemetry_lib.exceptions import StorageError
 from telemetry_lib.exceptions import StorageUnavailable
 from telemetry_lib.storage import aggregate
 from telemetry_lib.storage import base
+from telemetry_lib.timeutils import UTC
 
-UTC = datetime.timezone.utc
 _METHODS = {'mean': 'mean', 'min': 'min', 'max': 'max', 'sum': 'sum',
             'count': 'count', 'last': 'last', 'rate': 'rate:last'}
 #: How the resources' per-bucket values combine across resources.

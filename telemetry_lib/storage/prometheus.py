@@ -52,8 +52,8 @@ from telemetry_lib.exceptions import StorageUnavailable
 from telemetry_lib.formats import prometheus as fmt
 from telemetry_lib.storage import aggregate
 from telemetry_lib.storage import base
+from telemetry_lib.timeutils import UTC
 
-UTC = datetime.timezone.utc
 
 _OVER_TIME = {'mean': 'avg_over_time', 'min': 'min_over_time',
               'max': 'max_over_time', 'sum': 'sum_over_time',

@@ -38,7 +38,7 @@ from oslo_config import cfg
 from telemetry_lib.clients import sqlitedb
 from telemetry_lib.exceptions import StorageError
 from telemetry_lib.exceptions import StorageUnavailable
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
 from telemetry_lib.storage import aggregate
 from telemetry_lib.storage import base
 

@@ -11,7 +11,7 @@ import os
 
 from oslo_config import cfg
 
-from telemetry_lib.collector.notification import converter
+from telemetry_lib.notification import converter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(os.path.dirname(HERE), 'fixtures', 'notifications',

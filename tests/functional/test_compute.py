@@ -12,9 +12,9 @@ import subprocess
 import threading
 import time
 
-from telemetry_lib.collector.compute import pollsters
 from telemetry_lib import delivery
 from telemetry_lib.exceptions import PollsterError
+from telemetry_lib.pollsters.compute import pollsters
 from tests import base
 from tests.functional import libvirt_guest
 from tests.functional import test_gnocchi

@@ -8,7 +8,7 @@ import textwrap
 
 import requests
 
-from telemetry_lib.collector.dynamic import pollster as dynamic
+from telemetry_lib.pollsters.dynamic import pollster as dynamic
 from tests import base
 from tests.functional import heat
 from tests.functional import test_gnocchi

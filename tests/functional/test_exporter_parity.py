@@ -26,8 +26,8 @@ def samples():
     """A compute agent's samples (Ceilometer's metadata), and the shapes
     its exporter has labels for.
     """
-    from telemetry_lib.collector.compute import instance
-    from telemetry_lib.collector.compute import meters
+    from telemetry_lib.pollsters.compute import instance
+    from telemetry_lib.pollsters.compute import meters
     xml = test_compute.XML.replace(
         '<nova:root', '<nova:serverGroup uuid="sg-1"/><nova:root')
     inst = instance.parse(xml, 'compute-0')

@@ -14,9 +14,9 @@ import time
 import uuid
 
 from telemetry_lib.clients import gnocchi as gnocchi_client
-from telemetry_lib.collector.notification import listener as listener_mod
 from telemetry_lib.formats import ceilometer as ceilometer_format
 from telemetry_lib.formats import stf
+from telemetry_lib.notification import listener as listener_mod
 from telemetry_lib.url import TelemetryURL
 from tests import base
 from tests.functional import ceilometer_notifications as reference

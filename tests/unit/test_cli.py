@@ -8,7 +8,7 @@ import os
 import threading
 
 from telemetry_lib.cmd import cli
-from telemetry_lib.collector import host
+from telemetry_lib.pollsters import host
 from telemetry_lib import Sample
 from telemetry_lib.storage import base as storage_base
 from tests import base
@@ -143,22 +143,22 @@ class TestCollectWhatCanRun(CLITest):
         # Issue 21: the README's tour broke here on a host without
         # libvirt-python -- every installed pollster ran, one failed, and
         # the command printed nothing and exited 1.
-        from telemetry_lib.collector import base as collector_base
         from telemetry_lib.exceptions import PollsterError
+        from telemetry_lib.pollsters import loader as pollster_loader
 
         class Broken:
             meters = ('broken.meter',)
 
             def poll(self, now):
                 raise PollsterError('needs something this host lacks')
-        real = collector_base.load_pollsters
+        real = pollster_loader.load_pollsters
 
         def load(conf):
             found = real(conf)
             found['broken'] = Broken()
             return found
-        collector_base.load_pollsters = load
-        self.addCleanup(setattr, collector_base, 'load_pollsters', real)
+        pollster_loader.load_pollsters = load
+        self.addCleanup(setattr, pollster_loader, 'load_pollsters', real)
         code, out, err = self.run_cli('sample', 'collect', '--once', '-f',
                                       'json')
         assert code == 0, err

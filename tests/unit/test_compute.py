@@ -5,8 +5,8 @@ facts (names, types, units, resource ids, volumes, metadata).
 
 import datetime
 
-from telemetry_lib.collector.compute import instance
-from telemetry_lib.collector.compute import meters
+from telemetry_lib.pollsters.compute import instance
+from telemetry_lib.pollsters.compute import meters
 from tests import base
 
 NOW = datetime.datetime(2026, 12, 2, 10, 0, tzinfo=datetime.timezone.utc)
@@ -262,7 +262,7 @@ class FakeLibvirt:
 class TestInspector(base.TestCase):
 
     def inspector(self, *conns, **kw):
-        from telemetry_lib.collector.compute import inspector
+        from telemetry_lib.pollsters.compute import inspector
         now = [0.0]
         return inspector.Inspector('qemu:///system', 'h', libvirt=FakeLibvirt(
             conns), clock=lambda: now[0], **kw), now

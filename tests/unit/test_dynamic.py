@@ -9,10 +9,10 @@ import os
 import textwrap
 import threading
 
-from telemetry_lib.collector.dynamic import definition
-from telemetry_lib.collector.dynamic import pollster as dynamic
 from telemetry_lib import ConfigError
 from telemetry_lib.exceptions import PollsterError
+from telemetry_lib.pollsters.dynamic import definition
+from telemetry_lib.pollsters.dynamic import pollster as dynamic
 from tests import base
 
 NOW = datetime.datetime(2026, 12, 2, tzinfo=datetime.timezone.utc)
@@ -345,7 +345,7 @@ class TestExpressionBounds(base.TestCase):
     """
 
     def run_ops(self, text, value):
-        from telemetry_lib.collector.dynamic import expression
+        from telemetry_lib.pollsters.dynamic import expression
         for op in expression.split_operations(text):
             value = expression.Expression(op)(value=value)
         return value
@@ -353,7 +353,7 @@ class TestExpressionBounds(base.TestCase):
     def test_refused_before_they_run(self):
         import resource
 
-        from telemetry_lib.collector.dynamic import expression
+        from telemetry_lib.pollsters.dynamic import expression
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         for text in (
                 'value | str([[0] * 1000000] * 1000000)',

@@ -17,14 +17,14 @@ FLOORS = [
     ('telemetry_lib.url', 0), ('telemetry_lib.exceptions', 0),
     ('telemetry_lib.ratelog', 0), ('telemetry_lib.yamlfile', 0),
     ('telemetry_lib.masking', 0),
-    # The JSON codec wraps orjson and imports nothing of ours: Sample
-    # uses it to check metadata at the door.
-    ('telemetry_lib.formats.jsoncodec', 0),
+    ('telemetry_lib.jsoncodec', 0), ('telemetry_lib.timeutils', 0),
     ('telemetry_lib.plugins', 0), ('telemetry_lib.httpserver', 0),
+    ('telemetry_lib.wakeup', 0),
     ('telemetry_lib.http11', 0),
     ('telemetry_lib.clients', 1), ('telemetry_lib.formats', 1),
     ('telemetry_lib.publisher', 2), ('telemetry_lib.storage', 2),
-    ('telemetry_lib.collector', 2),
+    ('telemetry_lib.collector', 2), ('telemetry_lib.pollsters', 2),
+    ('telemetry_lib.notification', 2),
     ('telemetry_lib.delivery', 3),
     ('telemetry_lib.pipeline', 4), ('telemetry_lib.alarm', 4),
     ('telemetry_lib.agent', 5), ('telemetry_lib.cmd', 5),
@@ -85,3 +85,73 @@ class TestFloors(base.TestCase):
                         upward.append('%s (%d) imports %s (%d)'
                                       % (module, own, name, theirs))
         assert not upward, '\n'.join(sorted(set(upward)))
+
+
+def imports_of(path):
+    """The telemetry_lib modules a module imports (anywhere in it)."""
+    package = None
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                if _is_module(node.module, a.name):
+                    found.add('%s.%s' % (node.module, a.name))
+                else:
+                    found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m.startswith('telemetry_lib')} - {package}
+
+
+class TestShape(base.TestCase):
+    """What issue 22 asked of the layout, kept."""
+
+    def test_no_circles(self):
+        graph = {module: imports_of(path) for path, module in modules()}
+        cycles = []
+
+        def visit(node, stack, on_stack, done):
+            on_stack.add(node)
+            stack.append(node)
+            for nxt in sorted(graph.get(node, ())):
+                if nxt not in graph:
+                    continue
+                if nxt in on_stack:
+                    cycles.append(stack[stack.index(nxt):] + [nxt])
+                elif nxt not in done:
+                    visit(nxt, stack, on_stack, done)
+            stack.pop()
+            on_stack.discard(node)
+            done.add(node)
+        done = set()
+        for module in sorted(graph):
+            if module not in done:
+                visit(module, [], set(), done)
+        # A package's __init__ importing its own modules is no circle.
+        cycles = [c for c in cycles
+                  if not any(c[i + 1].startswith(c[i] + '.')
+                             for i in range(len(c) - 1))]
+        assert not cycles, '\n'.join(' -> '.join(c) for c in cycles)
+
+    def test_no_module_over_500_lines(self):
+        long = []
+        for path, module in modules():
+            with open(path, encoding='utf-8') as f:
+                n = sum(1 for _ in f)
+            if n > 500:
+                long.append('%s: %d lines' % (module, n))
+        assert not long, long
+
+    def test_utc_is_defined_once(self):
+        where = []
+        for path, module in modules():
+            with open(path, encoding='utf-8') as f:
+                tree = ast.parse(f.read())
+            for node in tree.body:
+                if isinstance(node, ast.Assign) and any(
+                        isinstance(t, ast.Name) and t.id == 'UTC'
+                        for t in node.targets):
+                    where.append(module)
+        assert where == ['telemetry_lib.timeutils'], where

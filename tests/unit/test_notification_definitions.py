@@ -6,10 +6,10 @@ import os
 
 import yaml
 
-from telemetry_lib.collector.notification import converter
-from telemetry_lib.collector.notification import fields
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import InvalidSample
+from telemetry_lib.notification import converter
+from telemetry_lib.notification import fields
 from tests import base
 
 UTC = datetime.timezone.utc

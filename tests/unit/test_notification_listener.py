@@ -5,9 +5,9 @@ import random
 
 from oslo_messaging import NotificationResult
 
-from telemetry_lib.collector.notification import converter
-from telemetry_lib.collector.notification import listener as listener_mod
 from telemetry_lib import delivery
+from telemetry_lib.notification import converter
+from telemetry_lib.notification import listener as listener_mod
 from telemetry_lib.pipeline import PipelineDefinition
 from telemetry_lib.pipeline import PipelineManager
 from tests import base

@@ -2,10 +2,10 @@
 converter: samples unchanged, signatures verified, poison refused.
 """
 
-from telemetry_lib.collector.notification import converter
-from telemetry_lib.collector.notification import ipc
 from telemetry_lib.exceptions import InvalidSample
 from telemetry_lib.formats import ceilometer
+from telemetry_lib.notification import converter
+from telemetry_lib.notification import ipc
 from telemetry_lib import Sample
 from tests import base
 

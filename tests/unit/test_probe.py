@@ -7,7 +7,7 @@ import ssl
 import threading
 import time
 
-from telemetry_lib.collector import probe
+from telemetry_lib.pollsters import probe
 from tests import base
 
 NOW = datetime.datetime(2026, 12, 2, tzinfo=datetime.timezone.utc)

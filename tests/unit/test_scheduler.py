@@ -3,13 +3,13 @@ import threading
 import time
 
 from telemetry_lib.agent.scheduler import Scheduler
-from telemetry_lib.collector import base as collector_base
 from telemetry_lib.pipeline import PollingDefinition
+from telemetry_lib.pollsters import base as pollster_base
 from telemetry_lib import Sample
 from tests import base
 
 
-class FakePollster(collector_base.Pollster):
+class FakePollster(pollster_base.Pollster):
     def __init__(self, conf, meters, delay=0.0, fail=False):
         super().__init__(conf)
         self.meters = meters

@@ -24,6 +24,7 @@ from telemetry_lib.alarm import model
 from telemetry_lib.alarm import service
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import TelemetryError
+from telemetry_lib.timeutils import UTC
 
 
 def _file(app, args):
@@ -201,7 +202,7 @@ class AlarmEvaluate(_OneAlarm):
             with _store(self.app) as store:
                 current = store.get(alarm.name)[0]
             verdict = alarm.rule.evaluate(
-                storages, datetime.datetime.now(model.UTC), current)
+                storages, datetime.datetime.now(UTC), current)
         finally:
             storages.close()
         decision = verdict.state or current

@@ -20,8 +20,8 @@ from cliff import lister
 from telemetry_lib.exceptions import TelemetryError
 from telemetry_lib.sample import to_utc_datetime
 from telemetry_lib.storage import base as storage_base
+from telemetry_lib.timeutils import UTC
 
-UTC = datetime.timezone.utc
 _RELATIVE = re.compile(r'^-?(\d+(?:\.\d+)?)([smhdw])$')
 _UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
 

@@ -19,11 +19,11 @@ from telemetry_lib.agent.service import find_config_file
 from telemetry_lib.cmd.commands.sample import parse_items
 from telemetry_lib.cmd.commands.sample import read_items
 from telemetry_lib.cmd.commands.sample import SamplePublish
-from telemetry_lib.collector.notification import converter
 from telemetry_lib.exceptions import InvalidSample
 from telemetry_lib.exceptions import TelemetryError
 from telemetry_lib.formats import ceilometer
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
+from telemetry_lib.notification import converter
 
 
 class NotificationConvert(command.Command):

@@ -15,10 +15,10 @@ import sys
 
 from cliff import command
 
-from telemetry_lib.collector import base as collector_base
 from telemetry_lib.delivery import options as delivery_options
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.pipeline import definitions
+from telemetry_lib.pollsters import loader as pollster_loader
 from telemetry_lib.publisher import base as publisher_base
 
 
@@ -73,7 +73,7 @@ class PipelineValidate(command.Command):
     def _validate(conf, path, kind):
         if kind == 'polling':
             polling = definitions.PollingDefinition.load(path)
-            meters = [m for p in collector_base.load_pollsters(conf).values()
+            meters = [m for p in pollster_loader.load_pollsters(conf).values()
                       for m in p.meters]
             # Warnings, not errors: Ceilometer's own polling.yaml names
             # meters of pollsters this library does not have (volume.size).

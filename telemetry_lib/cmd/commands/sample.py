@@ -18,14 +18,14 @@ import time
 
 from cliff import lister
 
-from telemetry_lib.collector import base as collector_base
 from telemetry_lib import delivery
 from telemetry_lib.exceptions import InvalidSample
 from telemetry_lib.exceptions import TelemetryError
 from telemetry_lib.formats import ceilometer
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
+from telemetry_lib.pollsters import loader as pollster_loader
+from telemetry_lib.timeutils import UTC
 
-UTC = datetime.timezone.utc
 COLLECT_FIELDS = ('name', 'type', 'unit', 'volume', 'resource_id',
                   'timestamp')
 
@@ -46,7 +46,7 @@ class SampleCollect(lister.Lister):
         return parser
 
     def take_action(self, args):
-        pollsters = {name: p for name, p in collector_base.load_pollsters(
+        pollsters = {name: p for name, p in pollster_loader.load_pollsters(
             self.app.conf).items()
             if any(fnmatch.fnmatchcase(m, args.meter) for m in p.meters)}
         skipped = {}

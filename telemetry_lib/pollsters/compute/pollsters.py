@@ -20,9 +20,9 @@ import socket
 
 from oslo_config import cfg
 
-from telemetry_lib.collector import base
-from telemetry_lib.collector.compute import inspector
-from telemetry_lib.collector.compute import meters
+from telemetry_lib.pollsters import base
+from telemetry_lib.pollsters.compute import inspector
+from telemetry_lib.pollsters.compute import meters
 
 GROUP = 'compute'
 OPTS = [

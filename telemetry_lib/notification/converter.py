@@ -21,15 +21,15 @@ import os
 
 from oslo_config import cfg
 
-from telemetry_lib.collector.notification import events as events_mod
-from telemetry_lib.collector.notification import fields as fields_mod
-from telemetry_lib.collector.notification import ipc
-from telemetry_lib.collector.notification import meters as meters_mod
 from telemetry_lib.exceptions import InvalidSample
+from telemetry_lib.notification import events as events_mod
+from telemetry_lib.notification import fields as fields_mod
+from telemetry_lib.notification import ipc
+from telemetry_lib.notification import meters as meters_mod
 from telemetry_lib.publisher import base as publisher_base
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'data')
+DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'data')
 
 OPTS = [
     cfg.MultiStrOpt('meter_definitions_dirs',

@@ -20,10 +20,10 @@ its type is left out and reported, not the whole event.
 
 import fnmatch
 
-from telemetry_lib.collector.notification import fields as fields_mod
-from telemetry_lib.collector.notification.plugins import field_of
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import InvalidSample
+from telemetry_lib.notification import fields as fields_mod
+from telemetry_lib.notification.plugins import field_of
 from telemetry_lib import sample as sample_mod
 from telemetry_lib import yamlfile
 

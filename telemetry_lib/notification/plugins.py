@@ -16,10 +16,10 @@
 Ceilometer's files.
 """
 
-from telemetry_lib.collector.notification.fields import Field
-from telemetry_lib.collector.notification.fields import FieldError
-from telemetry_lib.collector.notification.traits import TraitPlugin
 from telemetry_lib.exceptions import PluginLoadError
+from telemetry_lib.notification.fields import Field
+from telemetry_lib.notification.fields import FieldError
+from telemetry_lib.notification.traits import TraitPlugin
 from telemetry_lib import plugins
 
 

@@ -30,7 +30,10 @@ from jsonpath_rw import parser as rw_parser
 from jsonpath_rw_ext import parser as jsonpath_parser
 import ply.yacc
 
-from telemetry_lib.collector.notification import jsonpath_compiled
+try:
+    from telemetry_lib.notification import jsonpath_compiled
+except ImportError:     # jsonpath-rw-ext moved its internals: the library
+    jsonpath_compiled = None
 
 _MISSING = object()
 
@@ -188,6 +191,8 @@ def _compiled(tree):
     """``tree`` as plain functions, or ``None`` when it uses a node this
     does not know (then the library evaluates it).
     """
+    if jsonpath_compiled is None:
+        return None
     try:
         f = jsonpath_compiled.compile_node(tree)
     except jsonpath_compiled.Unsupported:

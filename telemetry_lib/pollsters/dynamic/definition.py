@@ -24,8 +24,8 @@ import importlib
 import os
 import re
 
-from telemetry_lib.collector.dynamic import expression
 from telemetry_lib.exceptions import ConfigError
+from telemetry_lib.pollsters.dynamic import expression
 from telemetry_lib import yamlfile
 
 _NAME = re.compile(r'^([\w-]+)(\.[\w-]+)*(\.{[\w-]+})?$')

@@ -34,10 +34,10 @@ from oslo_config import cfg
 
 from telemetry_lib.clients import messaging
 from telemetry_lib.collector import base
-from telemetry_lib.collector.notification import converter as conv_mod
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import InvalidSample
 from telemetry_lib import masking
+from telemetry_lib.notification import converter as conv_mod
 from telemetry_lib import ratelog
 
 LOG = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class _Undecodable(logging.Filter):
         self._listener = listener
 
     def filter(self, record):
-        if not str(record.msg).startswith('Failed to process message'):
+        if not str(record.msg).startswith(messaging.UNDECODABLE):
             return True
         exc = record.exc_info[1] if record.exc_info else None
         self._listener.counts.add('undecodable')
@@ -206,7 +206,7 @@ class NotificationListener(base.Listener):
         targets = [om.Target(topic=topic, exchange=exchange)
                    for topic in opts.topics
                    for exchange in opts.notification_control_exchanges]
-        logging.getLogger('oslo.messaging._drivers.impl_rabbit').addFilter(
+        logging.getLogger(messaging.RABBIT_LOGGER).addFilter(
             self._filter)
         try:
             for url in self.urls:
@@ -264,7 +264,7 @@ class NotificationListener(base.Listener):
         if worker.is_alive():
             LOG.warning('notifications: the listener did not stop within '
                         '%.1fs; left to finish in the background', timeout)
-        logging.getLogger('oslo.messaging._drivers.impl_rabbit'
+        logging.getLogger(messaging.RABBIT_LOGGER
                           ).removeFilter(self._filter)
 
     # -- a batch -------------------------------------------------------------
@@ -362,9 +362,9 @@ class NotificationListener(base.Listener):
         topic = '%s.%s' % (self.opts.poison_topic, priority)
         try:
             # Any of the transports: the poison topic is on the first bus.
-            self._transports[0]._send_notification(
-                om.Target(topic=topic), body.get('ctxt') or {}, message,
-                version=2.0, retry=0)
+            messaging.send_notification(
+                self._transports[0], om.Target(topic=topic),
+                body.get('ctxt') or {}, message, retry=0)
         except Exception as exc:    # stopping (no transport), bus gone …
             self.counts.add('poison_lost')
             return 'could not be sent to %s either (%s: %s)' % (

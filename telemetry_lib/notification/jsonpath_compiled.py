@@ -21,6 +21,13 @@ context (the root, or what an operation or string function made).
 A node not listed here makes the caller fall back to the library; every
 compiled expression of Ceilometer's files is tested against the library's
 own evaluation.
+
+This reads jsonpath-rw-ext's node classes (``_filter``, ``_arithmetic``
+and ``_string`` are private modules): a release that moves one makes this
+module fail to import, and :mod:`.fields` then lets the library evaluate
+every expression; one that renames a node's attribute makes that node
+:class:`Unsupported`. Never a failed conversion.
+``tests/unit/test_seams.py`` names what is read.
 """
 
 from jsonpath_rw import jsonpath
@@ -40,12 +47,17 @@ def _join(path, segment):
 def compile_node(tree):
     """The function of ``tree``.
 
-    :raises Unsupported: for a node this module does not know.
+    :raises Unsupported: for a node this module does not know, or one
+        whose attributes are not what they were (the library's internals
+        changed): the library evaluates it then.
     """
     make = _MAKERS.get(type(tree))
     if make is None:
         raise Unsupported(type(tree).__name__)
-    return make(tree)
+    try:
+        return make(tree)
+    except AttributeError as exc:
+        raise Unsupported('%s: %s' % (type(tree).__name__, exc)) from None
 
 
 def _root(node):

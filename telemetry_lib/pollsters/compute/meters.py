@@ -23,7 +23,7 @@ gives only what Ceilometer still reports for it: ``power.state``,
 ``vcpus``, ``memory`` and the flavor's disk sizes.
 """
 
-from telemetry_lib.collector.compute.instance import POWER_STATE
+from telemetry_lib.pollsters.compute.instance import POWER_STATE
 from telemetry_lib.sample import Sample
 
 GAUGE, CUMULATIVE = 'gauge', 'cumulative'

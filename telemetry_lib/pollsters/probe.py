@@ -42,8 +42,8 @@ import urllib.parse
 from oslo_config import cfg
 
 from telemetry_lib.clients import http as http_words
-from telemetry_lib.collector import base
 from telemetry_lib.masking import redact
+from telemetry_lib.pollsters import base
 from telemetry_lib.sample import Sample
 
 GROUP = 'probe'

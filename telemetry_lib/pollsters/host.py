@@ -20,7 +20,7 @@ import socket
 
 import psutil
 
-from telemetry_lib.collector import base
+from telemetry_lib.pollsters import base
 from telemetry_lib.sample import Sample
 
 GAUGE, CUMULATIVE = 'gauge', 'cumulative'

@@ -33,13 +33,13 @@ from oslo_config import cfg
 
 from telemetry_lib.clients import http as http_words
 from telemetry_lib.clients import keystone
-from telemetry_lib.collector import base
-from telemetry_lib.collector.dynamic import definition as definition_mod
-from telemetry_lib.collector.dynamic import expression
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import PollsterError
-from telemetry_lib.formats import jsoncodec
+from telemetry_lib import jsoncodec
 from telemetry_lib.masking import redact
+from telemetry_lib.pollsters import base
+from telemetry_lib.pollsters.dynamic import definition as definition_mod
+from telemetry_lib.pollsters.dynamic import expression
 from telemetry_lib import ratelog
 from telemetry_lib.sample import Sample
 

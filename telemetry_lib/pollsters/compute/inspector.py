@@ -29,8 +29,8 @@ import logging
 import threading
 import time
 
-from telemetry_lib.collector.compute import instance as instance_mod
 from telemetry_lib.exceptions import PollsterError
+from telemetry_lib.pollsters.compute import instance as instance_mod
 
 LOG = logging.getLogger(__name__)
 
