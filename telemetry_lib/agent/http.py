@@ -214,13 +214,14 @@ def _input_families(receivers):
         labels=('transport', 'reason'))
     for r in receivers:
         counts = r.snapshot()
-        messages.add_metric((r.kind,), counts.get('messages', 0))
-        samples.add_metric((r.kind,), counts.get('samples', 0))
+        kind = r.kind or type(r).__name__
+        messages.add_metric((kind,), counts.get('messages', 0))
+        samples.add_metric((kind,), counts.get('samples', 0))
         for reason in sockets.DROPS:
-            dropped.add_metric((r.kind, reason), counts.get(reason, 0))
+            dropped.add_metric((kind, reason), counts.get(reason, 0))
         kernel = getattr(r, 'kernel_dropped', lambda: None)()
         if kernel is not None:
-            dropped.add_metric((r.kind, 'kernel_dropped'), kernel)
+            dropped.add_metric((kind, 'kernel_dropped'), kernel)
     yield messages
     yield samples
     yield dropped

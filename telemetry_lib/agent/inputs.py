@@ -9,23 +9,27 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""The agent's socket inputs: receivers of Ceilometer's ``udp://`` and
+"""The agent's collector inputs: receivers of Ceilometer's ``udp://`` and
 ``tcp://`` publishers, started when ``[collector] udp_listen`` or
-``tcp_listen`` is set. What they receive goes through the current sample
-pipeline, all-or-nothing below ``[collector] high_water``.
+``tcp_listen`` is set, and the listeners ``[collector] listeners`` names
+(third parties' included). What they receive goes through the current
+sample pipeline, all-or-nothing below ``[collector] high_water``.
 """
 
+from telemetry_lib.collector import base as collector_base
 from telemetry_lib.collector import sockets
+from telemetry_lib.exceptions import ConfigError
 from telemetry_lib import plugins
 
 
 def enabled(conf):
     sockets.register_opts(conf)
-    return bool(conf.collector.udp_listen or conf.collector.tcp_listen)
+    return bool(conf.collector.udp_listen or conf.collector.tcp_listen
+                or conf.collector.listeners)
 
 
 class SocketInputs:
-    """Owns the receivers.
+    """Owns the receivers and listeners.
 
     :param pipeline: ``f() -> PipelineManager``, the current sample one.
     """
@@ -35,10 +39,19 @@ class SocketInputs:
         self._pipeline = pipeline
         self.high_water = conf.collector.high_water
         self.receivers = []
-        for name, option in (('udp', 'udp_listen'), ('tcp', 'tcp_listen')):
-            if conf.collector[option]:
-                cls = plugins.load_class(plugins.LISTENER_NAMESPACE, name)
-                self.receivers.append(cls(conf, self.deliver))
+        names = [name for name, option in (('udp', 'udp_listen'),
+                                           ('tcp', 'tcp_listen'))
+                 if conf.collector[option]]
+        names += [n for n in conf.collector.listeners if n not in names]
+        for name in names:
+            if name == 'notification':
+                raise ConfigError('the notification listener starts from '
+                                  '[notification] messaging_urls, not '
+                                  '[collector] listeners',
+                                  where='[collector] listeners')
+            cls = plugins.load_class(plugins.LISTENER_NAMESPACE, name,
+                                     base=collector_base.Listener)
+            self.receivers.append(cls(conf, self.deliver))
 
     def deliver(self, samples, events):
         return self._pipeline().offer(samples, self.high_water)

@@ -31,26 +31,47 @@ counted on ``/metrics``; never sent from inside the evaluator.
   Keystone outages are retried. Heat acts on ``current: alarm`` only.
 """
 
+import abc
 import logging
 
 from telemetry_lib.clients import heat
 from telemetry_lib.clients import keystone
 from telemetry_lib import delivery
-from telemetry_lib.delivery import options as delivery_options
 from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib import plugins
 from telemetry_lib.publisher import base
 from telemetry_lib.publisher import http as http_publisher
-from telemetry_lib.url import TelemetryURL
 
 LOG = logging.getLogger(__name__)
 
 ACTION_NAMESPACE = plugins.ALARM_ACTION_NAMESPACE
 
 
-class LogAction(base.Publisher):
+class Action(base.Publisher):
+    """Base class of every alarm action plugin
+    (``telemetry_lib.alarm.action``).
+
+    The publisher contract (:class:`~telemetry_lib.publisher.base.Publisher`:
+    blocking, no retries inside, ``RetryableError``/``PermanentError``
+    naming the failed items, no I/O in construction), for batches of alarm
+    notifications -- ``(id, body)`` pairs, ``body`` Aodh's notification
+    (``alarm_name``, ``alarm_id``, ``severity``, ``previous``,
+    ``current``, ``reason``, ``reason_data``) -- instead of samples. The
+    same delivery core queues, retries and counts them.
+    """
+
+    @abc.abstractmethod
+    def publish_actions(self, actions):
+        """Carry out a batch of ``(id, body)`` notifications."""
+
+    def publish_samples(self, samples):
+        raise PermanentError('alarm action %s carries alarm notifications, '
+                             'not samples' % self.url.scheme)
+
+
+class LogAction(Action):
     """``log://``: says each notification in the log."""
 
     def publish_actions(self, actions):
@@ -61,11 +82,8 @@ class LogAction(base.Publisher):
                     body.get('severity'), body.get('previous'),
                     body.get('current'), body.get('reason'))
 
-    def publish_samples(self, samples):
-        raise NotImplementedError
 
-
-class WebhookAction(http_publisher.HttpPublisher):
+class WebhookAction(Action, http_publisher.HttpPublisher):
     """``http(s)://``: Aodh's REST notifier, one POST per notification."""
 
     def __init__(self, conf, url):
@@ -78,7 +96,7 @@ class WebhookAction(http_publisher.HttpPublisher):
         self._post_all([body for _, body in actions])
 
 
-class HeatAction(base.Publisher):
+class HeatAction(Action):
     """``heat://STACK/RESOURCE``, ``heat+http(s)://signal_url``."""
 
     url_options = frozenset(('timeout',))
@@ -126,9 +144,6 @@ class HeatAction(base.Publisher):
                                  permanent_items=lost)
         raise PermanentError(str(first), items=lost)
 
-    def publish_samples(self, samples):
-        raise NotImplementedError
-
 
 def check_installed(url):
     """A ``check_url`` for alarm files: the scheme names an action."""
@@ -139,12 +154,5 @@ def build(conf, url, kind='actions'):
     """The action a URL names, behind its own delivery (not started):
     the factory of an alarm :class:`~telemetry_lib.delivery.DeliveryPool`.
     """
-    if not isinstance(url, TelemetryURL):
-        url = TelemetryURL.parse(url)
-    opts = delivery_options.DeliveryOptions.from_conf(conf).with_url(url)
-    cls = plugins.load_class(ACTION_NAMESPACE, url.scheme,
-                             base=base.Publisher)
-    action = cls(conf, url.without(delivery_options.URL_OPTIONS))
-    return delivery.Delivery(action, kind='actions', options=opts,
-                             name='%s (actions)' % url,
-                             key=url.geturl(with_password=True))
+    return delivery.build(conf, url, 'actions', namespace=ACTION_NAMESPACE,
+                          base_class=Action)

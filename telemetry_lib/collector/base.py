@@ -38,9 +38,19 @@ class Listener(metaclass=abc.ABCMeta):
     :param deliver: see above; called from the listener's threads.
     """
 
+    #: The ``transport`` label of its counts on ``/metrics``.
+    kind = None
+
     def __init__(self, conf, deliver):
         self.conf = conf
         self.deliver = deliver
+
+    def snapshot(self):
+        """``{what: count}`` for ``/metrics``: ``messages``, ``samples``
+        and drops by reason (``malformed``, ``bad_signature``,
+        ``oversize``, ``refused``). None by default.
+        """
+        return {}
 
     @abc.abstractmethod
     def start(self):

@@ -55,6 +55,12 @@ LOG = logging.getLogger(__name__)
 
 GROUP = 'collector'
 OPTS = [
+    cfg.ListOpt('listeners', default=[],
+                help='Other listeners to start (names of '
+                     'telemetry_lib.listener entry points, a third '
+                     "party's included); udp and tcp start from "
+                     'udp_listen and tcp_listen, the notification listener '
+                     'from [notification].'),
     cfg.StrOpt('udp_listen', default='',
                help="host:port to receive Ceilometer's udp:// publisher's "
                     'datagrams on (empty: off; e.g. 127.0.0.1:4952).'),

@@ -26,12 +26,14 @@ from telemetry_lib.publisher.base import load_publisher
 from telemetry_lib.url import TelemetryURL
 
 
-def build(conf, url, kind='samples'):
+def build(conf, url, kind='samples', namespace=None, base_class=None):
     """The publisher a URL names, behind its own :class:`Delivery`, not
     started: construction validates and does no I/O; call ``start()``.
 
     Delivery options come from ``[delivery]`` in ``conf``, overridden by
     those in the URL's query; the rest of the query goes to the publisher.
+    ``namespace`` and ``base_class`` name another family of publishers
+    (alarm actions); publishers by default.
 
     :raises telemetry_lib.exceptions.ConfigError: (or its subclasses
         ``InvalidURL``, ``PluginLoadError``) for anything wrong in the URL.
@@ -39,7 +41,8 @@ def build(conf, url, kind='samples'):
     if not isinstance(url, TelemetryURL):
         url = TelemetryURL.parse(url)
     opts = DeliveryOptions.from_conf(conf).with_url(url)
-    publisher = load_publisher(conf, url.without(_options.URL_OPTIONS))
+    publisher = load_publisher(conf, url.without(_options.URL_OPTIONS),
+                               namespace, base_class)
     return Delivery(publisher, kind=kind, options=opts,
                     name='%s (%s)' % (url, kind),
                     key=url.geturl(with_password=True))

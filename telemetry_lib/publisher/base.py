@@ -154,16 +154,18 @@ class Publisher(metaclass=abc.ABCMeta):
         return '<%s %s>' % (type(self).__name__, self.url)
 
 
-def load_publisher(conf, url):
+def load_publisher(conf, url, namespace=None, base_class=None):
     """Build the publisher a URL names (``scheme`` = entry point name).
 
     :param url: text or :class:`TelemetryURL`.
+    :param namespace: the entry point namespace (publishers by default),
+        and ``base_class`` the class the plugin must derive from.
     :raises telemetry_lib.exceptions.InvalidURL: for a bad URL or option.
     :raises telemetry_lib.exceptions.PluginLoadError: for an unknown scheme
         (the message lists the installed publishers).
     """
     if not isinstance(url, TelemetryURL):
         url = TelemetryURL.parse(url)
-    cls = plugins.load_class(plugins.PUBLISHER_NAMESPACE, url.scheme,
-                             base=Publisher)
+    cls = plugins.load_class(namespace or plugins.PUBLISHER_NAMESPACE,
+                             url.scheme, base=base_class or Publisher)
     return cls.for_url(url)(conf, url)
