@@ -24,8 +24,8 @@ from keystoneauth1 import exceptions as ka_exceptions
 from keystoneauth1 import session as ka_session
 from oslo_config import cfg
 import requests
-from requests import adapters
 
+from telemetry_lib.clients import http
 from telemetry_lib.exceptions import ConfigError
 
 GROUP = 'gnocchi'
@@ -104,13 +104,9 @@ def make_client(conf, url=None):
     else:
         plugin = gnocchi_auth.GnocchiBasicPlugin(
             opts.user, endpoint or 'http://127.0.0.1:8041')
-    http = requests.Session()
-    pool = adapters.HTTPAdapter(pool_connections=opts.pool_size,
-                                pool_maxsize=opts.pool_size, max_retries=0)
-    http.mount('http://', pool)
-    http.mount('https://', pool)
+    pooled = http.session(opts.pool_size)
     verify = False if opts.insecure else (opts.ca_file or True)
-    sess = ka_session.Session(auth=plugin, session=http,
+    sess = ka_session.Session(auth=plugin, session=pooled,
                               timeout=opts.timeout, verify=verify)
     adapter = {'interface': opts.interface, 'region_name': opts.region_name}
     if endpoint and opts.auth_mode == 'keystone':

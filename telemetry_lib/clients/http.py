@@ -9,20 +9,33 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""What every HTTP-speaking driver agrees on: which answers are worth a
-retry, how a failure reads, what a peer's ``Retry-After`` means.
+"""The one HTTP client, and what every HTTP-speaking part agrees on:
+which answers are worth a retry, how a failure reads, what a peer's
+``Retry-After`` means.
 
-One place, so the http and pushgateway publishers and the Prometheus
-storage driver never disagree on whether a 429 or a 503 comes back.
+:class:`HttpClient` is the only place a ``requests`` session is made
+(``tests/unit/test_floors.py`` checks it): no retries inside (the delivery
+core owns them), TLS verified unless the URL says otherwise, a deadline
+over the whole exchange (a peer trickling its answer cannot hold a thread
+past it), the body read to a bound, and failures said as people say them
+("connection refused"), never with a password. :func:`publisher_error`
+maps a status to the delivery core's errors, so the http and pushgateway
+publishers, the alarm webhooks, the Prometheus storage driver and the
+dynamic pollsters never disagree on whether a 429 or a 503 comes back.
 """
 
 import errno
 import socket
 import ssl
 import time
+import typing
 
 import requests
+from requests import adapters
 from urllib3 import exceptions as urllib3_exc
+
+from telemetry_lib.exceptions import PermanentError
+from telemetry_lib.exceptions import RetryableError
 
 #: Statuses that may succeed later, besides every 5xx.
 RETRYABLE_STATUS = frozenset((408, 425, 429))
@@ -117,6 +130,12 @@ def read_body(resp, deadline, limit=MAX_BODY):
 
     :raises DeadlineExceeded: when time runs out first.
     """
+    return _read(resp, deadline, limit)[0]
+
+
+def _read(resp, deadline, limit):
+    """``(text, truncated)``: see :func:`read_body`."""
+    limit += 1      # one byte more tells a body of exactly limit bytes
     chunks, size = [], 0
     raw = resp.raw
     # read1() returns what has arrived (read(n) would wait for all n bytes
@@ -140,4 +159,104 @@ def read_body(resp, deadline, limit=MAX_BODY):
         raise requests.Timeout(str(exc)) from None
     finally:
         resp.close()
-    return b''.join(chunks)[:limit].decode('utf-8', 'replace')
+    body = b''.join(chunks)
+    return body[:limit - 1].decode('utf-8', 'replace'), len(body) >= limit
+
+
+class Unanswered(Exception):
+    """A request that got no answer: refused, reset, timed out, a TLS
+    failure. ``str()`` says which, as people say it; ``timed_out`` tells
+    a timeout apart.
+    """
+
+    def __init__(self, text, timed_out=False):
+        super().__init__(text)
+        self.timed_out = timed_out
+
+
+class Response(typing.NamedTuple):
+    status: int
+    headers: typing.Mapping
+    text: str
+    #: Whether the body was longer than the client's ``max_body``.
+    truncated: bool
+
+    @property
+    def ok(self):
+        return 200 <= self.status < 300
+
+
+def session(pool_size=10):
+    """A ``requests`` session that never retries by itself, with a
+    connection pool of ``pool_size`` per host: for a library that wants
+    one (keystoneauth under gnocchiclient); ours use :class:`HttpClient`.
+    """
+    http = requests.Session()
+    pool = adapters.HTTPAdapter(pool_connections=pool_size,
+                                pool_maxsize=pool_size, max_retries=0)
+    http.mount('http://', pool)
+    http.mount('https://', pool)
+    return http
+
+
+class HttpClient:
+    """Requests to HTTP peers, as the module says.
+
+    Construction does no I/O. Safe to share between threads for requests
+    (``requests`` sessions are, for this use).
+
+    :param timeout: seconds a whole request may take, by default.
+    :param verify: ``True``, ``False`` or a CA bundle path.
+    :param cert: a client certificate path, or ``(cert, key)``.
+    :param auth: ``(user, password)`` for basic authentication.
+    :param headers: sent with every request (``Authorization`` included).
+    :param max_body: most bytes of an answer read; the rest is left unread
+        and the response says ``truncated``.
+    """
+
+    def __init__(self, timeout=10.0, verify=True, cert=None, auth=None,
+                 headers=None, max_body=MAX_BODY):
+        self.timeout = timeout
+        self.max_body = max_body
+        # No retries inside: the delivery core (or the next poll) retries.
+        self._session = session()
+        self._session.verify = verify
+        self._session.cert = cert
+        self._session.auth = auth
+        if headers:
+            self._session.headers.update(headers)
+
+    def request(self, method, url, *, data=None, params=None, headers=None,
+                timeout=None):
+        """One exchange, within ``timeout`` (the client's by default).
+
+        :returns: a :class:`Response` whatever its status.
+        :raises Unanswered: when there is no answer in time.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        try:
+            resp = self._session.request(method, url, data=data,
+                                         params=params, headers=headers,
+                                         timeout=timeout, stream=True)
+            text, truncated = _read(resp, deadline, self.max_body)
+        except requests.Timeout:
+            raise Unanswered('timed out after %ss' % timeout,
+                             timed_out=True) from None
+        except requests.RequestException as exc:
+            raise Unanswered(describe(exc)) from None
+        return Response(resp.status_code, resp.headers, text, truncated)
+
+    def close(self):
+        self._session.close()
+
+
+def publisher_error(response, detail):
+    """The delivery core's error for a ``response`` that is not 2xx:
+    :class:`RetryableError` (with the peer's ``Retry-After``) or
+    :class:`PermanentError`, saying ``detail``.
+    """
+    if retryable(response.status):
+        return RetryableError(detail,
+                              retry_after=retry_after(response.headers))
+    return PermanentError(detail)

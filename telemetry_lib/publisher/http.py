@@ -28,11 +28,6 @@ errors are retryable (``Retry-After`` honoured); any other status is
 permanent.
 """
 
-import time
-
-import requests
-from requests import adapters
-
 from telemetry_lib.clients import http
 from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
@@ -81,10 +76,8 @@ class HttpPublisher(base.Publisher):
         self.target = '%s://%s%s' % (scheme, url.hosts[0], url.path or '/')
         self._params = [(k, v) for k, v in url.query
                         if k not in _OWN_OPTIONS]
-        self._session = requests.Session()
-        # No retries inside the publisher: the delivery core owns them.
-        self._session.mount(scheme + '://',
-                            adapters.HTTPAdapter(max_retries=0))
+        self._client = http.HttpClient(self.timeout, verify=self.verify,
+                                       cert=self.cert, auth=self.auth)
 
     def publish_samples(self, samples):
         self._post_all([_sample_body(s) for s in samples])
@@ -121,32 +114,18 @@ class HttpPublisher(base.Publisher):
             raise PermanentError(str(first), items=list(failures))
 
     def _post(self, data, count):
-        # ``timeout`` bounds the whole exchange, not only each read: the
-        # body is streamed, bounded in size, and read against a deadline.
-        deadline = time.monotonic() + self.timeout
         try:
-            resp = self._session.post(
-                self.target, data=data, params=self._params,
-                headers=_HEADERS, timeout=self.timeout, auth=self.auth,
-                cert=self.cert, verify=self.verify, stream=True)
-            text = http.read_body(resp, deadline)
-        except requests.Timeout:
-            raise RetryableError('POST %s timed out after %ss'
-                                 % (self.target, self.timeout)) from None
-        except requests.RequestException as exc:
+            resp = self._client.request('POST', self.target, data=data,
+                                        params=self._params,
+                                        headers=_HEADERS)
+        except http.Unanswered as exc:
             raise RetryableError('POST %s failed: %s'
-                                 % (self.target, http.describe(exc))
-                                 ) from None
-        status = resp.status_code
-        if 200 <= status < 300:
-            return
-        detail = ('POST %s of %d item(s), %d bytes: HTTP %d %s'
-                  % (self.target, count, len(data), status,
-                     http.short(text)))
-        if http.retryable(status):
-            raise RetryableError(detail,
-                                 retry_after=http.retry_after(resp.headers))
-        raise PermanentError(detail)
+                                 % (self.target, exc)) from None
+        if not resp.ok:
+            raise http.publisher_error(
+                resp, 'POST %s of %d item(s), %d bytes: HTTP %d %s'
+                % (self.target, count, len(data), resp.status,
+                   http.short(resp.text)))
 
     def close(self, timeout=None):
-        self._session.close()
+        self._client.close()

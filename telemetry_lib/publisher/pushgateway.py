@@ -32,7 +32,6 @@ import threading
 import time
 from urllib import parse
 
-import requests
 
 from telemetry_lib.clients import http
 from telemetry_lib.exceptions import InvalidURL
@@ -107,14 +106,15 @@ class PushgatewayPublisher(base.Publisher):
             'end_events', ','.join(DEFAULT_END_EVENTS)).split(',')))
         self.expire_after = url.get_float('expire_after', 0.0, minimum=0)
         self.verify = url.get_verify()
-        http = 'https' if url.scheme == 'https' or url.get_bool(
+        scheme = 'https' if url.scheme == 'https' or url.get_bool(
             'ssl', False) else 'http'
-        self.base = '%s://%s' % (http, url.hosts[0])
+        self.base = '%s://%s' % (scheme, url.hosts[0])
         self.auth = ((url.username, url.password or '')
                      if url.username else None)
         self._series_of = fmt.SERIES_OF[self.scheme]
         self._publisher_id = base.publisher_id(conf)
-        self._session = requests.Session()
+        self._client = http.HttpClient(self.timeout, verify=self.verify,
+                                       auth=self.auth)
         self._seen = {}             # resource id -> last push (monotonic)
         self._lock = threading.Lock()
 
@@ -199,25 +199,17 @@ class PushgatewayPublisher(base.Publisher):
                             resource, exc)
 
     def _request(self, method, url, body):
-        deadline = time.monotonic() + self.timeout
         try:
-            resp = self._session.request(
-                method, url, data=body, timeout=self.timeout,
-                auth=self.auth, verify=self.verify, stream=True,
+            resp = self._client.request(
+                method, url, data=body,
                 headers={'Content-Type': fmt.TEXT_CONTENT_TYPE}
                 if body is not None else {})
-            text = http.read_body(resp, deadline)
-        except requests.RequestException as exc:
-            raise RetryableError('%s %s failed: %s' % (
-                method, url, http.describe(exc))) from None
-        if 200 <= resp.status_code < 300:
-            return
-        detail = '%s %s: HTTP %d %s' % (method, url, resp.status_code,
-                                        http.short(text))
-        if http.retryable(resp.status_code):
-            raise RetryableError(detail,
-                                 retry_after=http.retry_after(resp.headers))
-        raise PermanentError(detail)
+        except http.Unanswered as exc:
+            raise RetryableError('%s %s failed: %s' % (method, url, exc)
+                                 ) from None
+        if not resp.ok:
+            raise http.publisher_error(resp, '%s %s: HTTP %d %s' % (
+                method, url, resp.status, http.short(resp.text)))
 
     def close(self, timeout=None):
-        self._session.close()
+        self._client.close()

@@ -43,17 +43,20 @@ import datetime
 import math
 import time
 
-import requests
-
 from telemetry_lib.clients import http
 from telemetry_lib.exceptions import InvalidQuery
 from telemetry_lib.exceptions import StorageError
 from telemetry_lib.exceptions import StorageUnavailable
 from telemetry_lib.formats import prometheus as fmt
+from telemetry_lib import jsoncodec
 from telemetry_lib.storage import aggregate
 from telemetry_lib.storage import base
 from telemetry_lib.timeutils import UTC
 
+
+#: Most bytes of an answer read: a query that would return more is refused
+#: with one line rather than held in memory.
+MAX_ANSWER = 64 * 1024 * 1024
 
 _OVER_TIME = {'mean': 'avg_over_time', 'min': 'min_over_time',
               'max': 'max_over_time', 'sum': 'sum_over_time',
@@ -82,12 +85,12 @@ class PrometheusStorage(base.StorageDriver):
         self.verify = url.get_verify()
         self._names = {}            # meter -> metric name (openmetrics)
         self._closed_ranges = None  # Prometheus < 3: [t - r, t] not (t - r, t]
-        self._session = requests.Session()
         token = url.get('token')
-        if token:
-            self._session.headers['Authorization'] = 'Bearer ' + token
-        elif url.username:
-            self._session.auth = (url.username, url.password or '')
+        self._client = http.HttpClient(
+            self.timeout, verify=self.verify, max_body=MAX_ANSWER,
+            headers={'Authorization': 'Bearer ' + token} if token else None,
+            auth=(url.username, url.password or '')
+            if url.username and not token else None)
 
     def instant_query(self, expression, at=None):
         """A PromQL expression evaluated by the server at ``at`` (a
@@ -117,21 +120,26 @@ class PrometheusStorage(base.StorageDriver):
 
     def _get(self, path, **params):
         try:
-            resp = self._session.get(self.base + path, params=params,
-                                     timeout=self.timeout,
-                                     verify=self.verify)
-        except requests.RequestException as exc:
-            raise StorageUnavailable('Prometheus at %s: %s' % (
-                self.base, http.describe(exc))) from None
+            resp = self._client.request('GET', self.base + path,
+                                        params=params)
+        except http.Unanswered as exc:
+            raise StorageUnavailable('Prometheus at %s: %s'
+                                     % (self.base, exc)) from None
+        if resp.truncated:
+            raise StorageError('Prometheus at %s answered more than %d '
+                               'bytes: ask for a shorter range or a coarser '
+                               'granularity' % (self.base, MAX_ANSWER))
         try:
-            body = resp.json()
+            body = jsoncodec.loads(resp.text)
         except ValueError:
             body = {}
-        if resp.status_code != 200 or body.get('status') != 'success':
+        if not isinstance(body, dict):
+            body = {}
+        if resp.status != 200 or body.get('status') != 'success':
             raise StorageError('Prometheus at %s answered HTTP %d: %s'
-                               % (self.base, resp.status_code,
+                               % (self.base, resp.status,
                                   body.get('error') or http.short(resp.text)),
-                               retryable=http.retryable(resp.status_code))
+                               retryable=http.retryable(resp.status))
         return body['data']
 
     # -- naming --------------------------------------------------------------
@@ -262,4 +270,4 @@ class PrometheusStorage(base.StorageDriver):
                            'pushgateway:// instead')
 
     def close(self, timeout=None):
-        self._session.close()
+        self._client.close()

@@ -155,3 +155,12 @@ class TestShape(base.TestCase):
                         for t in node.targets):
                     where.append(module)
         assert where == ['telemetry_lib.timeutils'], where
+
+    def test_one_place_makes_http_sessions(self):
+        where = []
+        for path, module in modules():
+            with open(path, encoding='utf-8') as f:
+                text = f.read()
+            if 'requests.Session(' in text or 'Session()' in text:
+                where.append(module)
+        assert where == ['telemetry_lib.clients.http'], where

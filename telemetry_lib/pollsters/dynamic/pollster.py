@@ -91,7 +91,8 @@ class DynamicPollster(base.Pollster):
                                   where='pollster %r' % definition.name
                                   ) from None
             self._opts = conf[keystone.GROUP]
-        self._http = requests.Session()
+        self._http = http_words.HttpClient(
+            definition.timeout, auth=self._auth, max_body=MAX_RESPONSE)
         self._cache = {}            # url -> (expiry, parsed response)
         self._log = ratelog.RateLimitedLog(LOG, definition.name)
         self.skipped = collections.Counter()
@@ -125,26 +126,33 @@ class DynamicPollster(base.Pollster):
 
     def _get(self, url, openstack, headers, handlers):
         d = self.definition
-        try:
-            if openstack:
+        if openstack:
+            try:
                 resp = self._session.get(url, headers=headers or None,
                                          timeout=d.timeout, raise_exc=False)
-            else:
-                resp = self._http.get(url, headers=headers or None,
-                                      timeout=d.timeout, auth=self._auth)
-        except Exception as exc:
-            raise PollsterError('GET %s: %s' % (
-                redact(url), http_words.describe(exc)
-                if isinstance(exc, requests.RequestException)
-                else http_words.short(exc, 160))) from None
-        if resp.status_code >= 400:
+            except Exception as exc:
+                raise PollsterError('GET %s: %s' % (
+                    redact(url), http_words.describe(exc)
+                    if isinstance(exc, requests.RequestException)
+                    else http_words.short(exc, 160))) from None
+            status, text = resp.status_code, resp.text
+            too_large = len(resp.content) > MAX_RESPONSE
+        else:
+            try:
+                answer = self._http.request('GET', url,
+                                            headers=headers or None)
+            except http_words.Unanswered as exc:
+                raise PollsterError('GET %s: %s' % (redact(url), exc)
+                                    ) from None
+            status, text, too_large = (answer.status, answer.text,
+                                       answer.truncated)
+        if status >= 400:
             raise PollsterError('GET %s: HTTP %d: %s' % (
-                redact(url), resp.status_code,
-                http_words.short(resp.text, 160)))
-        if len(resp.content) > MAX_RESPONSE:
+                redact(url), status, http_words.short(text, 160)))
+        if too_large:
             raise PollsterError('GET %s: answer larger than %d bytes' % (
                 redact(url), MAX_RESPONSE))
-        return _parse(resp.text, handlers, url)
+        return _parse(text, handlers, url)
 
     def _run_command(self, command):
         try:

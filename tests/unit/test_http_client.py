@@ -1,0 +1,97 @@
+"""The one HTTP client: a deadline over the whole exchange, a bounded
+body, failures said in one line, statuses mapped in one place.
+"""
+
+from http import server as http_server
+import socket
+import threading
+
+from telemetry_lib.clients import http
+from telemetry_lib import PermanentError
+from telemetry_lib import RetryableError
+from tests import base
+
+
+class Handler(http_server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.path == '/big':
+            body = b'x' * 5000
+            status = 200
+        elif self.path == '/busy':
+            body, status = b'slow down', 429
+        elif self.path == '/gone':
+            body, status = b'no such thing', 404
+        else:
+            body, status = b'{"ok": true}', 200
+        self.send_response(status)
+        if status == 429:
+            self.send_header('Retry-After', '7')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class TestHttpClient(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.server = http_server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                      Handler)
+        threading.Thread(target=self.server.serve_forever,
+                         daemon=True).start()
+        self.addCleanup(self.server.server_close)
+        self.addCleanup(self.server.shutdown)
+        self.url = 'http://127.0.0.1:%d' % self.server.server_port
+        self.client = http.HttpClient(5, max_body=1000)
+        self.addCleanup(self.client.close)
+
+    def test_an_answer(self):
+        r = self.client.request('GET', self.url + '/')
+        assert r.ok and r.text == '{"ok": true}' and not r.truncated
+
+    def test_the_body_is_bounded(self):
+        r = self.client.request('GET', self.url + '/big')
+        assert r.truncated and len(r.text) == 1000
+
+    def test_statuses_map_to_the_delivery_core(self):
+        busy = self.client.request('GET', self.url + '/busy')
+        exc = http.publisher_error(busy, 'GET busy')
+        assert isinstance(exc, RetryableError) and exc.retry_after == 7
+        gone = self.client.request('GET', self.url + '/gone')
+        assert isinstance(http.publisher_error(gone, 'GET gone'),
+                          PermanentError)
+
+    def test_no_answer_is_one_line(self):
+        port = base.free_port()
+        with self.assertRaises(http.Unanswered) as ctx:
+            self.client.request('GET', 'http://127.0.0.1:%d/' % port)
+        assert str(ctx.exception) == 'connection refused'
+
+    def test_a_trickling_peer_is_cut_at_the_deadline(self):
+        listener = socket.socket()
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(1)
+        self.addCleanup(listener.close)
+        stop = threading.Event()
+
+        def trickle():
+            conn, _ = listener.accept()
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n'
+                         b'\r\n')
+            while not stop.wait(0.1):
+                try:
+                    conn.sendall(b'x')
+                except OSError:
+                    break
+            conn.close()
+        threading.Thread(target=trickle, daemon=True).start()
+        self.addCleanup(stop.set)
+        client = http.HttpClient(1.0)
+        self.addCleanup(client.close)
+        with self.assertRaises(http.Unanswered) as ctx:
+            client.request('GET', 'http://127.0.0.1:%d/'
+                           % listener.getsockname()[1])
+        assert ctx.exception.timed_out
