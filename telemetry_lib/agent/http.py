@@ -180,6 +180,8 @@ _TOTALS = (
                    'requeued: they will be queued again.'),
     ('dead_lettered', 'Poison notifications sent to the poison topic.'),
     ('poison_lost', 'Poison notifications the poison topic refused.'),
+    ('connect_failed', 'Attempts to reach a bus that failed (down, or '
+                       'not answering); tried again with backoff.'),
 )
 
 

@@ -31,6 +31,8 @@ The seams (``tests/unit/test_seams.py`` is their canary):
 
 import contextlib
 import logging
+import socket
+import time
 import warnings
 
 LOG = logging.getLogger(__name__)
@@ -83,3 +85,43 @@ def send_notification(transport, target, ctxt, message, retry=0):
                            driver='messaging', topics=[topic], retry=retry)
     getattr(notifier, priority.lower() or 'info')(
         ctxt, message['event_type'], message['payload'])
+
+
+#: What a RabbitMQ broker is sent first: AMQP 0-9-1's protocol header.
+_AMQP_HEADER = b'AMQP\x00\x00\x09\x01'
+
+
+def probe(conf, url, timeout):
+    """Whether a bus answers, within ``timeout`` seconds: ``None`` when
+    one of the URL's hosts does, else why not in one line.
+
+    oslo.messaging's rabbit driver, asked to listen, retries a broker that
+    is down -- or that accepts connections and never answers -- for ever,
+    inside the call; this asks first, with a deadline. Only the rabbit
+    transport is probed (``None`` for the others).
+    """
+    om = oslo_messaging()
+    parsed = om.TransportURL.parse(conf, url)
+    if (parsed.transport or 'rabbit') not in ('rabbit', 'amqp', 'kombu'):
+        return None
+    problems = []
+    deadline = time.monotonic() + timeout
+    for host in parsed.hosts or ():
+        where = '%s:%s' % (host.hostname, host.port or 5672)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            problems.append('%s: no time left' % where)
+            continue
+        try:
+            with socket.create_connection(
+                    (host.hostname, host.port or 5672), timeout=left) as s:
+                s.settimeout(max(0.001, deadline - time.monotonic()))
+                s.sendall(_AMQP_HEADER)
+                if s.recv(8):
+                    return None
+                problems.append('%s closed the connection' % where)
+        except socket.timeout:
+            problems.append('%s did not answer in %.0fs' % (where, timeout))
+        except OSError as exc:
+            problems.append('%s: %s' % (where, exc.strerror or exc))
+    return '; '.join(problems) or 'no host in the URL'

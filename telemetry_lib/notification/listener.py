@@ -94,6 +94,11 @@ def register_opts(conf):
     conf.register_opts(OPTS, group=GROUP)
 
 
+#: Seconds start() waits for the buses to answer before it returns and
+#: leaves the connecting to its thread.
+CONNECT_WAIT = 10.0
+
+
 class Counts:
     """What became of the notifications, by event type (thread-safe)."""
 
@@ -186,6 +191,9 @@ class NotificationListener(base.Listener):
         self._stopping = threading.Event()
         self._transports = []
         self._listeners = []
+        self._lock = threading.Lock()
+        self._connector = None
+        self._connected = threading.Event()
         self._filter = _Undecodable(self)
         self._poison_lock = threading.Lock()
         # Ids of poison notifications already counted: one that comes again
@@ -201,27 +209,67 @@ class NotificationListener(base.Listener):
     # -- lifecycle -----------------------------------------------------------
 
     def start(self):
+        """Make the transports (a driver that refuses a URL is a
+        ``ConfigError`` here) and return; a thread connects each bus as
+        soon as it answers, and keeps trying, with backoff, while it does
+        not -- a bus down or hung at start holds neither the agent's start
+        nor its stop.
+        """
         om = self._om
-        opts = self.opts
-        targets = [om.Target(topic=topic, exchange=exchange)
-                   for topic in opts.topics
-                   for exchange in opts.notification_control_exchanges]
         logging.getLogger(messaging.RABBIT_LOGGER).addFilter(
             self._filter)
+        self._stopping.clear()
         try:
             for url in self.urls:
                 transport = om.get_notification_transport(self.conf, url=url)
                 self._transports.append(transport)
-                # The driver registers its options with the transport.
-                rabbit = getattr(self.conf, 'oslo_messaging_rabbit', None)
-                if rabbit is not None and not rabbit.rabbit_qos_prefetch_count:
-                    # Without a prefetch bound RabbitMQ pushes the whole
-                    # queue to a listener that is requeuing.
-                    self.conf.set_override(
-                        'rabbit_qos_prefetch_count',
-                        opts.prefetch or 2 * opts.batch_size,
-                        group='oslo_messaging_rabbit')
-                for _ in range(opts.workers):
+        except Exception as exc:
+            self.stop(0)
+            raise ConfigError('cannot listen: %s: %s' % (
+                type(exc).__name__, masking.redact(str(exc))),
+                where='[notification] messaging_urls') from None
+        # The driver registers its options with the transport.
+        rabbit = getattr(self.conf, 'oslo_messaging_rabbit', None)
+        if rabbit is not None and not rabbit.rabbit_qos_prefetch_count:
+            # Without a prefetch bound RabbitMQ pushes the whole queue to
+            # a listener that is requeuing.
+            self.conf.set_override(
+                'rabbit_qos_prefetch_count',
+                self.opts.prefetch or 2 * self.opts.batch_size,
+                group='oslo_messaging_rabbit')
+        self._connected.clear()
+        self._connector = threading.Thread(
+            target=self._connect_all, args=(list(self._transports),),
+            daemon=True, name='notification-connect')
+        self._connector.start()
+        # Return listening when the bus answers (notifications sent right
+        # after are then queued, not dropped for want of a queue), but
+        # never wait long on a bus that does not.
+        if not self._connected.wait(CONNECT_WAIT):
+            LOG.warning('notifications: not listening yet after %.0fs (the '
+                        'bus does not answer); still trying', CONNECT_WAIT)
+
+    def _connect_all(self, transports):
+        om, opts = self._om, self.opts
+        targets = [om.Target(topic=topic, exchange=exchange)
+                   for topic in opts.topics
+                   for exchange in opts.notification_control_exchanges]
+        for url, transport in zip(self.urls, transports):
+            delay = 1.0
+            while not self._stopping.is_set():
+                problem = messaging.probe(self.conf, url, 10.0)
+                if problem is None:
+                    break
+                self.counts.add('connect_failed')
+                self.problems.problem(
+                    ('connect', url), 'cannot reach %s: %s; trying again',
+                    masking.redact(url), problem)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+            for _ in range(opts.workers):
+                if self._stopping.is_set():
+                    return
+                try:
                     with messaging.quiet():
                         listener = om.get_batch_notification_listener(
                             transport, targets, [_Endpoint(self)],
@@ -229,17 +277,27 @@ class NotificationListener(base.Listener):
                             pool=opts.pool, batch_size=opts.batch_size,
                             batch_timeout=opts.batch_timeout)
                         listener.start()
-                    self._listeners.append(listener)
-        except Exception as exc:
-            self.stop(0)
-            raise ConfigError('cannot listen: %s: %s' % (
-                type(exc).__name__, masking.redact(str(exc))),
-                where='[notification] messaging_urls') from None
+                except Exception as exc:
+                    LOG.error('notifications: cannot listen on %s: %s: %s',
+                              masking.redact(url), type(exc).__name__,
+                              masking.redact(str(exc)))
+                    break
+                with self._lock:
+                    late = self._stopping.is_set()
+                    if not late:
+                        self._listeners.append(listener)
+                if late:
+                    # stop() ran without this one: it is ours to stop.
+                    listener.stop()
+                    listener.wait()
+                    return
+        self._connected.set()
 
     def stop(self, timeout=None):
-        self._stopping.set()
-        listeners, transports = self._listeners, self._transports
-        self._listeners, self._transports = [], []
+        with self._lock:
+            self._stopping.set()
+            listeners, transports = self._listeners, self._transports
+            self._listeners, self._transports = [], []
 
         def shut_down():
             for listener in listeners:

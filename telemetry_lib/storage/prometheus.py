@@ -79,8 +79,9 @@ class PrometheusStorage(base.StorageDriver):
             raise StorageError('a prometheus storage URL names one host, as '
                                'in prometheus://127.0.0.1:9090')
         self.scheme = url.get_str('scheme', 'stf', choices=fmt.SCHEMES)
-        http = 'https' if url.get_bool('ssl', False) else 'http'
-        self.base = '%s://%s%s' % (http, url.hosts[0], url.path.rstrip('/'))
+        scheme = 'https' if url.get_bool('ssl', False) else 'http'
+        self.base = '%s://%s%s' % (scheme, url.hosts[0],
+                                   url.path.rstrip('/'))
         self.timeout = url.get_float('timeout', 10.0, minimum=0.001)
         self.verify = url.get_verify()
         self._names = {}            # meter -> metric name (openmetrics)
