@@ -140,14 +140,14 @@ def _read(resp, deadline, limit):
     raw = resp.raw
     # read1() returns what has arrived (read(n) would wait for all n bytes
     # of a peer sending one a second); each call waits at most the socket's
-    # read timeout, and the deadline is checked between calls.
-    read = getattr(raw, 'read1', None) or raw.read
+    # read timeout, and the deadline is checked between calls. Decoded
+    # (gzip), and bounded after decoding.
     try:
         while size < limit:
             if time.monotonic() > deadline:
                 raise DeadlineExceeded('the answer took longer than its '
                                        'deadline')
-            chunk = read(min(8192, limit - size))
+            chunk = raw.read1(min(8192, limit - size), decode_content=True)
             if not chunk:
                 break
             chunks.append(chunk)
@@ -220,9 +220,9 @@ class HttpClient:
         self.max_body = max_body
         # No retries inside: the delivery core (or the next poll) retries.
         self._session = session()
-        self._session.verify = verify
-        self._session.cert = cert
-        self._session.auth = auth
+        # Given with each request, not set on the session: requests lets
+        # REQUESTS_CA_BUNDLE in the environment override a session's.
+        self.verify, self.cert, self.auth = verify, cert, auth
         if headers:
             self._session.headers.update(headers)
 
@@ -236,9 +236,10 @@ class HttpClient:
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         try:
-            resp = self._session.request(method, url, data=data,
-                                         params=params, headers=headers,
-                                         timeout=timeout, stream=True)
+            resp = self._session.request(
+                method, url, data=data, params=params, headers=headers,
+                timeout=timeout, stream=True, verify=self.verify,
+                cert=self.cert, auth=self.auth)
             text, truncated = _read(resp, deadline, self.max_body)
         except requests.Timeout:
             raise Unanswered('timed out after %ss' % timeout,

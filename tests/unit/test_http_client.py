@@ -2,6 +2,7 @@
 body, failures said in one line, statuses mapped in one place.
 """
 
+import gzip
 from http import server as http_server
 import socket
 import threading
@@ -24,11 +25,15 @@ class Handler(http_server.BaseHTTPRequestHandler):
             body, status = b'slow down', 429
         elif self.path == '/gone':
             body, status = b'no such thing', 404
+        elif self.path == '/gzip':
+            body, status = gzip.compress(b'{"zipped": true}'), 200
         else:
             body, status = b'{"ok": true}', 200
         self.send_response(status)
         if status == 429:
             self.send_header('Retry-After', '7')
+        if self.path == '/gzip':
+            self.send_header('Content-Encoding', 'gzip')
         self.send_header('Content-Length', str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -51,6 +56,11 @@ class TestHttpClient(base.TestCase):
     def test_an_answer(self):
         r = self.client.request('GET', self.url + '/')
         assert r.ok and r.text == '{"ok": true}' and not r.truncated
+
+    def test_a_compressed_answer_is_decoded(self):
+        # Prometheus gzips its API answers; the raw bytes are no JSON.
+        r = self.client.request('GET', self.url + '/gzip')
+        assert r.text == '{"zipped": true}'
 
     def test_the_body_is_bounded(self):
         r = self.client.request('GET', self.url + '/big')
