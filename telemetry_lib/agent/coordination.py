@@ -107,27 +107,45 @@ class Coordinator:
         self._thread.start()
         return self
 
-    def stop(self):
+    def stop(self, timeout=None):
         """Leave every group (the others take over at their next beat
-        rather than after the membership timeout) and close.
+        rather than after the membership timeout) and close, within
+        ``timeout`` seconds: tooz's calls take no timeout, so a backend
+        that hangs is left to a daemon thread.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left(default):
+            return default if deadline is None else max(
+                0.0, deadline - time.monotonic())
         self._stop.set()
         with self._changed:
             self._changed.notify_all()
         if self._thread is not None:
-            self._thread.join(self.heartbeat_interval + 5)
+            self._thread.join(left(self.heartbeat_interval + 5))
         coord, self._coord = self._coord, None
         if coord is None:
             return
-        for group in list(self._joined):
+        groups = list(self._joined)
+
+        def leave():
+            for group in groups:
+                try:
+                    coord.leave_group(group).get()
+                except Exception:   # leaving is a courtesy; expiry works
+                    pass
             try:
-                coord.leave_group(group).get()
-            except Exception:       # leaving is a courtesy; expiry works
+                coord.stop()
+            except Exception:
                 pass
-        try:
-            coord.stop()
-        except Exception:
-            pass
+        worker = threading.Thread(target=leave, daemon=True,
+                                  name='coordination-stop')
+        worker.start()
+        worker.join(left(None))
+        if worker.is_alive():
+            LOG.warning('coordination: leaving the groups did not finish '
+                        'within %.1fs; left to finish in the background',
+                        timeout)
 
     def _run(self):
         while not self._stop.is_set():

@@ -232,8 +232,12 @@ class Scheduler:
                            time.monotonic() - started)
 
     def stop(self, timeout=None):
-        """Stop the timers; wait up to ``timeout`` for running polls."""
+        """Stop the timers within ``timeout`` seconds in all; polls still
+        running finish in the background, their queued ones cancelled.
+        """
         self._stop.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            t.join(None if deadline is None
+                   else max(0.0, deadline - time.monotonic()))
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import threading
+import time
 
 from oslo_config import cfg
 
@@ -423,28 +424,33 @@ class Agent:
 
     def stop(self, timeout=None):
         """Stop polling, flush and close every publisher within
-        ``timeout``; return True when nothing was left undelivered.
+        ``timeout`` in all (each part gets what is left of it); return True
+        when nothing was left undelivered.
         """
-        timeout = self.conf.agent.shutdown_timeout if timeout is None \
-            else timeout
-        self.scheduler.stop(timeout=min(1.0, timeout))
+        deadline = time.monotonic() + (self.conf.agent.shutdown_timeout
+                                       if timeout is None else timeout)
+
+        def left(cap=None):
+            rest = max(0.0, deadline - time.monotonic())
+            return rest if cap is None else min(cap, rest)
+        self.scheduler.stop(timeout=left(1.0))
         if self.notifications is not None:
             # First: nothing more is taken off the bus, and what was taken
             # is acknowledged or left there.
-            self.notifications.stop(min(5.0, timeout))
+            self.notifications.stop(left(5.0))
         if self.inputs is not None:
-            self.inputs.stop(min(1.0, timeout))
+            self.inputs.stop(left(1.0))
         if self.names is not None:
-            self.names.close(min(1.0, timeout))
+            self.names.close(left(1.0))
         if self.alarms is not None:
-            self.alarms.stop(timeout=min(1.0, timeout))
+            self.alarms.stop(timeout=left(1.0))
         if self.coordinator is not None:
             # Leave the groups now: the others take this share at their
             # next poll rather than after the membership timeout.
-            self.coordinator.stop()
-        outcomes = self.pool.close(timeout)
+            self.coordinator.stop(left(2.0))
+        outcomes = self.pool.close(left())
         if self.http is not None:
-            self.http.stop()
+            self.http.stop(min(2.0, max(0.1, left())))
         for name, outcome in sorted(outcomes.items()):
             if not outcome:
                 LOG.warning('%s: %d item(s) not delivered at shutdown '

@@ -5,6 +5,8 @@ backend means polling everything.
 """
 
 import os
+import threading
+import time
 
 from telemetry_lib.agent import coordination
 from tests import base
@@ -80,3 +82,31 @@ class TestPartitioning(base.TestCase):
             assert base.wait_until(lambda: broken.errors >= 1, 5)
         assert 'polling every resource' in cm.output[0]
         assert 'Traceback' not in '\n'.join(cm.output)
+
+
+class TestStopIsBounded(base.TestCase):
+
+    def test_a_backend_that_hangs_on_leave(self):
+        # tooz's leave_group(...).get() takes no timeout: a Redis that
+        # stopped answering held the agent's stop (issue 22).
+        release = threading.Event()
+        self.addCleanup(release.set)
+
+        class Hung:
+            def leave_group(self, group):
+                return self
+
+            def get(self):
+                release.wait(60)
+
+            def stop(self):
+                pass
+        c = coordination.Coordinator(self.conf, member_id='m')
+        c._coord = Hung()
+        c._joined = {b'g'}
+        started = time.monotonic()
+        with self.assertLogs('telemetry_lib.agent.coordination') as logs:
+            c.stop(0.5)
+        took = time.monotonic() - started
+        assert took < 5.0, took
+        assert 'left to finish in the background' in logs.output[0]
