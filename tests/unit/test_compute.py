@@ -298,3 +298,21 @@ class TestInspector(base.TestCase):
             self.inspector()[0].domains(1)
         assert 'cannot connect to libvirt at qemu:///system' in str(
             ctx.exception)
+
+
+class TestOneInspector(base.TestCase):
+
+    def test_the_pollsters_of_an_agent_share_one(self):
+        # Issue 22: each of the six opened its own libvirt connection and
+        # parsed every domain's XML for itself.
+        from oslo_config import cfg
+        from telemetry_lib.pollsters.compute import pollsters
+        mine = [cls(self.conf) for cls in (
+            pollsters.CPUPollster, pollsters.MemoryPollster,
+            pollsters.DiskPollster, pollsters.NetworkPollster,
+            pollsters.StatePollster, pollsters.PerfPollster)]
+        assert len({id(p.inspector) for p in mine}) == 1
+        other = cfg.ConfigOpts()
+        other([], project='telemetry_lib')
+        assert pollsters.CPUPollster(other).inspector is not \
+            mine[0].inspector

@@ -28,6 +28,7 @@ domain that disappears between the statistics and its XML is skipped.
 import logging
 import threading
 import time
+import weakref
 
 from telemetry_lib.exceptions import PollsterError
 from telemetry_lib.pollsters.compute import instance as instance_mod
@@ -151,6 +152,37 @@ class Inspector:
     def close(self):
         with self._lock:
             self._drop()
+
+
+# id(conf) -> {key: Inspector}; ConfigOpts cannot be a dict key, so the
+# entry goes when its conf is collected (weakref.finalize).
+_shared = {}
+_shared_lock = threading.Lock()
+
+
+def shared(conf, uri, host, metadata_ttl):
+    """The one inspector of an agent (known by its ``conf``) for ``uri``:
+    one libvirt connection and one cache of domain XML for all its compute
+    pollsters, as Ceilometer's compute agent has one inspector. Gone with
+    the ``conf``; construction does no I/O (the connection opens at the
+    first poll).
+    """
+    key = (uri, host, metadata_ttl)
+    with _shared_lock:
+        per_conf = _shared.get(id(conf))
+        if per_conf is None:
+            per_conf = _shared[id(conf)] = {}
+            weakref.finalize(conf, _forget, id(conf))
+        found = per_conf.get(key)
+        if found is None:
+            found = per_conf[key] = Inspector(uri, host, metadata_ttl)
+        return found
+
+
+def _forget(conf_id):
+    with _shared_lock:
+        for found in _shared.pop(conf_id, {}).values():
+            found.close()
 
 
 def _message(exc):

@@ -13,7 +13,8 @@
 ``compute.cpu``, ``compute.memory``, ``compute.disk``,
 ``compute.network``, ``compute.state``, ``compute.perf``): each asks
 libvirt for the statistics of its own meters only, so a
-``polling.yaml`` that wants ``cpu`` reads no block statistics.
+``polling.yaml`` that wants ``cpu`` reads no block statistics; all share
+one inspector (one connection, one cache of domain XML).
 """
 
 import socket
@@ -52,9 +53,9 @@ class ComputePollster(base.Pollster):
         super().__init__(conf)
         register_opts(conf)
         opts = conf[GROUP]
-        self.inspector = inspector.Inspector(
-            opts.libvirt_uri, opts.host or socket.gethostname(),
-            metadata_ttl=opts.metadata_ttl)
+        self.inspector = inspector.shared(
+            conf, opts.libvirt_uri, opts.host or socket.gethostname(),
+            opts.metadata_ttl)
         self.meters, self._flags = meters.GROUPS[self.group]
 
     def poll(self, timestamp, resources=None):
