@@ -24,7 +24,6 @@ and is served by :mod:`telemetry_lib.publisher.pushgateway`.
 """
 
 import collections
-import gc
 import logging
 import threading
 import time
@@ -218,16 +217,7 @@ class SeriesStore:
             if openmetrics:
                 return fmt.render(self._snapshot(), openmetrics=True,
                                   timestamps=self.timestamps)
-            # Rendering makes one string per series and no cycles: a
-            # collection of the whole heap (the store's own objects)
-            # started by those allocations would be pure cost.
-            collecting = gc.isenabled()
-            gc.disable()
-            try:
-                return ''.join(self._lines())
-            finally:
-                if collecting:
-                    gc.enable()
+            return ''.join(self._lines())
 
     def _lines(self):
         value_of = fmt.format_value
