@@ -11,31 +11,28 @@
 #    under the License.
 """The agent's HTTP endpoint: ``/metrics`` and ``/healthz``.
 
-Self-metrics come from a prometheus_client collector on a private registry
-(never the process-global one, so an embedding service keeps its own), read
-from the delivery and pollster counters at scrape time: nothing is counted
-twice and a scrape costs nothing between scrapes.
+Self-metrics are families made at scrape time from the delivery, pollster
+and listener counters (nothing is counted twice, a scrape costs nothing
+between scrapes, and no process-global registry is touched, so an
+embedding service keeps its own), rendered by the same module as the
+exporter's series (:mod:`telemetry_lib.formats.prometheus`).
 """
 
 import logging
 
 from oslo_config import cfg
 
-from prometheus_client import core
-from prometheus_client import exposition
-from prometheus_client import registry as prom_registry
-
 from telemetry_lib.collector import sockets
 from telemetry_lib.delivery import stats as delivery_stats
 from telemetry_lib.formats import ceilometer as ceilometer_format
-from telemetry_lib.formats import prometheus as prometheus_format
+from telemetry_lib.formats import prometheus as fmt
 from telemetry_lib.httpserver import GetServer
 from telemetry_lib import jsoncodec
 
 LOG = logging.getLogger(__name__)
 
 
-class AgentCollector(prom_registry.Collector):
+class AgentCollector:
     """Exports the agent's counters; ``agent`` gives ``pool``,
     ``scheduler`` and ``reloads``.
     """
@@ -50,7 +47,7 @@ class AgentCollector(prom_registry.Collector):
         retried = d.counter('retried', 'Items sent again at least once '
                                        'after a retryable failure.')
         failed = d.counter('failed', 'Items a publisher failed for good.')
-        dropped = core.CounterMetricFamily(
+        dropped = fmt.CounterFamily(
             'telemetry_delivery_dropped', 'Items lost, by reason.',
             labels=('publisher', 'kind', 'reason'))
         pending = d.gauge('pending', 'Items queued, in flight or spooled.')
@@ -58,7 +55,7 @@ class AgentCollector(prom_registry.Collector):
         failing_for = d.gauge('failing_seconds', 'Seconds since the first '
                               'failure of a streak of failed publishes; 0 '
                               'when the last one worked.')
-        latency = core.HistogramMetricFamily(
+        latency = fmt.HistogramFamily(
             'telemetry_delivery_publish_seconds',
             'Duration of publish calls.', labels=('publisher', 'kind'))
         for st in self._agent.pool.stats():
@@ -79,7 +76,7 @@ class AgentCollector(prom_registry.Collector):
         yield from d.families()
         yield dropped
         yield latency
-        adjusted = core.CounterMetricFamily(
+        adjusted = fmt.CounterFamily(
             'telemetry_publisher_adjustments',
             'Changes a publisher made so its consumer accepts what it '
             'sends, by reason.', labels=('publisher', 'reason'))
@@ -94,7 +91,7 @@ class AgentCollector(prom_registry.Collector):
         overruns = p.counter('overruns', 'Ticks skipped because the last '
                                          'run was still going.')
         samples = p.counter('samples', 'Samples polled.')
-        seconds = core.SummaryMetricFamily(
+        seconds = fmt.SummaryFamily(
             'telemetry_pollster_duration_seconds', 'Pollster run time.',
             labels=('pollster',))
         scheduler = self._agent.scheduler
@@ -106,12 +103,12 @@ class AgentCollector(prom_registry.Collector):
             seconds.add_metric((name,), st.runs, st.seconds_sum)
         yield from p.families()
         yield seconds
-        fallbacks = core.CounterMetricFamily(
+        fallbacks = fmt.CounterFamily(
             'telemetry_wire_compiled_fallbacks', 'Batches the compiled '
             'wire encoder failed on and the Python path encoded.')
         fallbacks.add_metric((), ceilometer_format.compiled_fallbacks())
         yield fallbacks
-        reloads = core.CounterMetricFamily(
+        reloads = fmt.CounterFamily(
             'telemetry_agent_reloads', 'SIGHUP reloads, by result.',
             labels=('result',))
         for result, count in sorted(self._agent.reloads.items()):
@@ -122,7 +119,7 @@ class AgentCollector(prom_registry.Collector):
             yield from _alarm_families(alarms)
         rcv = getattr(self._agent, 'receiver', None)
         if rcv is not None:
-            counts = core.CounterMetricFamily(
+            counts = fmt.CounterFamily(
                 'telemetry_receiver', 'Alertmanager webhooks and alerts, '
                 'by what became of them.', labels=('outcome',))
             for outcome, count in sorted(rcv.counts.items()):
@@ -139,7 +136,7 @@ class AgentCollector(prom_registry.Collector):
             yield from _input_families(inputs.receivers)
         names = getattr(self._agent, 'names', None)
         if names is not None:
-            family = core.CounterMetricFamily(
+            family = fmt.CounterFamily(
                 'telemetry_identity_names', 'Project and user name '
                 'lookups (identity_name_discovery), by outcome: hits and '
                 'misses of the cache, Keystone lookups found, not_found and '
@@ -188,27 +185,27 @@ _TOTALS = (
 def _notification_families(counts):
     by_type, totals = counts.snapshot()
     for name, doc in _BY_TYPE:
-        family = core.CounterMetricFamily(
+        family = fmt.CounterFamily(
             'telemetry_notification_' + name, doc, labels=('event_type',))
         for event_type, c in sorted(by_type.items()):
             if c.get(name):
                 family.add_metric((event_type,), c[name])
         yield family
     for name, doc in _TOTALS:
-        family = core.CounterMetricFamily('telemetry_notification_' + name,
-                                          doc)
+        family = fmt.CounterFamily('telemetry_notification_' + name,
+                                   doc)
         family.add_metric((), totals.get(name, 0))
         yield family
 
 
 def _input_families(receivers):
-    messages = core.CounterMetricFamily(
+    messages = fmt.CounterFamily(
         'telemetry_collector_messages', "Datagrams and frames received from "
         "Ceilometer's socket publishers.", labels=('transport',))
-    samples = core.CounterMetricFamily(
+    samples = fmt.CounterFamily(
         'telemetry_collector_samples', 'Samples received and taken by the '
         'pipelines.', labels=('transport',))
-    dropped = core.CounterMetricFamily(
+    dropped = fmt.CounterFamily(
         'telemetry_collector_dropped', 'Messages dropped, by reason: '
         'malformed, bad_signature (unsigned or tampered), oversize, '
         'refused (the pipelines past their high water: UDP cannot wait), '
@@ -230,13 +227,13 @@ def _input_families(receivers):
 
 
 def _coordination_families(coord):
-    members = core.GaugeMetricFamily(
+    members = fmt.GaugeFamily(
         'telemetry_coordination_members', 'Agents on the hash ring of a '
         'partitioned source, as this agent last saw it.', labels=('group',))
-    owned = core.GaugeMetricFamily(
+    owned = fmt.GaugeFamily(
         'telemetry_coordination_owned', 'Resources of the group this agent '
         'polls.', labels=('group',))
-    total = core.GaugeMetricFamily(
+    total = fmt.GaugeFamily(
         'telemetry_coordination_resources', 'Resources of the group.',
         labels=('group',))
     for group, (m, o, t) in sorted(coord.stats.items()):
@@ -254,8 +251,8 @@ def _coordination_families(coord):
             ('ring_changes', "Times a group's members changed as this "
              'agent saw them; each moves resources between agents.',
              coord.ring_changes)):
-        family = core.CounterMetricFamily('telemetry_coordination_' + name,
-                                          doc)
+        family = fmt.CounterFamily('telemetry_coordination_' + name,
+                                   doc)
         family.add_metric((), value)
         yield family
 
@@ -266,10 +263,10 @@ def _alarm_families(alarms):
             ('evaluations', 'Alarm evaluations.', ev.evaluations),
             ('transitions', 'Alarm state changes.', ev.transitions),
             ('errors', 'Alarm evaluations that failed.', ev.errors)):
-        family = core.CounterMetricFamily('telemetry_alarm_' + name, doc)
+        family = fmt.CounterFamily('telemetry_alarm_' + name, doc)
         family.add_metric((), value)
         yield family
-    states = core.GaugeMetricFamily(
+    states = fmt.GaugeFamily(
         'telemetry_alarm_state', 'An alarm is in this state (1) or not.',
         labels=('alarm', 'state'))
     known = alarms.store.states()
@@ -285,14 +282,14 @@ class _Families:
         self._prefix, self._labels, self._all = prefix, labels, []
 
     def counter(self, name, doc):
-        f = core.CounterMetricFamily(self._prefix + name, doc,
-                                     labels=self._labels)
+        f = fmt.CounterFamily(self._prefix + name, doc,
+                              labels=self._labels)
         self._all.append(f)
         return f
 
     def gauge(self, name, doc):
-        f = core.GaugeMetricFamily(self._prefix + name, doc,
-                                   labels=self._labels)
+        f = fmt.GaugeFamily(self._prefix + name, doc,
+                            labels=self._labels)
         self._all.append(f)
         return f
 
@@ -365,8 +362,7 @@ class AgentHTTPServer(GetServer):
     """Serves ``/metrics``, ``/healthz`` and the receiver."""
 
     def __init__(self, agent, host, port, high_water, failing_after=60.0):
-        registry = prom_registry.CollectorRegistry(auto_describe=False)
-        registry.register(AgentCollector(agent))
+        collector = AgentCollector(agent)
 
         def handle(path, accept):
             routes = publisher_routes(agent.pool.deliveries())
@@ -374,9 +370,10 @@ class AgentHTTPServer(GetServer):
                 # Exporter publishers on /metrics serve beside the agent's
                 # own metrics: one scrape target, all in text 0.0.4 (an
                 # exporter there cannot be set to OpenMetrics).
-                body = exposition.generate_latest(registry) + b''.join(
+                body = fmt.render_scrape(
+                    collector.collect()).encode('utf-8') + b''.join(
                     route('text/plain')[1] for route in routes.get(path, ()))
-                return 200, prometheus_format.TEXT_CONTENT_TYPE, body
+                return 200, fmt.TEXT_CONTENT_TYPE, body
             if path in routes:
                 return (200,) + routes[path][0](accept)
             if path == '/healthz':

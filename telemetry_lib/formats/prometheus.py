@@ -292,3 +292,78 @@ def render(families, openmetrics=False, timestamps=False):
     if openmetrics:
         out.append('# EOF\n')
     return ''.join(out)
+
+
+# -- families made at scrape time (the agent's own metrics) -------------------
+
+class ScrapeFamily:
+    """A family built at each scrape from live counters, with
+    prometheus_client's ``*MetricFamily`` calls, rendered by
+    :func:`render_scrape`: one renderer for the agent's metrics and its
+    exporter's (test_format_prometheus checks the text against
+    prometheus_client's parser).
+    """
+
+    type = 'untyped'
+
+    def __init__(self, name, documentation, labels=()):
+        self.name = name
+        self.help = documentation
+        self.label_names = tuple(labels or ())
+        self.samples = []       # (name suffix, {label: value}, value)
+
+    def _labels(self, values, **extra):
+        labels = dict(zip(self.label_names, values))
+        labels.update(extra)
+        return labels
+
+
+class CounterFamily(ScrapeFamily):
+    type = 'counter'
+
+    def add_metric(self, labels, value):
+        self.samples.append(('_total', self._labels(labels), value))
+
+
+class GaugeFamily(ScrapeFamily):
+    type = 'gauge'
+
+    def add_metric(self, labels, value):
+        self.samples.append(('', self._labels(labels), value))
+
+
+class HistogramFamily(ScrapeFamily):
+    type = 'histogram'
+
+    def add_metric(self, labels, buckets, sum_value):
+        """``buckets``: ``[(le text, cumulative count)]``, ``+Inf`` last."""
+        for le, count in buckets:
+            self.samples.append(('_bucket', self._labels(labels, le=le),
+                                 count))
+        self.samples.append(('_count', self._labels(labels),
+                             buckets[-1][1] if buckets else 0))
+        self.samples.append(('_sum', self._labels(labels), sum_value))
+
+
+class SummaryFamily(ScrapeFamily):
+    type = 'summary'
+
+    def add_metric(self, labels, count_value, sum_value):
+        self.samples.append(('_count', self._labels(labels), count_value))
+        self.samples.append(('_sum', self._labels(labels), sum_value))
+
+
+def render_scrape(families):
+    """Text 0.0.4 of :class:`ScrapeFamily` objects: HELP and TYPE for
+    every family (one without samples too), a counter's under its
+    ``_total`` name, as prometheus_client writes them.
+    """
+    out = []
+    for fam in families:
+        name = fam.name + '_total' if fam.type == 'counter' else fam.name
+        out.append('# HELP %s %s\n# TYPE %s %s\n' % (
+            name, escape_help(fam.help), name, fam.type))
+        for suffix, labels, value in fam.samples:
+            out.append(series_line(fam.name + suffix, list(labels), labels,
+                                   value))
+    return ''.join(out)

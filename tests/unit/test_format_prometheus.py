@@ -314,3 +314,56 @@ class TestListenAndTLS(base.TestCase):
                     'prometheus://?port=1&client_ca=x'):
             with self.assertRaises(InvalidURL, msg=url):
                 publisher_base.load_publisher(self.conf, url)
+
+
+class TestScrapeFamilies(base.TestCase):
+    """The agent's own metrics, rendered by our renderer, read the same as
+    prometheus_client renders the same families (its parser reads both).
+    """
+
+    def families(self, ours):
+        from prometheus_client import core
+        kinds = {'counter': (fmt.CounterFamily, core.CounterMetricFamily),
+                 'gauge': (fmt.GaugeFamily, core.GaugeMetricFamily),
+                 'histogram': (fmt.HistogramFamily,
+                               core.HistogramMetricFamily),
+                 'summary': (fmt.SummaryFamily, core.SummaryMetricFamily)}
+        pick = 0 if ours else 1
+        c = kinds['counter'][pick]('t_sent', 'Sent "items"\\ \n.',
+                                   labels=('publisher', 'kind'))
+        c.add_metric(('file:///x?a="b"', 'samples'), 12)
+        c.add_metric(('http://h\\y', 'events'), 1.5e20)
+        g = kinds['gauge'][pick]('t_pending', 'Queued.', labels=())
+        g.add_metric((), 0.25)
+        h = kinds['histogram'][pick]('t_seconds', 'Latency.',
+                                     labels=('publisher',))
+        h.add_metric(('p',), [('0.1', 3), ('1.0', 5), ('+Inf', 6)],
+                     sum_value=2.5)
+        s = kinds['summary'][pick]('t_run_seconds', 'Runs.',
+                                   labels=('pollster',))
+        s.add_metric(('host.cpu',), 4, 0.75)
+        empty = kinds['counter'][pick]('t_never', 'Nothing yet.',
+                                       labels=('x',))
+        return [c, g, h, s, empty]
+
+    def parsed(self, text):
+        from prometheus_client import parser
+        return sorted(
+            (f.name, f.type, f.documentation, s.name,
+             tuple(sorted(s.labels.items())), s.value)
+            for f in parser.text_string_to_metric_families(text)
+            for s in f.samples)
+
+    def test_same_as_prometheus_client(self):
+        from prometheus_client import exposition
+        from prometheus_client import registry
+
+        class Collector(registry.Collector):
+            def collect(inner):
+                return self.families(ours=False)
+        reg = registry.CollectorRegistry(auto_describe=False)
+        reg.register(Collector())
+        theirs = exposition.generate_latest(reg).decode()
+        mine = fmt.render_scrape(self.families(ours=True))
+        assert self.parsed(mine) == self.parsed(theirs)
+        assert '# TYPE t_never_total counter' in mine
