@@ -163,6 +163,11 @@ class Coordinator:
             from tooz import coordination
             coord = coordination.get_coordinator(self.url, self._me)
             coord.start(start_heart=False)
+            if self._stop.is_set():
+                # stop() ran while tooz was connecting (its Redis driver
+                # retries for a minute): nobody else will close this one.
+                coord.stop()
+                return
             self._coord = coord
             LOG.info('coordination: member %s of %s', self.member_id,
                      redact(self.url))
@@ -198,6 +203,10 @@ class Coordinator:
         self._joined.add(group)
 
     def _failed(self, exc):
+        if self._stop.is_set():
+            # A failure that ends after stop() (tooz gave up connecting) is
+            # no news: a stopped member says nothing more.
+            return
         self.errors += 1
         self._next_try = self._clock() + self.retry_interval
         self._log.problem('down', 'backend %s: %s: %s; polling every '
