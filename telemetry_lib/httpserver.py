@@ -285,6 +285,12 @@ class GetServer:
         if answer is not None and not conn.handshaking:
             try:
                 conn.sock.send(answer)
+                # Closing with unread bytes sends a reset, which can destroy
+                # the answer before the client reads it: read them first.
+                if not isinstance(conn.sock, ssl.SSLSocket):
+                    conn.sock.shutdown(socket.SHUT_WR)
+                    for _ in range(16):
+                        conn.sock.recv(65536, socket.MSG_DONTWAIT)
             except (OSError, ssl.SSLError):
                 pass
         conn.close()

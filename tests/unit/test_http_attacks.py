@@ -69,6 +69,9 @@ class TestSlowHeaders(AttackTest):
                     chunk = s.recv(4096)
                 except socket.timeout:
                     break
+                except ConnectionResetError:
+                    # Our last byte reached a closed socket: the end.
+                    break
                 if not chunk:
                     break
                 data += chunk
