@@ -184,6 +184,12 @@ class TestReloadKeepsEverything(test_agent.AgentTest):
                                   'tcp'), 2)
         added = os.path.join(self.tmpdir, 'added.json')
         assert base.wait_until(lambda: os.path.exists(added), 20)
+        # Removed publishers drain in the background (a reload does not
+        # wait for them): wait until they have, then nothing was dropped.
+        removed = [self.label(n) for n in ('gnocchi', 'udp', 'listen')]
+        assert base.wait_until(lambda: all(
+            deliveries(self.get('/metrics')[1])[label]['pending'] == 0
+            for label in removed), 60), deliveries(self.get('/metrics')[1])
         page = self.get('/metrics')[1]
         assert_balanced(page)
         for name in ('gnocchi', 'udp', 'listen'):
