@@ -99,7 +99,6 @@ def _check_str(value, field, owner, optional=True):
                            '' if optional else 'non-empty ', value))
 
 
-_SAMPLE_TYPES = frozenset(SampleType.ALL)
 _OPT_STR = frozenset((str, type(None)))
 
 
@@ -183,7 +182,7 @@ class Sample(_SampleFields):
         # in one expression; only a sample that fails it pays for the
         # checks that say what is wrong.
         if not (name.__class__ is str and name
-                and type in _SAMPLE_TYPES
+                and type in SampleType.ALL
                 and unit.__class__ is str
                 and resource_id.__class__ is str and resource_id
                 and source.__class__ is str and source

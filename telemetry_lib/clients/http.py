@@ -123,18 +123,14 @@ class DeadlineExceeded(requests.Timeout):
     """
 
 
-def read_body(resp, deadline, limit=MAX_BODY):
-    """At most ``limit`` bytes of a streamed response's body, read before
-    the monotonic ``deadline``; the response is closed (its connection not
-    reused if the body was not read to its end).
+def _read(resp, deadline, limit):
+    """``(text, truncated)``: at most ``limit`` bytes of a streamed
+    response's body, read before the monotonic ``deadline``, and whether
+    there was more; the response is closed (its connection not reused if
+    the body was not read to its end).
 
     :raises DeadlineExceeded: when time runs out first.
     """
-    return _read(resp, deadline, limit)[0]
-
-
-def _read(resp, deadline, limit):
-    """``(text, truncated)``: see :func:`read_body`."""
     limit += 1      # one byte more tells a body of exactly limit bytes
     chunks, size = [], 0
     raw = resp.raw

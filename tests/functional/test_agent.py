@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 
@@ -225,15 +224,18 @@ class TestLifecycle(AgentTest):
 
     def test_sigterm_flushes_the_queues_and_exits_0(self):
         self.start(self.PIPELINE % self.tmpdir)
-        time.sleep(1.5)
+
+        def polled():
+            page = self.get('/metrics')[1]
+            return sum(metric(page, 'telemetry_pollster_samples_total',
+                              pollster=p) or 0
+                       for p in ('host.cpu', 'host.memory', 'host.disk',
+                                 'host.network'))
+        # Wait for a poll, not for a time: a loaded machine polls late.
+        assert base.wait_until(lambda: polled() > 0, 30)
         # Batches wait up to 60 s: nothing is written before the flush.
         assert self.lines() == 0
-        _, page = self.get('/metrics')
-        polled = sum(metric(page, 'telemetry_pollster_samples_total',
-                            pollster=p) or 0
-                     for p in ('host.cpu', 'host.memory', 'host.disk',
-                               'host.network'))
-        assert polled > 0
+        polled = polled()
         assert self.stop() == 0, self.output()
         assert self.lines() >= polled
 

@@ -57,6 +57,8 @@ class TestSample(base.TestCase):
     def test_bad_values_are_clear_errors(self):
         cases = [
             (dict(type='counter'), 'type must be one of'),
+            # An unhashable type from a wire: refused, not a TypeError.
+            (dict(type=['gauge']), 'type must be one of'),
             (dict(volume='12'), 'volume must be a number'),
             (dict(volume=None), 'volume must be a number'),
             (dict(volume=True), 'volume must be a number'),

@@ -155,9 +155,10 @@ class Inspector:
 
 
 # id(conf) -> {key: Inspector}; ConfigOpts cannot be a dict key, so the
-# entry goes when its conf is collected (weakref.finalize).
+# entry goes when its conf is collected (weakref.finalize). Reentrant: the
+# collector may run that finalizer inside shared(), lock held.
 _shared = {}
-_shared_lock = threading.Lock()
+_shared_lock = threading.RLock()
 
 
 def shared(conf, uri, host, metadata_ttl):
