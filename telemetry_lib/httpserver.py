@@ -58,7 +58,9 @@ _TICK = 0.25
 class GetServer:
     """Serves ``handle(path, accept) -> (status, content_type, body)`` (or
     ``None`` for 404) for GET and HEAD, and, when given,
-    ``post(path, headers, body)`` the same way for POST.
+    ``post(path, headers, body)`` the same way for POST; or, given
+    ``app``, hands every request to that WSGI application (bodies taken
+    for POST, PUT, PATCH and DELETE).
 
     Construction does no I/O; :meth:`start` binds (and raises
     ``ConfigError`` when it cannot, or when the certificate or key cannot
@@ -68,7 +70,7 @@ class GetServer:
     def __init__(self, host, port, handle, name='http', idle_timeout=10.0,
                  max_connections=32, post=None, max_body=1024 * 1024,
                  threads=4, cert_file=None, key_file=None, client_ca=None,
-                 request_timeout=None):
+                 request_timeout=None, app=None):
         if bool(cert_file) != bool(key_file):
             raise ConfigError('TLS needs both a certificate and a key file',
                               where=name)
@@ -78,6 +80,9 @@ class GetServer:
         self._client_ca = client_ca
         self._handle = handle
         self._post = post
+        self._app = app
+        self._bodies = (('POST', 'PUT', 'PATCH', 'DELETE') if app
+                        else ('POST',) if post else ())
         self._max_body = max_body
         self._name = name
         self._idle_timeout = idle_timeout
@@ -364,8 +369,9 @@ class GetServer:
                 return True
             del conn.buf[:end + 4]
             conn.head = head
-        method, path, pairs, keep_alive, length, expect = conn.head
-        if method == 'POST' and self._post is not None:
+        method, path, pairs, keep_alive, length, expect, query = conn.head
+        if method in self._bodies and (length is not None
+                                       or method != 'DELETE'):
             if length is None:
                 return self._answer_now(sel, conn, 411)
             if length > self._max_body:
@@ -389,7 +395,7 @@ class GetServer:
         conn.head = None
         conn.continued = False
         request = http11.Request(method, path, http11.Headers(pairs), body,
-                                 keep_alive)
+                                 keep_alive, query, pairs)
         try:
             sel.unregister(conn.sock)
         except (KeyError, ValueError):
@@ -432,11 +438,11 @@ class GetServer:
                     self._busy -= 1
 
     def _serve(self, conn, request):
-        reply = self._dispatch(request)
-        status, ctype, body = reply
+        status, ctype, body, *headers = self._dispatch(request)
         keep_alive = request.keep_alive and not self._stopping.is_set()
         data = http11.response(status, ctype, body,
-                               request.method == 'HEAD', keep_alive)
+                               request.method == 'HEAD', keep_alive,
+                               headers[0] if headers else ())
         if not self._send(conn, data):
             conn.close()
             return
@@ -447,34 +453,17 @@ class GetServer:
         self._wake()
 
     def _send(self, conn, data):
-        """Write ``data`` within the idle timeout, however the client
-        reads; whether it all went.
-        """
-        deadline = time.monotonic() + self._idle_timeout
-        view = memoryview(data)
-        sel = selectors.DefaultSelector()
-        try:
-            sel.register(conn.sock, selectors.EVENT_WRITE)
-            while view:
-                try:
-                    sent = conn.sock.send(view[:262144])
-                    view = view[sent:]
-                    continue
-                except (BlockingIOError, InterruptedError,
-                        ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                    pass
-                except (OSError, ssl.SSLError):
-                    return False
-                left = deadline - time.monotonic()
-                if left <= 0 or not sel.select(left):
-                    self.counts['write_timeout'] += 1
-                    return False
-            return True
-        finally:
-            sel.close()
+        sent = http11.send_within(conn.sock, data, self._idle_timeout)
+        if sent is None:
+            self.counts['write_timeout'] += 1
+        return bool(sent)
 
     def _dispatch(self, request):
         try:
+            if self._app is not None:
+                return http11.call_wsgi(self._app, request, self.host,
+                                        self.port, 'https' if self._tls
+                                        else 'http')
             if request.method in ('GET', 'HEAD'):
                 accept = request.headers.get('accept') or ''
                 reply = self._handle(request.path, accept)
