@@ -1,0 +1,24 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Alembic's environment for the alarm database: online only, on the
+connection :class:`~telemetry_lib.alarm.db.store.AlarmDB` hands over.
+"""
+
+from alembic import context
+
+from telemetry_lib.alarm.db import schema
+
+connection = context.config.attributes['connection']
+context.configure(connection=connection, target_metadata=schema.metadata,
+                  version_table='alarm_alembic_version')
+with context.begin_transaction():
+    context.run_migrations()
