@@ -72,6 +72,11 @@ class AlarmDefinition:
         self.line = line
         # Stable across processes and restarts (never Python's hash()).
         self.id = hashlib.sha256(name.encode()).hexdigest()[:32]
+        #: The key of its state (the alarm database's alarms: their id).
+        self.state_key = name
+        #: Aodh's ``time_constraints`` (``name``, ``start`` cron,
+        #: ``duration`` seconds, ``timezone``).
+        self.time_constraints = ()
 
 
 class AlarmsDefinition:

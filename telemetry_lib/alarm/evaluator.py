@@ -28,6 +28,7 @@ import threading
 import time
 
 from telemetry_lib.alarm import model
+from telemetry_lib.alarm import timeconstraints
 from telemetry_lib.storage import base as storage_base
 from telemetry_lib.timeutils import UTC
 
@@ -70,7 +71,7 @@ class Evaluator:
         actions queued.
         """
         now = now or self.now()
-        current, _, _ = self.store.get(alarm.name)
+        current, _, _ = self.store.get(alarm.state_key)
         try:
             verdict = alarm.rule.evaluate(self._storages, now, current)
         except Exception as exc:
@@ -92,7 +93,7 @@ class Evaluator:
             transition = model.Transition(
                 alarm.name, current, state, verdict.reason,
                 verdict.reason_data, now, alarm.severity, alarm.id)
-        self.store.record(alarm.name, verdict, now,
+        self.store.record(alarm.state_key, verdict, now,
                           transition if changed else None)
         if changed:
             with self._lock:
@@ -113,8 +114,20 @@ class Evaluator:
                           alarm.name, url, exc)
 
     def due(self, now_ts, next_at):
-        return [a for a in self.definition.alarms.values()
-                if a.enabled and next_at.get(a.name, 0) <= now_ts]
+        now = None
+        due = []
+        for a in self.definition.alarms.values():
+            if not a.enabled or next_at.get(a.state_key, 0) > now_ts:
+                continue
+            if a.time_constraints:
+                now = now or datetime.datetime.fromtimestamp(now_ts, UTC)
+                if not timeconstraints.within(a.time_constraints, now):
+                    # Aodh's rule: outside its constraints an alarm is
+                    # not evaluated at all (its state stays).
+                    next_at[a.state_key] = now_ts + a.interval
+                    continue
+            due.append(a)
+        return due
 
     def start(self):
         self._thread = threading.Thread(target=self._run, daemon=True,
@@ -126,7 +139,14 @@ class Evaluator:
         next_at = {}
         while not self._stop.is_set():
             now_ts = self._clock()
-            for alarm in self.due(now_ts, next_at):
+            due = self.due(now_ts, next_at)
+            if len(next_at) > len(self.definition.alarms):
+                # Alarms deleted from the database: forget their times.
+                for key in set(next_at) - {
+                        a.state_key
+                        for a in self.definition.alarms.values()}:
+                    del next_at[key]
+            for alarm in due:
                 try:
                     self.evaluate(alarm)
                 except Exception as exc:
@@ -137,7 +157,7 @@ class Evaluator:
                     LOG.error('alarm %s: cannot record its evaluation: '
                               '%s: %s', alarm.name, type(exc).__name__, exc)
                 # Jitter: many alarms (and agents) do not query in step.
-                next_at[alarm.name] = now_ts + alarm.interval * (
+                next_at[alarm.state_key] = now_ts + alarm.interval * (
                     0.9 + 0.2 * self._rng.random())
             wait = min([t for t in next_at.values()] or [now_ts + 1.0]) - \
                 self._clock()

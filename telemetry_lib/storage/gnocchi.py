@@ -117,6 +117,39 @@ class GnocchiStorage(base.StorageDriver):
                 points.append((t, value))
         return aggregate.to_points(points)
 
+    def measures(self, metric, resource_id, aggregation, granularity,
+                 start, stop):
+        """A resource's metric as Gnocchi keeps it: ``[(timestamp,
+        granularity, value)]``, or ``None`` when the resource, the metric
+        or the aggregation does not exist (what Aodh's
+        ``gnocchi_resources_threshold`` reads).
+        """
+        return self._call(self.client.metric.get_measures, metric,
+                          resource_id=resource_id, aggregation=aggregation,
+                          granularity=granularity, start=start.isoformat(),
+                          stop=stop.isoformat(), refresh=self.refresh)
+
+    def aggregates(self, operations, search=None, resource_type='generic',
+                   granularity=None, start=None, stop=None):
+        """Gnocchi's aggregates API (``needed_overlap=0``, as Aodh asks):
+        ``[(timestamp, granularity, value)]`` of the aggregate, or ``None``
+        when a metric or the aggregation does not exist.
+        """
+        kwargs = {}
+        if search is not None:
+            kwargs.update(search=search, resource_type=resource_type)
+        data = self._call(self.client.aggregates.fetch, operations,
+                          granularity=granularity, needed_overlap=0,
+                          start=start.isoformat() if start else None,
+                          stop=stop.isoformat() if stop else None, **kwargs)
+        if data is None:
+            return None
+        if isinstance(data, dict) and 'measures' in data:
+            data = data['measures']
+        if isinstance(data, dict):
+            data = data.get('aggregated', [])
+        return [tuple(row) for row in data]
+
     def _metric_ids(self, meter):
         """The ids of every metric named ``meter`` (of live resources and
         ended ones alike), one page of 1,000 per request.

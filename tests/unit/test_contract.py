@@ -40,6 +40,8 @@ _URLS = {
     'heat': 'heat://stack/resource',
     'heat+http': 'heat+http://127.0.0.1:9/signal',
     'heat+https': 'heat+https://127.0.0.1:9/signal',
+    'trust+http': 'trust+http://trust-id:delete@127.0.0.1:9/signal',
+    'trust+https': 'trust+https://trust-id@127.0.0.1:9/signal',
     # tests/fixtures/thirdparty_plugin
     'thirdparty': 'thirdparty://', 'latest': 'latest://',
     'jsonl': 'jsonl:///tmp/contract/a.jsonl',
@@ -51,6 +53,15 @@ _RULES = {
                          {'type': 'threshold', 'meter': 'mem',
                           'threshold': 2}]},
     'promql': {'query': 'up', 'threshold': 1},
+    'prometheus': {'query': 'up', 'threshold': 1},
+    'gnocchi_resources_threshold': {
+        'metric': 'cpu', 'resource_id': 'r', 'threshold': 1,
+        'aggregation_method': 'mean'},
+    'gnocchi_aggregation_by_metrics_threshold': {
+        'metrics': ['m'], 'threshold': 1, 'aggregation_method': 'mean'},
+    'gnocchi_aggregation_by_resources_threshold': {
+        'metric': 'cpu', 'resource_type': 'instance', 'query': '{}',
+        'threshold': 1, 'aggregation_method': 'mean'},
     'stale': {'meter': 'cpu'},
 }
 _TRAITS = {'split': {'separator': '.'}, 'bitfield': {'initial_bitfield': 0,

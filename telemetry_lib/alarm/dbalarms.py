@@ -1,0 +1,166 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The alarms of the alarm database, for the evaluator: read every few
+seconds, built into rules, this agent's share of them only.
+
+Several agents evaluate one database: each takes the alarms the tooz hash
+ring gives it (``share('alarms', ids)``, the partitioning pollsters use),
+so in a stable ring no alarm is evaluated twice, and when an agent dies the
+ring moves its alarms to the others at their next refresh. The database
+unreachable: the last alarms read go on being evaluated, their verdicts are
+not saved (and their actions not sent) until it answers again -- nothing
+recorded is lost, nothing is announced that was not recorded.
+"""
+
+import logging
+import time
+
+from telemetry_lib.alarm.db import store as db_store
+from telemetry_lib.alarm import definitions
+from telemetry_lib.alarm import model
+from telemetry_lib.alarm import rules
+from telemetry_lib.exceptions import ConfigError
+from telemetry_lib import ratelog
+
+LOG = logging.getLogger(__name__)
+GROUP = 'alarm-evaluators'
+
+
+def build(row, storages=None):
+    """An :class:`~telemetry_lib.alarm.definitions.AlarmDefinition` of a
+    database row (``storages``: ``{storage kind: URL}`` for rules that
+    name none).
+
+    :raises ConfigError: for a row no rule plugin accepts (a type whose
+        plugin is gone, say).
+    """
+    where = 'alarm %s' % row['alarm_id']
+    rule = rules.load_rule_class(row['type'], where)(row['rule'], where)
+    kind = getattr(rule, 'storage_kind', None)
+    if kind and rule.storage is None and (storages or {}).get(kind):
+        rule.storage = storages[kind]
+    alarm = definitions.AlarmDefinition(
+        row['name'], rule, row['type'], row['description'],
+        row['severity'], repeat_actions=row['repeat_actions'],
+        enabled=row['enabled'], actions={
+            state: tuple(row.get(field) or ())
+            for state, field in definitions.ACTION_FIELDS.items()})
+    alarm.id = alarm.state_key = row['alarm_id']
+    alarm.time_constraints = tuple(row.get('time_constraints') or ())
+    alarm.owner = (row.get('user_id'), row.get('project_id'))
+    return alarm
+
+
+class DatabaseAlarms:
+    """The database's enabled alarms this agent evaluates (the
+    ``definition`` of an :class:`~telemetry_lib.alarm.evaluator.Evaluator`)
+    and their states (its ``store``).
+
+    :param db: a :class:`~telemetry_lib.alarm.db.store.AlarmDB`.
+    :param interval: the evaluation interval of every database alarm.
+    :param refresh: seconds between reads of the database.
+    :param share: ``f(group, ids) -> ids`` of this agent (``None``: all).
+    :param storages: ``{storage kind: URL}`` (``prometheus``, ``gnocchi``).
+    """
+
+    path = None
+
+    def __init__(self, db, interval=60.0, refresh=10.0, share=None,
+                 storages=None, clock=time.monotonic):
+        self.db = db
+        self.interval = interval
+        self.refresh = refresh
+        self._share = share
+        self._storages = storages or {}
+        self._clock = clock
+        self._next = 0.0
+        self._built = {}        # alarm id -> (row timestamp, definition)
+        self._alarms = {}
+        self._states = {}       # alarm id -> (state, reason, changed)
+        self._log = ratelog.RateLimitedLog(LOG, 'alarm database')
+        self.refreshes = 0
+        self.refresh_errors = 0
+
+    @property
+    def alarms(self):
+        if self._clock() >= self._next:
+            self._next = self._clock() + self.refresh
+            self.load()
+        return self._alarms
+
+    def load(self):
+        """Read the database now (the last alarms stay if it fails)."""
+        try:
+            rows = self.db.list({'enabled': True})
+        except db_store.DatabaseUnavailable as exc:
+            self.refresh_errors += 1
+            self._log.problem('unavailable', '%s; evaluating the %d '
+                              'alarm(s) read before', exc, len(self._alarms))
+            return
+        mine = {r['alarm_id'] for r in rows}
+        if self._share is not None:
+            mine = set(self._share(GROUP, sorted(mine)))
+        built, alarms, states = {}, {}, {}
+        for row in rows:
+            alarm_id = row['alarm_id']
+            if alarm_id not in mine:
+                continue
+            seen = self._built.get(alarm_id)
+            if seen is not None and seen[0] == row['timestamp']:
+                alarm = seen[1]
+            else:
+                try:
+                    alarm = build(row, self._storages)
+                except ConfigError as exc:
+                    self._log.problem(('bad', alarm_id), 'alarm %s cannot '
+                                      'be evaluated: %s', alarm_id, exc,
+                                      level=logging.ERROR)
+                    continue
+            alarm.interval = self.interval
+            built[alarm_id] = (row['timestamp'], alarm)
+            alarms[alarm_id] = alarm
+            states[alarm_id] = (row['state'], row['state_reason'],
+                                row['state_timestamp'])
+        self._built, self._alarms, self._states = built, alarms, states
+        self.refreshes += 1
+
+    # -- the evaluator's state store ---------------------------------------
+
+    def get(self, key):
+        return self._states.get(key, (model.INSUFFICIENT_DATA, '', None))
+
+    def states(self):
+        return dict(self._states)
+
+    def record(self, key, evaluation, now, transition=None):
+        """Save a verdict; raises ``DatabaseUnavailable`` (the evaluator
+        then counts an error and sends nothing).
+        """
+        alarm = self._alarms.get(key)
+        change = None
+        if transition is not None and alarm is not None:
+            user_id, project_id = alarm.owner
+            change = {'alarm_id': key, 'type': db_store.STATE_TRANSITION,
+                      'detail': {'state': transition.current,
+                                 'transition_reason': transition.reason},
+                      'user_id': user_id, 'project_id': project_id,
+                      'on_behalf_of': project_id,
+                      'severity': alarm.severity, 'timestamp': now}
+        self.db.save_evaluation(key, evaluation.state, evaluation.reason,
+                                now, change)
+        if evaluation.state is not None:
+            old = self._states.get(key, (None, None, None))
+            self._states[key] = (evaluation.state, evaluation.reason,
+                                 now if transition is not None else old[2])
+
+    def history(self, key, limit=100):
+        return self.db.changes(key, limit=limit)
