@@ -24,6 +24,7 @@ waits for the next interval), a statement it refuses
 
 import datetime
 import os
+import sqlite3
 import threading
 import uuid
 
@@ -138,7 +139,8 @@ class AlarmDB:
                 # connection.
                 return sa.create_engine(
                     'sqlite://', poolclass=sa.pool.StaticPool,
-                    creator=lambda: sqlitedb.connect(':memory:', 30))
+                    creator=lambda: sqlite3.connect(
+                        ':memory:', check_same_thread=False))
             return sa.create_engine(
                 'sqlite://', poolclass=sa.pool.StaticPool,
                 creator=lambda: sqlitedb.connect(path, 30, (
