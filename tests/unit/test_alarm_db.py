@@ -107,6 +107,17 @@ class Contract:
             self.db.create(new_alarm(alarm_id=a['alarm_id']))
         self.assertNotIsInstance(ctx.exception, store.DatabaseUnavailable)
 
+    def test_alarm_and_its_change_are_one_transaction(self):
+        a = self.db.create(new_alarm(), {'alarm_id': 'x', 'event_id': 'e1',
+                                         'type': store.CREATION})
+        b = new_alarm()
+        # The change's id is taken: the alarm must not stay either.
+        self.assertRaises(store.DatabaseError, self.db.create, b, {
+            'alarm_id': b['alarm_id'], 'event_id': 'e1',
+            'type': store.CREATION})
+        self.assertIsNone(self.db.get(b['alarm_id']))
+        self.assertIsNotNone(self.db.get(a['alarm_id']))
+
     def test_unicode_and_big_rules(self):
         rule = {'query': 'sum(x{name="\u00e9\u4e2d"}) ' + 'or y ' * 20000,
                 'threshold': 1.0}

@@ -22,6 +22,7 @@ waits for the next interval), a statement it refuses
 :class:`DatabaseError` -- never a driver's exception.
 """
 
+import contextlib
 import datetime
 import os
 import sqlite3
@@ -106,6 +107,11 @@ class AlarmDB:
         self.pool_size = pool_size
         self.engine = None
         self._lock = threading.Lock()
+        # SQLite: one connection for the process (sqlitedb's rule), so one
+        # statement at a time; other backends use their pool.
+        self._serial = (threading.RLock()
+                        if self.url.get_backend_name() == 'sqlite'
+                        else contextlib.nullcontext())
 
     def __str__(self):
         return redact(self.url.render_as_string(hide_password=True))
@@ -122,7 +128,7 @@ class AlarmDB:
                 return self
             engine = self._engine()
             try:
-                with engine.begin() as conn:
+                with self._serial, engine.begin() as conn:
                     self._migrate(conn)
             except sa_exc.SQLAlchemyError as exc:
                 engine.dispose()
@@ -135,16 +141,22 @@ class AlarmDB:
         if self.url.get_backend_name() == 'sqlite':
             path = self.url.database
             if not path or path == ':memory:':
-                # One connection for all: an in-memory database is per
-                # connection.
-                return sa.create_engine(
-                    'sqlite://', poolclass=sa.pool.StaticPool,
-                    creator=lambda: sqlite3.connect(
-                        ':memory:', check_same_thread=False))
-            return sa.create_engine(
-                'sqlite://', poolclass=sa.pool.StaticPool,
-                creator=lambda: sqlitedb.connect(path, 30, (
-                    'journal_mode=WAL', 'synchronous=NORMAL')))
+                def creator():
+                    return sqlite3.connect(':memory:', isolation_level=None,
+                                           check_same_thread=False)
+            else:
+                def creator():
+                    return sqlitedb.connect(path, 30, (
+                        'journal_mode=WAL', 'synchronous=NORMAL'))
+            engine = sa.create_engine('sqlite://',
+                                      poolclass=sa.pool.StaticPool,
+                                      creator=creator)
+            # The connection is in autocommit mode: SQLAlchemy's
+            # transaction must say BEGIN itself to be one (SQLAlchemy's
+            # documented recipe for pysqlite).
+            sa.event.listen(engine, 'begin', lambda conn: conn.exec_driver_sql(
+                'BEGIN IMMEDIATE'))
+            return engine
         return sa.create_engine(self.url, pool_size=self.pool_size,
                                 max_overflow=self.pool_size,
                                 pool_pre_ping=True, pool_recycle=3600,
@@ -181,7 +193,7 @@ class AlarmDB:
             self.start()
             engine = self.engine
         try:
-            with engine.begin() as conn:
+            with self._serial, engine.begin() as conn:
                 return func(conn)
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailable('alarm database %s: %s'
