@@ -19,9 +19,10 @@ import itertools
 
 from telemetry_lib.agent import coordination
 from telemetry_lib.agent import http as agent_http
-from telemetry_lib.agent import service as agent_service
+from telemetry_lib.agent import options as agent_options
 from telemetry_lib.alarm import receiver
 from telemetry_lib.alarm import service as alarm_service
+from telemetry_lib.api import service as api_service
 from telemetry_lib.clients import gnocchi as gnocchi_client
 from telemetry_lib.clients import keystone
 from telemetry_lib.collector import sockets
@@ -42,9 +43,11 @@ from telemetry_lib.storage import sqlite as sqlite_storage
 def list_opts():
     return [
         ('DEFAULT', itertools.chain(delivery_options.STATE_OPTS)),
-        ('agent', itertools.chain(agent_service.AGENT_OPTS,
+        ('agent', itertools.chain(agent_options.AGENT_OPTS,
                                   agent_http.HTTP_OPTS)),
-        (alarm_service.GROUP, itertools.chain(alarm_service.OPTS)),
+        (alarm_service.GROUP, itertools.chain(alarm_service.OPTS,
+                                              api_service.ALARM_DB_OPTS)),
+        (api_service.GROUP, itertools.chain(api_service.OPTS)),
         (receiver.GROUP, itertools.chain(receiver.OPTS)),
         (amqp1_publisher.GROUP, itertools.chain(amqp1_publisher.OPTS)),
         (compute.GROUP, itertools.chain(compute.OPTS)),
@@ -58,7 +61,7 @@ def list_opts():
                                              notification.OPTS)),
         (pipeline_manager.GROUP, itertools.chain(pipeline_manager.OPTS)),
         (probe.GROUP, itertools.chain(probe.OPTS)),
-        ('polling', itertools.chain(agent_service.POLLING_OPTS,
+        ('polling', itertools.chain(agent_options.POLLING_OPTS,
                                     dynamic.OPTS)),
         (publisher_base.GROUP, itertools.chain(publisher_base.OPTS)),
         (storage_base.GROUP, itertools.chain(storage_base.OPTS,

@@ -19,6 +19,7 @@ from oslo_config import cfg  # noqa: E402
 
 from telemetry_lib import opts  # noqa: E402
 from tests import fuzzing  # noqa: E402
+from tests import fuzzing_api  # noqa: E402
 from tests import fuzzing_surfaces as surfaces  # noqa: E402
 
 
@@ -45,7 +46,8 @@ def main():
             ('webhooks', surfaces.run_receiver(conf, tmp, args.count,
                                                args.seed)),
             ('dynamic', surfaces.run_dynamic(args.count, args.seed, tmp)),
-            ('http', surfaces.run_http(args.count, args.seed))):
+            ('http', surfaces.run_http(args.count, args.seed)),
+            ('api', fuzzing_api.run_api(args.count, args.seed))):
         print('%-8s %7d %9d %9d %9d %8.2fs %7.0fMB' % (
             name, report.runs, report.accepted, report.rejected,
             len(report.findings), report.slowest, report.max_rss_mb))

@@ -26,15 +26,18 @@ import os
 import threading
 import time
 
-from oslo_config import cfg
-
+from telemetry_lib.agent import alarming
 from telemetry_lib.agent import coordination
 from telemetry_lib.agent import http as agent_http
 from telemetry_lib.agent.http import AgentHTTPServer
 from telemetry_lib.agent import inputs
 from telemetry_lib.agent import notifications
+from telemetry_lib.agent.options import AGENT_OPTS
+from telemetry_lib.agent.options import find_config_file
+from telemetry_lib.agent.options import register_opts
 from telemetry_lib.agent.scheduler import Scheduler
 from telemetry_lib.agent import signals
+from telemetry_lib.alarm import evaluator
 from telemetry_lib.alarm import receiver
 from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.clients import identity
@@ -42,83 +45,12 @@ from telemetry_lib.clients import keystone
 from telemetry_lib import delivery
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.pipeline import definitions
-from telemetry_lib.pipeline import manager as pipeline_manager
 from telemetry_lib.pipeline import PipelineDefinition
 from telemetry_lib.pipeline import PipelineManager
 from telemetry_lib.pipeline import PollingDefinition
 from telemetry_lib.pollsters import loader as pollster_loader
 
 LOG = logging.getLogger(__name__)
-
-POLLING_OPTS = [
-    cfg.StrOpt('cfg_file', default='polling.yaml',
-               help='Polling definition (Ceilometer format). A relative '
-                    'name is looked up in the config directories, then '
-                    "among the package's defaults."),
-    cfg.BoolOpt('identity_name_discovery', default=False,
-                help="Fill polled samples' project_name and user_name from "
-                     'Keystone ([service_credentials]), as Ceilometer 24+ '
-                     'does. Names are cached and looked up in the '
-                     'background: a poll never waits; a name not known yet '
-                     'comes with a later poll.'),
-    cfg.FloatOpt('identity_name_ttl', default=600.0, min=1, max=86400,
-                 help='Seconds a project or user name is kept.'),
-    cfg.IntOpt('identity_name_cache_size', default=10000, min=1,
-               max=10000000,
-               help='Names kept at most (least recently used go).'),
-]
-AGENT_OPTS = [
-    cfg.BoolOpt('http_enabled', default=True,
-                help='Serve /metrics and /healthz.'),
-    cfg.HostAddressOpt('http_host', default='127.0.0.1',
-                       help='Address of the /metrics and /healthz endpoint '
-                            '(IPv4 or IPv6); loopback unless you mean to '
-                            'expose it.'),
-    cfg.PortOpt('http_port', default=9610,
-                help='Port of the endpoint; 0 picks a free one.'),
-    cfg.FloatOpt('shutdown_timeout', default=10.0, min=0, max=3600,
-                 help='Seconds to flush publishers on SIGTERM/SIGINT, and '
-                      'to drain a publisher a reload removed.'),
-    cfg.FloatOpt('healthz_high_water', default=0.9, min=0, max=1,
-                 help='/healthz fails when a queue holds more than this '
-                      'fraction of its bound.'),
-    cfg.FloatOpt('healthz_failing_after', default=60.0, min=0, max=86400,
-                 help='/healthz fails when a publisher has been failing '
-                      '(every publish since the first failure failed) for '
-                      'longer than this many seconds.'),
-    cfg.IntOpt('pollster_workers', default=4, min=1, max=256,
-               help='Threads that run pollsters.'),
-]
-
-DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'data')
-
-
-def register_opts(conf):
-    conf.register_opts(POLLING_OPTS, group='polling')
-    conf.register_opts(AGENT_OPTS, group='agent')
-    conf.register_opts(agent_http.HTTP_OPTS, group='agent')
-    pipeline_manager.register_opts(conf)
-    alarm_service.register_opts(conf)
-    receiver.register_opts(conf)
-    notifications.register_opts(conf)
-
-
-def find_config_file(conf, name):
-    """An absolute or existing path as is; else the file in the config
-    directories; else the package's default of that name. Returned
-    absolute, so the agent can say which file it runs on.
-    """
-    if os.path.isabs(name) or os.path.exists(name):
-        return os.path.abspath(name)
-    found = conf.find_file(name)
-    if found:
-        return os.path.abspath(found)
-    default = os.path.join(DATA_DIR, os.path.basename(name))
-    if os.path.exists(default):
-        return default
-    raise ConfigError('not found in the config directories nor among the '
-                      'defaults', path=name)
 
 
 class Agent:
@@ -175,6 +107,12 @@ class Agent:
         if conf.coordination.backend_url:
             self.coordinator = coordination.Coordinator(conf)
         self.scheduler = self._scheduler(self.polling)
+        self.alarming = None
+        if alarming.enabled(conf):
+            self.alarming = alarming.Alarming(
+                conf, self.pool, evaluator.Storages(conf),
+                self.coordinator.share if self.coordinator else None,
+                self._file_alarms)
         self.http = None
         if conf.agent.http_enabled:
             self.http = AgentHTTPServer(self, conf.agent.http_host,
@@ -230,6 +168,10 @@ class Agent:
                                             find_config_file)
         return pipeline, polling, alarms, rcv, notified
 
+    def _file_alarms(self):
+        alarms = self.alarms
+        return (alarms.definition, alarms.store) if alarms else (None, None)
+
     def _notification_pipelines(self):
         with self._lock:
             return self.pipeline, self.notified
@@ -246,6 +188,8 @@ class Agent:
             keys |= notified.keys
         if rcv is not None:
             keys |= {self.pool.key(u, 'actions') for u in rcv.targets()}
+        if self.alarming is not None:
+            keys |= self.alarming.keys
         return keys
 
     def _scheduler(self, polling, stats=None):
@@ -327,6 +271,8 @@ class Agent:
         if self.http is not None:
             lines.append('metrics at %s/metrics, health at %s/healthz'
                          % (self.http.url, self.http.url))
+        if self.alarming is not None:
+            lines.extend(self.alarming.describe())
         return lines
 
     def start(self):
@@ -350,7 +296,13 @@ class Agent:
                 self.names.start()
             if self.http is not None:
                 self.http.start()
+            if self.alarming is not None:
+                self.alarming.start()
         except ConfigError:
+            if self.alarming is not None:
+                self.alarming.stop(1.0)
+            if self.http is not None:
+                self.http.stop(1.0)
             if self.notifications is not None:
                 self.notifications.stop(0)
             if self.inputs is not None:
@@ -444,6 +396,8 @@ class Agent:
             self.names.close(left(1.0))
         if self.alarms is not None:
             self.alarms.stop(timeout=left(1.0))
+        if self.alarming is not None:
+            self.alarming.stop(left(2.0))
         if self.coordinator is not None:
             # Leave the groups now: the others take this share at their
             # next poll rather than after the membership timeout.

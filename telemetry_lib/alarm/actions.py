@@ -29,12 +29,18 @@ counted on ``/metrics``; never sent from inside the evaluator.
   to a full native ``signal_url`` with that token. A 4xx from Heat is
   permanent and logged with Heat's message; 5xx, connection errors and
   Keystone outages are retried. Heat acts on ``current: alarm`` only.
+* ``trust+http(s)://TRUST_ID@host/path``: Aodh's trust notifier -- the
+  REST body with a token scoped to the Keystone trust the API made when
+  the alarm was created (a Heat ``signal_url`` behind ``trust+``).
 """
 
 import abc
 import logging
 
+from keystoneauth1 import exceptions as ka_exc
+
 from telemetry_lib.clients import heat
+from telemetry_lib.clients import http as http_client
 from telemetry_lib.clients import keystone
 from telemetry_lib import delivery
 from telemetry_lib.exceptions import InvalidURL
@@ -143,6 +149,39 @@ class HeatAction(Action):
             raise RetryableError(str(first), items=retry,
                                  permanent_items=lost)
         raise PermanentError(str(first), items=lost)
+
+
+class TrustWebhookAction(WebhookAction):
+    """``trust+http(s)://TRUST_ID[:delete]@host/path``: Aodh's trust
+    notifier -- the REST body, posted with a token of ``[service_credentials]``
+    scoped to the Keystone trust in the URL (made by the API when the alarm
+    was created), so the target (a Heat ``signal_url``, say) sees the alarm's
+    creator. Keystone unreachable: retried; the trust gone: permanent.
+    """
+
+    def __init__(self, conf, url):
+        super().__init__(conf, url)
+        if not url.username:
+            raise InvalidURL('a trust+ action carries its trust id: '
+                             'trust+http://TRUST_ID@host/path',
+                             where=str(url))
+        scheme = url.scheme.split('+', 1)[1]
+        self.target = '%s://%s%s' % (scheme, url.hosts[0], url.path or '/')
+        self.auth = None
+        self._client = http_client.HttpClient(
+            self.timeout, verify=self.verify, cert=self.cert)
+        self._session = keystone.trust_session(conf, url.username)
+
+    def _post(self, data, count):
+        try:
+            token = self._session.get_token()
+        except keystone.RETRY as exc:
+            raise RetryableError('Keystone: %s' % exc) from None
+        except ka_exc.ClientException as exc:
+            raise PermanentError('Keystone refused the trust token: %s'
+                                 % exc) from None
+        self._headers = {'X-Auth-Token': token}
+        super()._post(data, count)
 
 
 def check_installed(url):

@@ -20,6 +20,7 @@ import copy
 
 from keystoneauth1 import exceptions as ka_exc
 from keystoneauth1 import loading as ka_loading
+from keystoneauth1 import session as ka_session
 from oslo_config import cfg
 
 from telemetry_lib.exceptions import ConfigError
@@ -79,3 +80,53 @@ RETRY = (ka_exc.ConnectFailure, ka_exc.ConnectTimeout,
          ka_exc.DiscoveryFailure, ka_exc.ServiceUnavailable,
          ka_exc.GatewayTimeout, ka_exc.BadGateway,
          ka_exc.InternalServerError, ka_exc.RequestTimeout)
+
+#: Scopes a trust-scoped token must not carry besides the trust.
+_UNSCOPED = dict.fromkeys(('project_id', 'project_name', 'project_domain_id',
+                           'project_domain_name', 'domain_id', 'domain_name',
+                           'system_scope'))
+
+
+def trust_session(conf, trust_id):
+    """A session of ``[service_credentials]``' user scoped to
+    ``trust_id``: its token acts as the trust's trustor (Aodh's
+    ``trust+http`` notifications).
+
+    :raises ConfigError: when no auth plugin is configured.
+    """
+    register_opts(conf)
+    try:
+        auth = ka_loading.load_auth_from_conf_options(
+            conf, GROUP, trust_id=trust_id, **_UNSCOPED)
+    except (ka_exc.MissingRequiredOptions, TypeError) as exc:
+        raise ConfigError('[%s]: %s' % (GROUP, exc)) from None
+    if auth is None:
+        raise ConfigError('[%s] auth_type is not set: trust+ actions need '
+                          'Keystone credentials' % GROUP)
+    return ka_loading.load_session_from_conf_options(conf, GROUP, auth=auth)
+
+
+def create_trust(service_session, caller_auth, project_id, roles,
+                 interface='public'):
+    """A trust from the caller (``caller_auth``: keystonemiddleware's plugin
+    of their token) to the service user, on ``project_id`` with
+    ``roles``, impersonating: its id. Blocking; keystoneauth's exceptions
+    pass through.
+    """
+    trustee = service_session.get_user_id()
+    caller = ka_session.Session(auth=caller_auth)
+    trustor = caller.get_user_id()
+    resp = caller.post('/OS-TRUST/trusts', endpoint_filter={
+        'service_type': 'identity', 'interface': interface, 'version': 3},
+        json={'trust': {'trustor_user_id': trustor,
+                        'trustee_user_id': trustee,
+                        'project_id': project_id, 'impersonation': True,
+                        'roles': [{'name': r} for r in roles]}})
+    return resp.json()['trust']['id']
+
+
+def delete_trust(caller_auth, trust_id, interface='public'):
+    """Delete a trust with the caller's token (its trustor's)."""
+    caller = ka_session.Session(auth=caller_auth)
+    caller.delete('/OS-TRUST/trusts/%s' % trust_id, endpoint_filter={
+        'service_type': 'identity', 'interface': interface, 'version': 3})

@@ -78,6 +78,8 @@ class HttpPublisher(base.Publisher):
                         if k not in _OWN_OPTIONS]
         self._client = http.HttpClient(self.timeout, verify=self.verify,
                                        cert=self.cert, auth=self.auth)
+        #: More headers a subclass sends (an alarm action's token).
+        self._headers = None
 
     def publish_samples(self, samples):
         self._post_all([_sample_body(s) for s in samples])
@@ -115,9 +117,10 @@ class HttpPublisher(base.Publisher):
 
     def _post(self, data, count):
         try:
-            resp = self._client.request('POST', self.target, data=data,
-                                        params=self._params,
-                                        headers=_HEADERS)
+            resp = self._client.request(
+                'POST', self.target, data=data, params=self._params,
+                headers=dict(_HEADERS, **self._headers) if self._headers
+                else _HEADERS)
         except http.Unanswered as exc:
             raise RetryableError('POST %s failed: %s'
                                  % (self.target, exc)) from None

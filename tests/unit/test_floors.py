@@ -28,7 +28,7 @@ FLOORS = [
     ('telemetry_lib.delivery', 3),
     ('telemetry_lib.pipeline', 4), ('telemetry_lib.alarm', 4),
     ('telemetry_lib.agent', 5), ('telemetry_lib.cmd', 5),
-    ('telemetry_lib.opts', 5),
+    ('telemetry_lib.opts', 5), ('telemetry_lib.api', 5),
 ]
 
 

@@ -47,3 +47,7 @@ class TestFuzz(base.TestCase):
         report = surfaces.run_http(100, seed=7)
         assert report.findings == [], '\n'.join(report.findings[:10])
         assert report.runs == 100 and report.rejected, report
+
+    def test_alarming_api_bodies_filters_and_queries(self):
+        from tests import fuzzing_api
+        self.check(fuzzing_api.run_api(COUNT, seed=9))
