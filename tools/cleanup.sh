@@ -15,7 +15,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-for s in heat keystone gnocchi ceph prometheus libvirt rabbitmq; do
+for s in heat keystone gnocchi ceph prometheus libvirt rabbitmq sqldb; do
     bash "$HERE/$s.sh" stop >/dev/null 2>&1 || true
 done
 # The outage tests' own node (tests/functional/rabbit.py).
@@ -31,6 +31,11 @@ echo "cleanup.sh: stopped the test services"
 
 if [ "${1:-}" = "--purge" ]; then
     rm -rf /var/tmp/telemetry-* /var/lib/telemetry_lib
+    # The alarm-database tests' databases (the servers are the machine's).
+    su postgres -c "psql -h 127.0.0.1 -qc 'DROP DATABASE IF EXISTS \
+telemetry_alarms'" >/dev/null 2>&1 || true
+    mariadb -h 127.0.0.1 -u root -e 'DROP DATABASE IF EXISTS telemetry_alarms' \
+        >/dev/null 2>&1 || true
     echo "cleanup.sh: removed /var/tmp/telemetry-* and /var/lib/telemetry_lib"
     echo "cleanup.sh: Debian packages the tools may have installed (not" \
         "removed): rabbitmq-server prometheus prometheus-pushgateway" \

@@ -117,6 +117,9 @@ class AgentCollector:
         alarms = getattr(self._agent, 'alarms', None)
         if alarms is not None:
             yield from _alarm_families(alarms)
+        alarming = getattr(self._agent, 'alarming', None)
+        if alarming is not None and alarming.evaluator is not None:
+            yield from _database_alarm_families(alarming)
         rcv = getattr(self._agent, 'receiver', None)
         if rcv is not None:
             counts = fmt.CounterFamily(
@@ -275,6 +278,26 @@ def _alarm_families(alarms):
         for state in ('ok', 'alarm', 'insufficient data'):
             states.add_metric((name, state), 1 if state == current else 0)
     yield states
+
+
+def _database_alarm_families(alarming):
+    ev, source = alarming.evaluator, alarming.alarms
+    for name, doc, value in (
+            ('evaluations', 'Evaluations of the alarm database\'s alarms.',
+             ev.evaluations),
+            ('transitions', 'Their state changes.', ev.transitions),
+            ('errors', 'Their evaluations that failed or were not saved.',
+             ev.errors),
+            ('refresh_errors', 'Reads of the alarm database that failed.',
+             source.refresh_errors)):
+        family = fmt.CounterFamily('telemetry_alarm_database_' + name, doc)
+        family.add_metric((), value)
+        yield family
+    owned = fmt.GaugeFamily(
+        'telemetry_alarm_database_alarms', 'Alarms of the database this '
+        'agent evaluates (its share of the hash ring).')
+    owned.add_metric((), source.count)
+    yield owned
 
 
 class _Families:

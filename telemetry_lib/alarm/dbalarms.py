@@ -45,9 +45,10 @@ def build(row, storages=None):
     """
     where = 'alarm %s' % row['alarm_id']
     rule = rules.load_rule_class(row['type'], where)(row['rule'], where)
-    kind = getattr(rule, 'storage_kind', None)
-    if kind and rule.storage is None and (storages or {}).get(kind):
-        rule.storage = storages[kind]
+    for leaf in _leaves(rule):
+        kind = getattr(leaf, 'storage_kind', None)
+        if kind and leaf.storage is None and (storages or {}).get(kind):
+            leaf.storage = storages[kind]
     alarm = definitions.AlarmDefinition(
         row['name'], rule, row['type'], row['description'],
         row['severity'], repeat_actions=row['repeat_actions'],
@@ -58,6 +59,19 @@ def build(row, storages=None):
     alarm.time_constraints = tuple(row.get('time_constraints') or ())
     alarm.owner = (row.get('user_id'), row.get('project_id'))
     return alarm
+
+
+def _leaves(rule):
+    """The comparing rules of ``rule`` (a composite's, at any depth)."""
+    stack = [rule]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, tuple):             # a composite's (op, rules)
+            stack.extend(node[1])
+        elif isinstance(node, rules.CompositeRule):
+            stack.extend(node.rules)
+        else:
+            yield node
 
 
 class DatabaseAlarms:
@@ -96,6 +110,11 @@ class DatabaseAlarms:
             self._next = self._clock() + self.refresh
             self.load()
         return self._alarms
+
+    @property
+    def count(self):
+        """Alarms held now (no read of the database)."""
+        return len(self._alarms)
 
     def load(self):
         """Read the database now (the last alarms stay if it fails)."""

@@ -133,7 +133,9 @@ def _enum(body, field, choices, default):
 def _rule(kind, rule):
     if not isinstance(rule, dict):
         raise Invalid('%s_rule must be a JSON object' % kind)
-    rule = dict(rule)
+    # null is "not given", as wsme reads it (Heat sends its unset
+    # properties so).
+    rule = {k: v for k, v in rule.items() if v is not None}
     cls = rules.load_rule_class(kind, 'alarm')
     if issubclass(cls, aodh_rules.AodhThresholdRule):
         for field, default in _RULE_DEFAULTS.items():

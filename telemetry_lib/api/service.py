@@ -119,7 +119,15 @@ def build_app(conf, db, files=None):
                        opts.project_alarm_quota, opts.user_alarm_quota)
     if opts.auth_strategy == 'noauth':
         return api
-    return auth_token.AuthProtocol(api, {'oslo_config_config': conf})
+    guarded = auth_token.AuthProtocol(api, {'oslo_config_config': conf})
+
+    def application(environ, start_response):
+        # Version discovery needs no token, as Aodh's paste pipeline has
+        # it: clients ask before they authenticate.
+        if environ.get('PATH_INFO') in ('', '/'):
+            return api(environ, start_response)
+        return guarded(environ, start_response)
+    return application
 
 
 class APIServer:

@@ -160,16 +160,37 @@ class Stack:
 
     ENDPOINT = {'service_type': 'orchestration', 'interface': 'public'}
 
-    def __init__(self, sess, cooldown=1):
+    def __init__(self, sess, cooldown=1, template=None, parameters=None):
         self.sess = sess
         self.name = 'tl-%s' % uuid.uuid4().hex[:8]
         resp = sess.post('/stacks', endpoint_filter=self.ENDPOINT, json={
             'stack_name': self.name,
-            'template': TEMPLATE % {'cooldown': cooldown},
-            'timeout_mins': 5})
+            'template': template or TEMPLATE % {'cooldown': cooldown},
+            'parameters': parameters or {}, 'timeout_mins': 5})
         self.id = resp.json()['stack']['id']
-        assert base.wait_until(lambda: self.status() == 'CREATE_COMPLETE',
-                               60), self.status()
+        assert base.wait_until(lambda: self.status() != 'CREATE_IN_PROGRESS',
+                               120), self.status()
+        assert self.status() == 'CREATE_COMPLETE', self.show().get(
+            'stack_status_reason')
+
+    def action(self, name, body=None):
+        """``suspend``/``resume``, or an update with ``body``; waits."""
+        if body is not None:
+            self.sess.patch('/stacks/%s/%s' % (self.name, self.id),
+                            endpoint_filter=self.ENDPOINT, json=body)
+        else:
+            self.sess.post('/stacks/%s/%s/actions' % (self.name, self.id),
+                           endpoint_filter=self.ENDPOINT, json={name: None})
+        # Each action of a test is a different one, so its COMPLETE state
+        # is new (an update is done once per stack).
+        done = '%s_COMPLETE' % name.upper()
+        assert base.wait_until(lambda: self.status() in (
+            done, '%s_FAILED' % name.upper()), 120), self.status()
+        assert self.status() == done, self.show().get('stack_status_reason')
+
+    def physical_id(self, resource):
+        return self._get('/resources/%s' % resource)['resource'][
+            'physical_resource_id']
 
     def show(self):
         return self.sess.get('/stacks/%s/%s' % (self.name, self.id),

@@ -33,6 +33,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             with peer.lock:
                 peer.bodies.append(json.loads(body))
                 peer.content_types.append(self.headers.get('Content-Type'))
+                peer.headers.append(dict(self.headers))
         reply = b'{}' if status < 400 else b'{"error": "told to fail"}'
         self.send_response(status)
         self.send_header('Content-Type', 'application/json')
@@ -53,6 +54,7 @@ class HttpPeer:
         self.retry_after = None
         self.bodies = []
         self.content_types = []
+        self.headers = []
         self.requests = 0
         self.lock = threading.Lock()
         self.gate = threading.Event()

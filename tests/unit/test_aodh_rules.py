@@ -265,3 +265,19 @@ class TestDatabaseAlarms(base.TestCase):
             'timezone': ''}])
         ev = self.evaluator()
         self.assertEqual([], ev.due(NOW.timestamp(), {}))
+
+
+class TestCompositeOfAodhTypes(TestDatabaseAlarms):
+    def test_every_leaf_reads_the_storage_of_its_kind(self):
+        self.alarm(type='composite', rule={'and': [
+            {'type': 'prometheus', 'query': 'a', 'threshold': 1,
+             'comparison_operator': 'gt'},
+            {'or': [{'type': 'prometheus', 'query': 'b', 'threshold': 1,
+                     'comparison_operator': 'gt'},
+                    {'type': 'prometheus', 'query': 'c', 'threshold': 1,
+                     'comparison_operator': 'gt'}]}]})
+        ev = self.evaluator()
+        alarm, = ev.definition.alarms.values()
+        verdict, _ = ev.evaluate(alarm, NOW)
+        self.assertEqual(model.ALARM, verdict.state)
+        self.assertEqual(['prometheus://fake'] * 3, self.storages)

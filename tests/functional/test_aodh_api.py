@@ -1,0 +1,300 @@
+"""The alarming API of a real agent, as OpenStack drives Aodh's: behind the
+test Keystone (keystonemiddleware's auth_token), found through the
+catalog's ``alarming`` service, driven by python-aodhclient's own CLI and
+by a real Heat's ``OS::Aodh::*`` resources, its alarms in PostgreSQL and
+evaluated against the test Prometheus. One class: the catalog names one
+port.
+"""
+
+import json
+import uuid
+
+import requests
+
+from tests import base
+from tests.functional import alarming
+from tests.functional import heat
+from tests.functional import http_peer
+from tests.functional import test_agent
+from tests.functional import test_alarm_db
+
+
+def _json(output):
+    return json.loads(output[output.index('{') if output.lstrip().startswith(
+        '{') else output.index('['):])
+
+
+class TestAodhCompatibleAPI(test_agent.AgentTest):
+
+    def setUp(self):
+        super().setUp()
+        heat.start()
+        alarming.ensure_keystone_objects()
+        _, self.db_url = test_alarm_db.fresh_database(self)
+        with open(self.conf_file, 'a') as f:
+            f.write(alarming.agent_conf(self.db_url))
+        self.start()
+        assert base.wait_until(self._api_up, 60), self.output()
+
+    def _api_up(self):
+        try:
+            return requests.get(alarming.API_URL + '/', timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    def aodh(self, *args, **kw):
+        rc, out = alarming.aodh(*args, **kw)
+        assert rc == 0, (args, out, self.output()[-3000:])
+        return out
+
+    def test_aodhclient_cli_through_keystone(self):
+        out = self.aodh('alarm', 'create', '--name', 'cpu_high', '--type',
+                        'prometheus', '--query', 'max(up)', '--threshold',
+                        '5', '--comparison-operator', 'gt', '--severity',
+                        'moderate', '--alarm-action', 'http://hook/up',
+                        '-f', 'json')
+        alarm = _json(out)
+        alarm_id = alarm['alarm_id']
+        assert alarm['threshold'] == 5.0 and alarm['severity'] == 'moderate'
+        listed = _json(self.aodh('alarm', 'list', '-f', 'json'))
+        assert [a['alarm_id'] for a in listed] == [alarm_id]
+        shown = _json(self.aodh('alarm', 'show', alarm_id, '-f', 'json'))
+        assert shown['query'] == 'max(up)' and shown['type'] == 'prometheus'
+        updated = _json(self.aodh('alarm', 'update', alarm_id,
+                                  '--threshold', '9', '-f', 'json'))
+        assert updated['threshold'] == 9.0 and updated['query'] == 'max(up)'
+        # max(up) is 1 on the test Prometheus: below 9, the evaluator says
+        # ok; then, disabled (so no evaluation undoes it), set by hand.
+        assert base.wait_until(lambda: _json(self.aodh(
+            'alarm', 'show', alarm_id, '-f', 'json'))['state'] == 'ok', 30)
+        self.aodh('alarm', 'update', alarm_id, '--enabled', 'False')
+        self.aodh('alarm', 'state', 'set', '--state', 'alarm', alarm_id)
+        state = _json(self.aodh('alarm', 'state', 'get', alarm_id,
+                                '-f', 'json'))
+        assert state['state'] == 'alarm'
+        history = _json(self.aodh('alarm-history', 'show', alarm_id,
+                                  '-f', 'json'))
+        kinds = [h['type'] for h in history]
+        assert kinds[0] == 'state transition' and kinds[-1] == 'creation'
+        assert 'rule change' in kinds
+        # Another project's member sees nothing of it.
+        rc, out = alarming.aodh('alarm', 'show', alarm_id,
+                                user=alarming.OTHER[0],
+                                password=alarming.OTHER[1],
+                                project=alarming.OTHER[2])
+        assert rc != 0 and '404' in out, out
+        rc, out = alarming.aodh('alarm', 'list', '-f', 'json',
+                                user=alarming.OTHER[0],
+                                password=alarming.OTHER[1],
+                                project=alarming.OTHER[2])
+        assert rc == 0 and _json(out) == [], out
+        # No token: 401 from auth_token, nothing else said.
+        resp = requests.get(alarming.API_URL + '/v2/alarms', timeout=10)
+        assert resp.status_code == 401
+        self.aodh('alarm', 'delete', alarm_id)
+        rc, out = alarming.aodh('alarm', 'show', alarm_id)
+        assert rc != 0 and '404' in out, out
+
+    def test_trust_action_signs_with_a_trust_and_the_trust_goes(self):
+        peer = http_peer.HttpPeer().start()
+        self.addCleanup(peer.stop)
+        out = self.aodh('alarm', 'create', '--name', 'always', '--type',
+                        'prometheus', '--query', 'max(up)', '--threshold',
+                        # Not 0: aodhclient takes 0 for "not given".
+                        '0.5', '--comparison-operator', 'gt',
+                        '--alarm-action', 'trust+http://127.0.0.1:%d/hook'
+                        % peer.port, '-f', 'json')
+        alarm = _json(out)
+        # The trust id is scrubbed from what the API says ...
+        assert alarm['alarm_actions'] == [
+            'trust+http://127.0.0.1:%d/hook' % peer.port], alarm
+        sess = alarming.session()
+        me = sess.get_user_id()
+        trusts = sess.get('/OS-TRUST/trusts?trustor_user_id=%s' % me,
+                          endpoint_filter=alarming.KS).json()['trusts']
+        ours = [t for t in trusts if t['impersonation']]
+        assert ours, trusts
+        # ... and the notification comes with a token of that trust.
+        assert base.wait_until(lambda: peer.bodies, 60), self.output()[-3000:]
+        assert peer.bodies[0]['alarm_id'] == alarm['alarm_id']
+        assert peer.bodies[0]['current'] == 'alarm'
+        token = peer.headers[0]['X-Auth-Token']
+        checked = sess.get('/auth/tokens', endpoint_filter=alarming.KS,
+                           headers={'X-Subject-Token': token}).json()
+        trust = checked['token']['OS-TRUST:trust']
+        assert trust['id'] in {t['id'] for t in ours}
+        assert trust['trustor_user']['id'] == me
+        self.aodh('alarm', 'delete', alarm['alarm_id'])
+        left = sess.get('/OS-TRUST/trusts?trustor_user_id=%s' % me,
+                        endpoint_filter=alarming.KS).json()['trusts']
+        assert trust['id'] not in {t['id'] for t in left}
+
+
+#: Heat's autoscaling guide, with Prometheus (as RHOSO scales), Gnocchi
+#: and composite alarms: written as Heat's documentation writes them.
+SCALING = '''
+heat_template_version: wallaby
+parameters:
+  high:
+    type: number
+    default: 50
+resources:
+  group:
+    type: OS::Heat::AutoScalingGroup
+    properties:
+      min_size: 1
+      max_size: 3
+      resource:
+        type: OS::Heat::TestResource
+        properties:
+          value: member
+  scale_up:
+    type: OS::Heat::ScalingPolicy
+    properties:
+      adjustment_type: change_in_capacity
+      auto_scaling_group_id: {get_resource: group}
+      cooldown: 1
+      scaling_adjustment: 1
+  scale_down:
+    type: OS::Heat::ScalingPolicy
+    properties:
+      adjustment_type: change_in_capacity
+      auto_scaling_group_id: {get_resource: group}
+      cooldown: 1
+      scaling_adjustment: -1
+  load_high:
+    type: OS::Aodh::PrometheusAlarm
+    properties:
+      description: Scale up when the load is high
+      query: max(tl_load{group="%(group)s"})
+      comparison_operator: gt
+      threshold: {get_param: high}
+      alarm_actions:
+        - str_replace:
+            template: trust+url
+            params:
+              url: {get_attr: [scale_up, signal_url]}
+  load_low:
+    type: OS::Aodh::PrometheusAlarm
+    properties:
+      description: Scale down when the load is low
+      query: max(tl_load{group="%(group)s"})
+      comparison_operator: lt
+      threshold: 20
+      alarm_actions:
+        - {get_attr: [scale_down, alarm_url]}
+  cpu_alarm_high:
+    type: OS::Aodh::GnocchiAggregationByResourcesAlarm
+    properties:
+      description: Scale up if CPU > 80%%
+      metric: cpu
+      aggregation_method: rate:mean
+      granularity: 300
+      evaluation_periods: 1
+      threshold: 800000000.0
+      resource_type: instance
+      comparison_operator: gt
+      alarm_actions:
+        - str_replace:
+            template: trust+url
+            params:
+              url: {get_attr: [scale_up, signal_url]}
+      query:
+        str_replace:
+          template: '{"=": {"server_group": "stack_id"}}'
+          params:
+            stack_id: {get_param: "OS::stack_id"}
+  both_high:
+    type: OS::Aodh::CompositeAlarm
+    properties:
+      description: Load and CPU high together
+      composite_rule:
+        operator: and
+        rules:
+          - type: prometheus
+            query: max(tl_load{group="%(group)s"})
+            threshold: 90
+            comparison_operator: gt
+          - type: prometheus
+            query: count(tl_load{group="%(group)s"})
+            threshold: 0
+            comparison_operator: gt
+outputs:
+  size:
+    value: {get_attr: [group, current_size]}
+'''
+ALARMS = ('load_high', 'load_low', 'cpu_alarm_high', 'both_high')
+
+
+class TestHeatTemplates(TestAodhCompatibleAPI):
+    """Heat's OS::Aodh::* resources against the API (a subclass: the same
+    one worker and port; its own tests only).
+    """
+
+    test_aodhclient_cli_through_keystone = None
+    test_trust_action_signs_with_a_trust_and_the_trust_goes = None
+
+    def alarm(self, stack, resource):
+        return _json(self.aodh('alarm', 'show', stack.physical_id(resource),
+                               '-f', 'json'))
+
+    def test_stack_lifecycle_drives_the_alarms_and_the_group(self):
+        group = uuid.uuid4().hex
+        sess = alarming.session()
+        stack = heat.Stack(sess, template=SCALING % {'group': group})
+        self.addCleanup(stack.delete)
+        made = {name: self.alarm(stack, name) for name in ALARMS}
+        assert made['load_high']['type'] == 'prometheus'
+        assert made['load_high']['threshold'] == 50.0
+        assert made['load_high']['alarm_actions'][0].startswith(
+            'trust+http://127.0.0.1:18004/v1/')
+        assert made['cpu_alarm_high']['type'] == \
+            'gnocchi_aggregation_by_resources_threshold'
+        assert json.loads(made['cpu_alarm_high']['query']) == {
+            '=': {'server_group': stack.id}}
+        assert made['both_high']['type'] == 'composite'
+        me = sess.get_user_id()
+        trusts = {t['id'] for t in sess.get(
+            '/OS-TRUST/trusts?trustor_user_id=%s' % me,
+            endpoint_filter=alarming.KS).json()['trusts']}
+        # High load: the trust+ signal_url grows the group.
+        alarming.push_load(group, 95)
+        assert stack.wait_size(3, 90), (stack.size(), self.alarm(
+            stack, 'load_high'), self.output()[-3000:])
+        assert self.alarm(stack, 'both_high')['state'] == 'alarm'
+        # Low load: the pre-signed alarm_url shrinks it.
+        alarming.push_load(group, 5)
+        assert stack.wait_size(1, 90), (stack.size(), self.alarm(
+            stack, 'load_low'))
+        # A stack update changes the threshold in place.
+        stack.action('update', {'parameters': {'high': 70}})
+        assert self.alarm(stack, 'load_high')['threshold'] == 70.0
+        # Suspend disables every alarm, resume enables them again.
+        stack.action('suspend')
+        assert not any(self.alarm(stack, n)['enabled'] for n in ALARMS)
+        stack.action('resume')
+        assert all(self.alarm(stack, n)['enabled'] for n in ALARMS)
+        # Delete: the alarms go, and the trusts they held with them.
+        ids = [stack.physical_id(n) for n in ALARMS]
+        mine = {t['id'] for t in sess.get(
+            '/OS-TRUST/trusts?trustor_user_id=%s' % me,
+            endpoint_filter=alarming.KS).json()['trusts']}
+        stack.delete()
+        assert base.wait_until(lambda: stack.status() in (
+            'DELETE_COMPLETE', 'DELETE_FAILED') if self._exists(stack)
+            else True, 120)
+        for alarm_id in ids:
+            rc, out = alarming.aodh('alarm', 'show', alarm_id)
+            assert rc != 0 and '404' in out, out
+        left = {t['id'] for t in sess.get(
+            '/OS-TRUST/trusts?trustor_user_id=%s' % me,
+            endpoint_filter=alarming.KS).json()['trusts']}
+        assert not (mine - trusts) & left, (mine - trusts, left)
+
+    @staticmethod
+    def _exists(stack):
+        try:
+            stack.status()
+            return True
+        except Exception:
+            return False
