@@ -56,7 +56,8 @@ class Alarming:
                 self.db, opts.database_evaluation_interval,
                 opts.database_refresh, share, {
                     'prometheus': opts.prometheus_storage or None,
-                    'gnocchi': opts.gnocchi_storage or None})
+                    'gnocchi': opts.gnocchi_storage or None},
+                group=opts.coordination_group)
             self.evaluator = evaluator.Evaluator(
                 self.alarms, self.alarms, storages, self._delivery)
 

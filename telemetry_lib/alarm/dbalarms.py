@@ -89,11 +89,12 @@ class DatabaseAlarms:
     path = None
 
     def __init__(self, db, interval=60.0, refresh=10.0, share=None,
-                 storages=None, clock=time.monotonic):
+                 storages=None, clock=time.monotonic, group=GROUP):
         self.db = db
         self.interval = interval
         self.refresh = refresh
         self._share = share
+        self.group = group
         self._storages = storages or {}
         self._clock = clock
         self._next = 0.0
@@ -127,7 +128,7 @@ class DatabaseAlarms:
             return
         mine = {r['alarm_id'] for r in rows}
         if self._share is not None:
-            mine = set(self._share(GROUP, sorted(mine)))
+            mine = set(self._share(self.group, sorted(mine)))
         built, alarms, states = {}, {}, {}
         for row in rows:
             alarm_id = row['alarm_id']

@@ -64,8 +64,11 @@ ALARM_DB_OPTS = [
                      'them).'),
     cfg.FloatOpt('database_evaluation_interval', default=60.0, min=1.0,
                  help='Seconds between evaluations of an API alarm.'),
-    cfg.FloatOpt('database_refresh', default=10.0, min=0.5,
+    cfg.FloatOpt('database_refresh', default=10.0, min=0.1,
                  help='Seconds between reads of the alarm database.'),
+    cfg.StrOpt('coordination_group', default='alarm-evaluators',
+               help='tooz group of the agents that share the alarm '
+                    "database's alarms ([coordination] backend_url)."),
     cfg.StrOpt('prometheus_storage', default='',
                help='Storage URL prometheus-type API alarms query '
                     '(prometheus://host:9090). Empty: [storage] url.'),
