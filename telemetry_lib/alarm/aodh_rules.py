@@ -82,34 +82,53 @@ class AodhThresholdRule(rules.Rule):
         """
         raise NotImplementedError
 
-    def evaluate(self, storages, now, current):
+    def assess(self, storages, now):
+        """Aodh's ``evaluate_rule``: ``(state, trending, statistics,
+        outside, reason)`` -- ``state`` ``alarm``/``ok``, ``insufficient
+        data`` (with ``reason``), or ``None`` with the ``trending`` state
+        of mixed statistics. What a composite alarm combines.
+        """
         try:
             stats = self.statistics(storages(self.storage), now)
         except InsufficientData as exc:
-            return self._unknown(current, exc.reason, exc.statistics)
+            return (model.INSUFFICIENT_DATA, None, exc.statistics, 0,
+                    exc.reason)
         except StorageError as exc:
             # Aodh turns a failed query into insufficient data too.
-            return self._unknown(current, 'alarm statistics retrieval '
-                                 'failed: %s' % exc, [])
+            return (model.INSUFFICIENT_DATA, None, [], 0,
+                    'alarm statistics retrieval failed: %s' % exc)
         compare = rules.COMPARISONS[self.operator]
         compared = [compare(v, self.threshold) for v in stats]
         outside = sum(compared)
         if all(compared) or not any(compared):
-            state = model.ALARM if all(compared) else model.OK
+            return (model.ALARM if all(compared) else model.OK, None, stats,
+                    outside, None)
+        return (None, model.ALARM if compared[-1] else model.OK, stats,
+                outside, None)
+
+    def evaluate(self, storages, now, current):
+        state, trending, stats, outside, reason = self.assess(storages, now)
+        if state == model.INSUFFICIENT_DATA:
+            return self._unknown(current, reason, stats)
+        if state is not None:
             return self._verdict(state, current, stats, outside)
-        trending = model.ALARM if compared[-1] else model.OK
         if current == model.INSUFFICIENT_DATA:
             return self._verdict(trending, current, stats, outside)
         # Mixed: no change (repeat_actions re-announces the state).
         return model.Evaluation(None, 'mixed statistics, state unchanged',
                                 self._data('outside', outside, stats))
 
+    def _unknown_count(self, stats):
+        """The ``count`` of an unknown verdict's reason data: Aodh's
+        Gnocchi evaluators say the periods expected.
+        """
+        return getattr(self, 'periods', 1)
+
     def _unknown(self, current, reason, stats):
-        periods = getattr(self, 'periods', 1)
         return model.Evaluation(
             None if current == model.INSUFFICIENT_DATA
             else model.INSUFFICIENT_DATA, reason,
-            self._data('unknown', periods, stats))
+            self._data('unknown', self._unknown_count(stats), stats))
 
     def _verdict(self, state, current, stats, outside):
         disposition = 'outside'
@@ -140,6 +159,10 @@ class PrometheusRule(AodhThresholdRule):
     def __init__(self, data, where, path=None):
         super().__init__(data, where, path)
         self.query = self.text('query')
+
+    def _unknown_count(self, stats):
+        # Aodh's Prometheus evaluator says the statistics it got.
+        return len(stats)
 
     def statistics(self, storage, now):
         if not hasattr(storage, 'instant_query'):

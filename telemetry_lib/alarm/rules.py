@@ -234,28 +234,95 @@ class CompositeRule(Rule):
         return tuple(walk((self.op, self.rules)))
 
     def evaluate(self, storages, now, current):
-        return self._evaluate((self.op, self.rules), storages, now, current)
+        # Aodh's composite evaluator, step by step: every leaf's state
+        # (insufficient data, alarm, ok, or none with a trending state);
+        # the alarm and ok expressions on those; if neither holds, the
+        # trending leaves resolved as Aodh does and the expressions again;
+        # else insufficient data.
+        leaves = []
+        tree = self._targets((self.op, self.rules), leaves)
+        for leaf in leaves:
+            leaf[2:] = _leaf_state(leaf[1], storages, now, current)
+        state = _decide(tree)
+        if state is None:
+            for leaf in leaves:
+                trending = leaf[3]
+                if trending is None:
+                    continue
+                if current == model.INSUFFICIENT_DATA:
+                    leaf[2] = trending
+                else:
+                    leaf[2] = model.OK if trending == model.ALARM \
+                        else model.ALARM
+            state = _decide(tree)
+        if state is None:
+            state = model.INSUFFICIENT_DATA
+        form = _form(tree)
+        causes = {leaf[0]: dict(leaf[1].data) for leaf in leaves
+                  if leaf[2] == state}
+        verb = 'transition to' if state != current else 'remaining as'
+        reason = ('Composite rule alarm with composition form: %s %s %s, '
+                  'due to rules: %s %s' % (form, verb, state, ', '.join(
+                      sorted(causes)), _STATE_CHANGE[state]))
+        data = {'type': 'composite', 'composition_form': form,
+                'causative_rules': causes}
+        if state == model.INSUFFICIENT_DATA and current == state:
+            return model.Evaluation(None, reason, data)
+        return model.Evaluation(state, reason, data)
 
-    def _evaluate(self, node, storages, now, current):
-        op, rules = node
-        results = [self._evaluate(r, storages, now, current)
-                   if isinstance(r, tuple) else r.evaluate(
-                       storages, now, current) for r in rules]
-        states = [r.state if r.state is not None else current
-                  for r in results]
-        if op == 'and':
-            state = (model.ALARM if all(s == model.ALARM for s in states)
-                     else model.OK if model.OK in states
-                     else model.INSUFFICIENT_DATA)
-        else:
-            state = (model.ALARM if model.ALARM in states
-                     else model.OK if all(s == model.OK for s in states)
-                     else model.INSUFFICIENT_DATA)
-        reason = '%s of: %s' % (op, '; '.join(
-            '(%s) %s' % (s, r.reason) for s, r in zip(states, results)))
-        return model.Evaluation(state, reason, {
-            'type': 'composite', 'op': op,
-            'rules': [r.reason_data for r in results]})
+    def _targets(self, node, leaves):
+        op, subs = node
+        out = []
+        for sub in subs:
+            if isinstance(sub, tuple):
+                out.append(self._targets(sub, leaves))
+            else:
+                leaf = ['rule%d' % (len(leaves) + 1), sub, None, None]
+                leaves.append(leaf)
+                out.append(leaf)
+        return op, out
+
+
+_STATE_CHANGE = {model.ALARM: 'outside their threshold.',
+                 model.OK: 'inside their threshold.',
+                 model.INSUFFICIENT_DATA: 'state evaluated to unknown.'}
+
+
+def _leaf_state(rule, storages, now, current):
+    """``(state, trending)`` of a composite's leaf."""
+    assess = getattr(rule, 'assess', None)
+    if assess is not None:
+        state, trending, _, _, _ = assess(storages, now)
+        return state, trending
+    verdict = rule.evaluate(storages, now, current)
+    return (verdict.state if verdict.state is not None else current), None
+
+
+def _holds(node, wanted):
+    """Whether the ``wanted`` expression of ``node`` holds: Aodh's alarm
+    expression (``and``: all alarm, ``or``: one) or its dual for ok.
+    """
+    if isinstance(node, list):
+        return node[2] == wanted
+    op, subs = node
+    every = (op == 'and') == (wanted == model.ALARM)
+    results = (_holds(s, wanted) for s in subs)
+    return all(results) if every else any(results)
+
+
+def _decide(tree):
+    if _holds(tree, model.ALARM):
+        return model.ALARM
+    if _holds(tree, model.OK):
+        return model.OK
+    return None
+
+
+def _form(node):
+    if isinstance(node, list):
+        return node[0]
+    op, subs = node
+    return '(' + (' %s ' % op).join(_form(s) for s in subs) + ')'
 
 
 class PromQLRule(Rule):

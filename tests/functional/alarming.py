@@ -14,7 +14,7 @@ from keystoneauth1 import session as ka_session
 from tests.functional import heat
 
 #: The catalog names one URL: the class that serves it owns this port.
-API_PORT = 18042
+API_PORT = 18142
 API_URL = 'http://127.0.0.1:%d' % API_PORT
 ADMIN_PASSWORD = os.environ.get('TELEMETRY_KEYSTONE_ADMIN_PASSWORD',
                                 'admin-secret')
@@ -54,6 +54,8 @@ def ensure_keystone_objects():
                                        'type': 'alarming'})
     endpoints = admin.get('/endpoints?service_id=%s' % service,
                           endpoint_filter=KS).json()['endpoints']
+    for stale in [e for e in endpoints if e['url'] != API_URL]:
+        admin.delete('/endpoints/%s' % stale['id'], endpoint_filter=KS)
     if not any(e['url'] == API_URL for e in endpoints):
         for iface in ('public', 'internal', 'admin'):
             _make(admin, 'endpoints', 'endpoint', {
