@@ -161,6 +161,16 @@ class StorageError(TelemetryError):
         self.retryable = retryable
 
 
+class NotFound(StorageError):
+    """What a query names does not exist: ``kind`` says what
+    (``resource``, ``metric``, ``aggregation``).
+    """
+
+    def __init__(self, message, kind):
+        super().__init__(message)
+        self.kind = kind
+
+
 class InvalidQuery(StorageError):
     """A query the driver can never answer: a bad aggregation, granularity
     or time range. Not retryable.

@@ -40,6 +40,7 @@ import math
 
 from telemetry_lib.alarm import model
 from telemetry_lib.alarm import rules
+from telemetry_lib.exceptions import NotFound
 from telemetry_lib.exceptions import StorageError
 from telemetry_lib import jsoncodec
 
@@ -220,8 +221,14 @@ class GnocchiRule(AodhThresholdRule):
         method = self.aggregation
         plain = method[len('rate:'):] if method.startswith('rate:') \
             else method
-        return ['aggregate', method] + [
-            ['metric', m, plain] for m in metrics]
+        if len(metrics) == 1:
+            return ['aggregate', method, ['metric', metrics[0], plain]]
+        # Aodh sends one "metric" operand per metric, which Gnocchi 4.7
+        # refuses ("'aggregate' operation invalid", HTTP 400: the alarm
+        # never leaves insufficient data); Gnocchi's syntax for several is
+        # one operand listing them.
+        return ['aggregate', method, ['metric'] + [[m, plain]
+                                                   for m in metrics]]
 
 
 class GnocchiResourcesRule(GnocchiRule):
@@ -237,14 +244,19 @@ class GnocchiResourcesRule(GnocchiRule):
 
     def _fetch(self, storage, now):
         start, stop = self.window(now)
-        rows = storage.measures(self.metric, self.resource_id,
-                                self.aggregation, self.granularity, start,
-                                stop)
-        if rows is None:
-            raise InsufficientData('metric %s for resource %s does not '
-                                   'exists' % (self.metric,
-                                               self.resource_id))
-        return rows
+        try:
+            return storage.measures(self.metric, self.resource_id,
+                                    self.aggregation, self.granularity,
+                                    start, stop)
+        except NotFound as exc:
+            # Aodh's words, per what Gnocchi did not find.
+            raise InsufficientData({
+                'resource': 'resource %s does not exists' % self.resource_id,
+                'metric': 'metric %s for resource %s does not exists' % (
+                    self.metric, self.resource_id),
+            }.get(exc.kind, 'aggregation %s does not exist for metric %s '
+                  'of resource %s' % (self.aggregation, self.metric,
+                                      self.resource_id))) from None
 
 
 class GnocchiMetricsRule(GnocchiRule):

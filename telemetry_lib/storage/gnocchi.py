@@ -27,6 +27,7 @@ from gnocchiclient import exceptions as gnocchi_exc
 from telemetry_lib.clients import gnocchi as gnocchi_client
 from telemetry_lib.clients import gnocchi_resources
 from telemetry_lib.clients.gnocchi_writer import GnocchiWriter
+from telemetry_lib.exceptions import NotFound
 from telemetry_lib.exceptions import StorageError
 from telemetry_lib.exceptions import StorageUnavailable
 from telemetry_lib.storage import aggregate
@@ -120,14 +121,32 @@ class GnocchiStorage(base.StorageDriver):
     def measures(self, metric, resource_id, aggregation, granularity,
                  start, stop):
         """A resource's metric as Gnocchi keeps it: ``[(timestamp,
-        granularity, value)]``, or ``None`` when the resource, the metric
-        or the aggregation does not exist (what Aodh's
-        ``gnocchi_resources_threshold`` reads).
+        granularity, value)]`` (what Aodh's ``gnocchi_resources_threshold``
+        reads).
+
+        :raises NotFound: naming what does not exist, as Gnocchi says.
         """
-        return self._call(self.client.metric.get_measures, metric,
-                          resource_id=resource_id, aggregation=aggregation,
-                          granularity=granularity, start=start.isoformat(),
-                          stop=stop.isoformat(), refresh=self.refresh)
+        kinds = ((gnocchi_exc.ResourceNotFound, 'resource'),
+                 (gnocchi_exc.MetricNotFound, 'metric'),
+                 (gnocchi_exc.NotFound, 'aggregation'))
+        try:
+            return self._call(
+                self._raising, self.client.metric.get_measures, metric,
+                resource_id=resource_id, aggregation=aggregation,
+                granularity=granularity, start=start.isoformat(),
+                stop=stop.isoformat(), refresh=self.refresh)
+        except _Missing as missing:
+            exc = missing.args[0]
+            kind = next(k for cls, k in kinds if isinstance(exc, cls))
+            raise NotFound('Gnocchi: %s' % exc, kind) from None
+
+    @staticmethod
+    def _raising(func, *args, **kwargs):
+        """``func``, its NotFound kept apart from ``_call``'s ``None``."""
+        try:
+            return func(*args, **kwargs)
+        except gnocchi_exc.NotFound as exc:
+            raise _Missing(exc) from None
 
     def aggregates(self, operations, search=None, resource_type='generic',
                    granularity=None, start=None, stop=None):
@@ -188,6 +207,10 @@ class GnocchiStorage(base.StorageDriver):
     def close(self, timeout=None):
         if self._writer is not None:
             self._writer.close()
+
+
+class _Missing(Exception):
+    """A NotFound carried past ``_call`` (which turns it into ``None``)."""
 
 
 def _timestamp(value):

@@ -13,6 +13,7 @@ from telemetry_lib.alarm import evaluator
 from telemetry_lib.alarm import model
 from telemetry_lib.alarm import timeconstraints
 from telemetry_lib import ConfigError
+from telemetry_lib.exceptions import NotFound
 from telemetry_lib.exceptions import StorageUnavailable
 from tests import base
 from tests.unit import test_alarm_db
@@ -48,6 +49,8 @@ class FakeGnocchi:
 
     def measures(self, *args):
         self.calls.append(args)
+        if self.rows is None:
+            raise NotFound('no such resource', 'resource')
         return self.rows
 
 
@@ -141,9 +144,11 @@ class TestGnocchiTypes(base.TestCase):
         v = verdict(rule, gnocchi, model.OK)
         self.assertEqual((model.INSUFFICIENT_DATA,
                           '3 datapoints are unknown'), (v.state, v.reason))
+        # Gnocchi's syntax for several metrics (not Aodh's, which Gnocchi
+        # refuses).
         self.assertEqual(['aggregate', 'rate:mean',
-                          ['metric', 'm1', 'mean'],
-                          ['metric', 'm2', 'mean']], gnocchi.calls[0][0])
+                          ['metric', ['m1', 'mean'], ['m2', 'mean']]],
+                         gnocchi.calls[0][0])
         v = verdict(rule, FakeGnocchi(None), model.OK)
         self.assertIn('does not exist', v.reason)
 
@@ -153,6 +158,10 @@ class TestGnocchiTypes(base.TestCase):
             'aggregation_method': 'max', 'comparison_operator': 'lt'}, 'a')
         self.assertEqual(model.ALARM, verdict(
             rule, FakeGnocchi([('t', 60, 1.0)])).state)
+        v = verdict(rule, FakeGnocchi(None), model.OK)
+        self.assertEqual((model.INSUFFICIENT_DATA,
+                          'resource vm1 does not exists'),
+                         (v.state, v.reason))
         for query in ('{', '[1]'):
             self.assertRaises(ConfigError,
                               aodh_rules.GnocchiResourcesAggregationRule,
