@@ -44,6 +44,12 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                if self._stop.is_set():
+                    # Cut while this one was being connected: it must not
+                    # outlive the cut.
+                    client.close()
+                    server.close()
+                    return
                 self._pairs.append((client, server))
             threading.Thread(target=self._pump, args=(client, server),
                              daemon=True).start()
@@ -72,9 +78,9 @@ class TcpProxy:
 
     def cut(self):
         """Refuse new connections and reset every open one."""
-        self._stop.set()
-        self._listener.close()
         with self._lock:
+            self._stop.set()
+            self._listener.close()
             pairs, self._pairs = self._pairs, []
         for pair in pairs:
             for s in pair:
