@@ -101,12 +101,16 @@ class DatabaseAlarms:
         self._built = {}        # alarm id -> (row timestamp, definition)
         self._alarms = {}
         self._states = {}       # alarm id -> (state, reason, changed)
+        self._touched = {}      # alarm id -> evaluation time, unsaved
         self._log = ratelog.RateLimitedLog(LOG, 'alarm database')
         self.refreshes = 0
         self.refresh_errors = 0
 
     @property
     def alarms(self):
+        # The evaluator asks at each turn of its loop: the verdicts of the
+        # last turn that changed nothing are written now, in one statement.
+        self.flush()
         if self._clock() >= self._next:
             self._next = self._clock() + self.refresh
             self.load()
@@ -161,10 +165,29 @@ class DatabaseAlarms:
     def states(self):
         return dict(self._states)
 
+    def flush(self):
+        """Write the evaluation times of the unchanged verdicts."""
+        if not self._touched:
+            return
+        touched, self._touched = self._touched, {}
+        try:
+            self.db.touch(touched, max(touched.values()))
+        except db_store.DatabaseError as exc:
+            # Only the times are lost: the states did not change.
+            self.refresh_errors += 1
+            self._log.problem('touch', 'evaluation times not saved: %s',
+                              exc)
+
     def record(self, key, evaluation, now, transition=None):
         """Save a verdict; raises ``DatabaseUnavailable`` (the evaluator
-        then counts an error and sends nothing).
+        then counts an error and sends nothing). A verdict that changes
+        nothing only has its time written, with the others of its turn
+        (as Aodh, which leaves an unchanged alarm's row alone).
         """
+        current = self._states.get(key, (None,))[0]
+        if transition is None and evaluation.state in (None, current):
+            self._touched[key] = now
+            return
         alarm = self._alarms.get(key)
         change = None
         if transition is not None and alarm is not None:

@@ -233,10 +233,18 @@ class TestDatabaseAlarms(base.TestCase):
         self.assertEqual((row['alarm_id'], 'cpu', 'alarm'), (
             action.body['alarm_id'], action.body['alarm_name'],
             action.body['current']))
-        # Same verdict again: nothing new.
-        ev.evaluate(alarm, NOW)
+        # Same verdict again: nothing new, only its time -- written with
+        # the others of the turn when the evaluator asks for the alarms.
+        later = NOW + datetime.timedelta(minutes=1)
+        ev.evaluate(alarm, later)
         self.assertEqual(1, len(self.queued))
         self.assertEqual(1, len(self.db.changes(row['alarm_id'])))
+        self.assertEqual(NOW, self.db.get(row['alarm_id'])[
+            'evaluate_timestamp'])
+        ev.definition.alarms
+        got = self.db.get(row['alarm_id'])
+        self.assertEqual((later, 'alarm'), (got['evaluate_timestamp'],
+                                            got['state']))
 
     def test_database_down_records_and_sends_nothing(self):
         row = self.alarm()
