@@ -35,7 +35,7 @@ LOG = logging.getLogger(__name__)
 GROUP = 'alarm-evaluators'
 
 
-def build(row, storages=None):
+def build(row, storages=None, classes=None):
     """An :class:`~telemetry_lib.alarm.definitions.AlarmDefinition` of a
     database row (``storages``: ``{storage kind: URL}`` for rules that
     name none).
@@ -44,7 +44,13 @@ def build(row, storages=None):
         plugin is gone, say).
     """
     where = 'alarm %s' % row['alarm_id']
-    rule = rules.load_rule_class(row['type'], where)(row['rule'], where)
+    cls = (classes or {}).get(row['type'])
+    if cls is None:
+        # Reading entry points costs milliseconds: once per type.
+        cls = rules.load_rule_class(row['type'], where)
+        if classes is not None:
+            classes[row['type']] = cls
+    rule = cls(row['rule'], where)
     for leaf in _leaves(rule):
         kind = getattr(leaf, 'storage_kind', None)
         if kind and leaf.storage is None and (storages or {}).get(kind):
@@ -102,6 +108,7 @@ class DatabaseAlarms:
         self._alarms = {}
         self._states = {}       # alarm id -> (state, reason, changed)
         self._touched = {}      # alarm id -> evaluation time, unsaved
+        self._classes = {}      # alarm type -> rule class
         self._log = ratelog.RateLimitedLog(LOG, 'alarm database')
         self.refreshes = 0
         self.refresh_errors = 0
@@ -143,7 +150,7 @@ class DatabaseAlarms:
                 alarm = seen[1]
             else:
                 try:
-                    alarm = build(row, self._storages)
+                    alarm = build(row, self._storages, self._classes)
                 except ConfigError as exc:
                     self._log.problem(('bad', alarm_id), 'alarm %s cannot '
                                       'be evaluated: %s', alarm_id, exc,

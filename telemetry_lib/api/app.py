@@ -84,6 +84,7 @@ class AlarmAPI:
         self.max_actions = max_actions
         self.project_quota = project_quota
         self.user_quota = user_quota
+        self.classes = rep.rule_classes()
         known = set(plugins.names(plugins.ALARM_ACTION_NAMESPACE))
         #: Action schemes an alarm may use (``trust+`` needs ``trust``).
         self.schemes = known if trust else {
@@ -270,7 +271,8 @@ class AlarmAPI:
                 'severity': alarm.get('severity'), 'timestamp': now}
 
     def _parse(self, body, ctx):
-        return rep.parse_alarm(body, ctx, self.max_actions, self.schemes)
+        return rep.parse_alarm(body, ctx, self.max_actions, self.schemes,
+                               self.classes)
 
     def create(self, body, ctx):
         alarm = self._parse(body, ctx)

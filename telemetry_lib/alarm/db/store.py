@@ -211,10 +211,12 @@ class AlarmDB:
         row = _to_row(alarm)
 
         def insert(conn):
-            conn.execute(schema.alarm.insert().values(**row))
+            # Parameters apart from the statement: SQLAlchemy compiles it
+            # once and caches it.
+            conn.execute(schema.alarm.insert(), row)
             if change is not None:
-                conn.execute(schema.alarm_change.insert().values(
-                    **_change_row(change)))
+                conn.execute(schema.alarm_change.insert(),
+                             _change_row(change))
         self._run(insert)
         return _from_row(row)
 
@@ -269,8 +271,8 @@ class AlarmDB:
             if not done.rowcount:
                 return None
             if change is not None:
-                conn.execute(schema.alarm_change.insert().values(
-                    **_change_row(change)))
+                conn.execute(schema.alarm_change.insert(),
+                             _change_row(change))
             return conn.execute(sa.select(schema.alarm).where(
                 schema.alarm.c.alarm_id == alarm_id)).first()
         found = self._run(write)
@@ -284,8 +286,8 @@ class AlarmDB:
             done = conn.execute(schema.alarm.delete().where(
                 schema.alarm.c.alarm_id == alarm_id))
             if done.rowcount and change is not None:
-                conn.execute(schema.alarm_change.insert().values(
-                    **_change_row(change)))
+                conn.execute(schema.alarm_change.insert(),
+                             _change_row(change))
             return bool(done.rowcount)
         return self._run(remove)
 
@@ -306,8 +308,8 @@ class AlarmDB:
             done = conn.execute(table.update().where(
                 table.c.alarm_id == alarm_id).values(**values))
             if done.rowcount and change is not None:
-                conn.execute(schema.alarm_change.insert().values(
-                    **_change_row(change)))
+                conn.execute(schema.alarm_change.insert(),
+                             _change_row(change))
             return bool(done.rowcount)
         return self._run(write)
 
