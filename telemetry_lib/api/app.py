@@ -77,8 +77,11 @@ class AlarmAPI:
     """
 
     def __init__(self, db, files=None, trust=None, max_actions=-1,
-                 project_quota=-1, user_quota=-1):
+                 project_quota=-1, user_quota=-1, gnocchi_owner=None):
         self.db = db
+        #: ``() -> project id or None``: the project Ceilometer writes to
+        #: Gnocchi as (for the scoping of members' Gnocchi searches).
+        self.gnocchi_owner = gnocchi_owner or (lambda: None)
         self.files = files or (lambda: (None, None))
         self.trust = trust
         self.max_actions = max_actions
@@ -271,8 +274,11 @@ class AlarmAPI:
                 'severity': alarm.get('severity'), 'timestamp': now}
 
     def _parse(self, body, ctx):
-        return rep.parse_alarm(body, ctx, self.max_actions, self.schemes,
-                               self.classes)
+        alarm = rep.parse_alarm(body, ctx, self.max_actions, self.schemes,
+                                self.classes)
+        if not ctx.is_admin:
+            rep.scope_to_project(alarm, ctx.project_id, self.gnocchi_owner())
+        return alarm
 
     def create(self, body, ctx):
         alarm = self._parse(body, ctx)

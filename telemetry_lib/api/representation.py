@@ -17,6 +17,7 @@ URLs), so ``aodhclient`` and Heat read it unchanged.
 """
 
 import datetime
+import json
 import logging
 from urllib import parse
 import zoneinfo
@@ -284,3 +285,41 @@ def render_change(change, dumps):
             'on_behalf_of': change.get('on_behalf_of'),
             'severity': change.get('severity'),
             'timestamp': _naive(change['timestamp'])}
+
+
+BY_RESOURCES = 'gnocchi_aggregation_by_resources_threshold'
+
+
+def scope_to_project(alarm, project_id, owner_id=None):
+    """Narrow the Gnocchi searches of ``alarm`` (its rule, or its
+    composite's leaves) to ``project_id``'s resources, as Aodh does for a
+    caller who is not an admin: those the project created, or -- when
+    ``owner_id``, the project Ceilometer writes as, is known -- those that
+    project created for ``project_id``.
+    """
+    mine = {'=': {'created_by_project_id': project_id}}
+    if owner_id:
+        mine = {'or': [mine, {'and': [
+            {'=': {'created_by_project_id': owner_id}},
+            {'=': {'project_id': project_id}}]}]}
+
+    def narrow(rule):
+        query = json.loads(rule['query'])
+        if isinstance(query, dict) and query.get('and', [None])[0] == mine:
+            return          # narrowed when it was made (an update)
+        rule['query'] = json.dumps({'and': [mine, query]})
+
+    if alarm['type'] == BY_RESOURCES:
+        narrow(alarm['rule'])
+    elif alarm['type'] == 'composite':
+        stack = [alarm['rule']]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if node.get('type') == BY_RESOURCES and isinstance(
+                        node.get('query'), str):
+                    narrow(node)
+                stack.extend(v for k, v in node.items()
+                             if k in ('and', 'or'))
+            elif isinstance(node, list):
+                stack.extend(node)

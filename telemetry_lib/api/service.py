@@ -14,7 +14,10 @@
 ``auth_token`` in front, and a server for it on the library's HTTP stack.
 """
 
+import logging
 import os
+import time
+from urllib.parse import quote as name_quote
 
 from keystonemiddleware import auth_token
 from oslo_config import cfg
@@ -27,6 +30,7 @@ from telemetry_lib.clients import keystone
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib import httpserver
 
+LOG = logging.getLogger(__name__)
 GROUP = 'api'
 OPTS = [
     cfg.BoolOpt('enabled', default=False,
@@ -50,6 +54,13 @@ OPTS = [
                help='Most alarms of a project; < 0: no limit.'),
     cfg.IntOpt('user_alarm_quota', default=-1,
                help='Most alarms of a user; < 0: no limit.'),
+    cfg.StrOpt('gnocchi_external_project_owner', default='service',
+               help='Project (name) Ceilometer writes to Gnocchi as: a '
+                    "member's gnocchi_aggregation_by_resources alarm sees "
+                    'the resources its project created, and those this '
+                    'project created for it (as Aodh).'),
+    cfg.StrOpt('gnocchi_external_domain_name', default='Default',
+               help='Domain of gnocchi_external_project_owner.'),
 ]
 ALARM_DB_OPTS = [
     cfg.StrOpt('database_connection', secret=True,
@@ -118,8 +129,14 @@ def build_app(conf, db, files=None):
             return session[0]
         trust = trusts.Trusts(service_session,
                               conf[keystone.GROUP].interface)
+        owner = _project_lookup(service_session,
+                                opts.gnocchi_external_project_owner,
+                                opts.gnocchi_external_domain_name)
+    else:
+        owner = None
     api = app.AlarmAPI(db, files, trust, opts.alarm_max_actions,
-                       opts.project_alarm_quota, opts.user_alarm_quota)
+                       opts.project_alarm_quota, opts.user_alarm_quota,
+                       owner)
     if opts.auth_strategy == 'noauth':
         return api
     guarded = auth_token.AuthProtocol(api, {'oslo_config_config': conf})
@@ -131,6 +148,38 @@ def build_app(conf, db, files=None):
             return api(environ, start_response)
         return guarded(environ, start_response)
     return application
+
+
+def _project_lookup(session, name, domain, ttl=3600.0):
+    """``() -> id or None`` of project ``name`` in ``domain``, asked of
+    Keystone with the service's session at most once per ``ttl`` (a
+    failure is logged and means ``None`` until then, as Aodh does).
+    """
+    found = {}
+    endpoint = {'service_type': 'identity', 'interface': 'public',
+                'version': 3}
+
+    def lookup():
+        now = time.monotonic()
+        if found and now - found['at'] < ttl:
+            return found['id']
+        project_id = None
+        try:
+            sess = session()
+            domains = sess.get('/domains?name=%s' % name_quote(domain),
+                               endpoint_filter=endpoint).json()['domains']
+            if domains:
+                projects = sess.get(
+                    '/projects?name=%s&domain_id=%s' % (
+                        name_quote(name), domains[0]['id']),
+                    endpoint_filter=endpoint).json()['projects']
+                project_id = projects[0]['id'] if projects else None
+        except Exception as exc:    # Keystone's, the session's, JSON's
+            LOG.warning('cannot find project %s in domain %s: %s', name,
+                        domain, exc)
+        found.update(at=now, id=project_id)
+        return project_id
+    return lookup
 
 
 class APIServer:

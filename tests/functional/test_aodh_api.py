@@ -185,6 +185,26 @@ class TestAodhCompatibleAPI(test_agent.AgentTest):
                                 password=alarming.OTHER[1],
                                 project=alarming.OTHER[2])
         assert rc == 0 and _json(out) == [], out
+        # A member's Gnocchi search is narrowed to its project's
+        # resources: created by it, or by the project Ceilometer writes as
+        # (looked up in Keystone) for it -- as Aodh narrows it.
+        rc, out = alarming.aodh(
+            'alarm', 'create', '--name', 'group', '--type',
+            'gnocchi_aggregation_by_resources_threshold', '--metric', 'cpu',
+            '--resource-type', 'instance', '--query',
+            '{"=": {"server_group": "g1"}}', '--aggregation-method', 'mean',
+            '--threshold', '50', '-f', 'json', user=alarming.OTHER[0],
+            password=alarming.OTHER[1], project=alarming.OTHER[2])
+        assert rc == 0, out
+        made = _json(out)
+        service = alarming.session().get(
+            '/projects?name=service', endpoint_filter=alarming.KS).json()[
+                'projects'][0]['id']
+        assert json.loads(made['query']) == {'and': [
+            {'or': [{'=': {'created_by_project_id': made['project_id']}},
+                    {'and': [{'=': {'created_by_project_id': service}},
+                             {'=': {'project_id': made['project_id']}}]}]},
+            {'=': {'server_group': 'g1'}}]}, made
         # No token: 401 from auth_token, nothing else said.
         resp = requests.get(alarming.API_URL + '/v2/alarms', timeout=10)
         assert resp.status_code == 401

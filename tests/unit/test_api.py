@@ -302,3 +302,58 @@ alarms:
         self.fault(403, 'DELETE', '/v2/alarms/' + alarm_id, who=ADMIN)
         self.fault(403, 'PUT', '/v2/alarms/%s/state' % alarm_id, 'ok',
                    who=ADMIN)
+
+
+class TestGnocchiScoping(APITest):
+    RULE = {'metric': 'cpu', 'resource_type': 'instance',
+            'query': '{"=": {"server_group": "g1"}}',
+            'aggregation_method': 'mean', 'threshold': 50}
+
+    def setUp(self):
+        super().setUp()
+        self.api.gnocchi_owner = lambda: 'ceilometer-project'
+
+    def body(self, **fields):
+        body = {'name': 'group', 'type':
+                'gnocchi_aggregation_by_resources_threshold',
+                'gnocchi_aggregation_by_resources_threshold_rule':
+                dict(self.RULE)}
+        body.update(fields)
+        return body
+
+    def test_a_members_search_sees_its_projects_resources_only(self):
+        status, alarm = self.call('POST', '/v2/alarms', self.body())
+        self.assertEqual(201, status, alarm)
+        rule = alarm['gnocchi_aggregation_by_resources_threshold_rule']
+        mine = {'or': [{'=': {'created_by_project_id': 'p1'}}, {'and': [
+            {'=': {'created_by_project_id': 'ceilometer-project'}},
+            {'=': {'project_id': 'p1'}}]}]}
+        self.assertEqual({'and': [mine, {'=': {'server_group': 'g1'}}]},
+                         json.loads(rule['query']))
+        # aodhclient's update sends it back: not narrowed twice.
+        status, again = self.call('PUT', '/v2/alarms/' + alarm['alarm_id'],
+                                  dict(alarm, severity='critical'))
+        self.assertEqual(200, status, again)
+        self.assertEqual(rule, again[
+            'gnocchi_aggregation_by_resources_threshold_rule'])
+
+    def test_an_admins_search_and_composites(self):
+        status, alarm = self.call('POST', '/v2/alarms', self.body(),
+                                  who=ADMIN)
+        rule = alarm['gnocchi_aggregation_by_resources_threshold_rule']
+        self.assertEqual({'=': {'server_group': 'g1'}},
+                         json.loads(rule['query']))
+        self.api.gnocchi_owner = lambda: None
+        leaf = dict(self.RULE, type='gnocchi_aggregation_by_resources_'
+                    'threshold')
+        status, alarm = self.call('POST', '/v2/alarms', {
+            'name': 'c', 'type': 'composite', 'composite_rule': {
+                'or': [leaf, {'and': [leaf, {
+                    'type': 'prometheus', 'query': 'up', 'threshold': 1}]}]}})
+        self.assertEqual(201, status, alarm)
+        leaves = [alarm['composite_rule']['or'][0],
+                  alarm['composite_rule']['or'][1]['and'][0]]
+        for leaf in leaves:
+            self.assertEqual({'and': [
+                {'=': {'created_by_project_id': 'p1'}},
+                {'=': {'server_group': 'g1'}}]}, json.loads(leaf['query']))
