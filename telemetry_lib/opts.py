@@ -17,6 +17,9 @@ gathers them (entry point ``oslo.config.opts``: ``telemetry_lib``).
 
 import itertools
 
+from oslo_config import cfg
+from oslo_log import log
+
 from telemetry_lib.agent import coordination
 from telemetry_lib.agent import http as agent_http
 from telemetry_lib.agent import options as agent_options
@@ -79,3 +82,19 @@ def register_all(conf):
             continue
         conf.register_opts(list(opts),
                            group=None if group == 'DEFAULT' else group)
+
+
+def service_conf(argv, prog, default_config_files=None):
+    """The configuration of a service (``telemetry-agent``,
+    ``telemetry-api``, the WSGI application): every option and oslo.log's
+    registered, ``argv`` parsed, logging set up.
+
+    :raises oslo_config.cfg.Error: for bad arguments or files.
+    """
+    conf = cfg.ConfigOpts()
+    register_all(conf)
+    log.register_options(conf)
+    conf(argv, project='telemetry_lib', prog=prog,
+         default_config_files=default_config_files)
+    log.setup(conf, 'telemetry_lib')
+    return conf

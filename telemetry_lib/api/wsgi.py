@@ -18,9 +18,6 @@
 import os
 import threading
 
-from oslo_config import cfg
-from oslo_log import log
-
 from telemetry_lib.alarm import definitions
 from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.api import service
@@ -47,13 +44,9 @@ def file_alarms(conf):
 
 
 def build_application(argv=()):
-    conf = cfg.ConfigOpts()
-    opts.register_all(conf)
-    log.register_options(conf)
     files = os.environ.get('TELEMETRY_CONFIG_FILES')
-    conf(list(argv), project='telemetry_lib',
-         default_config_files=files.split(',') if files else None)
-    log.setup(conf, 'telemetry_lib')
+    conf = opts.service_conf(list(argv), 'telemetry-api-wsgi',
+                             files.split(',') if files else None)
     db = service.open_database(conf)
     return service.build_app(conf, db, file_alarms(conf))
 

@@ -15,7 +15,6 @@ import logging
 import sys
 
 from oslo_config import cfg
-from oslo_log import log
 
 from telemetry_lib.agent import service
 from telemetry_lib.exceptions import TelemetryError
@@ -23,16 +22,12 @@ from telemetry_lib import opts
 
 
 def main(argv=None):
-    conf = cfg.ConfigOpts()
-    opts.register_all(conf)
-    log.register_options(conf)
     try:
-        conf(sys.argv[1:] if argv is None else argv, project='telemetry_lib',
-             prog='telemetry-agent')
+        conf = opts.service_conf(sys.argv[1:] if argv is None else argv,
+                                 'telemetry-agent')
     except cfg.Error as exc:
         print('telemetry-agent: %s' % exc, file=sys.stderr)
         return 2
-    log.setup(conf, 'telemetry_lib')
     logging.getLogger('proton').setLevel(logging.WARNING)
     try:
         agent = service.Agent(conf)

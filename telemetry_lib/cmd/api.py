@@ -19,7 +19,6 @@ import logging
 import sys
 
 from oslo_config import cfg
-from oslo_log import log
 
 from telemetry_lib.agent import signals
 from telemetry_lib.api import service
@@ -31,16 +30,12 @@ LOG = logging.getLogger(__name__)
 
 
 def main(argv=None):
-    conf = cfg.ConfigOpts()
-    opts.register_all(conf)
-    log.register_options(conf)
     try:
-        conf(sys.argv[1:] if argv is None else argv, project='telemetry_lib',
-             prog='telemetry-api')
+        conf = opts.service_conf(sys.argv[1:] if argv is None else argv,
+                                 'telemetry-api')
     except cfg.Error as exc:
         print('telemetry-api: %s' % exc, file=sys.stderr)
         return 2
-    log.setup(conf, 'telemetry_lib')
     inbox = signals.Inbox()
     inbox.install()
     try:
