@@ -27,6 +27,9 @@ class Handler(http_server.BaseHTTPRequestHandler):
             body, status = b'no such thing', 404
         elif self.path == '/gzip':
             body, status = gzip.compress(b'{"zipped": true}'), 200
+        elif self.path == '/auth':
+            body = (self.headers.get('Authorization') or '').encode()
+            status = 200
         else:
             body, status = b'{"ok": true}', 200
         self.send_response(status)
@@ -73,6 +76,37 @@ class TestHttpClient(base.TestCase):
         gone = self.client.request('GET', self.url + '/gone')
         assert isinstance(http.publisher_error(gone, 'GET gone'),
                           PermanentError)
+
+    def test_basic_auth_from_a_pair_or_a_requests_auth_object(self):
+        import requests
+        for auth in (('u', 'p'), requests.auth.HTTPBasicAuth('u', 'p')):
+            client = http.HttpClient(5, auth=auth)
+            self.addCleanup(client.close)
+            r = client.request('GET', self.url + '/auth')
+            assert r.text == 'Basic dTpw', (auth, r.text)
+
+    def test_params_are_encoded(self):
+        r = self.client.request('GET', self.url + '/', params={'q': 'a b'})
+        assert r.ok
+
+    def test_an_unverified_certificate_is_one_line(self):
+        cert, key = self.self_signed_cert()
+        import ssl
+        tls = http_server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+        threading.Thread(target=tls.serve_forever, daemon=True).start()
+        self.addCleanup(tls.server_close)
+        self.addCleanup(tls.shutdown)
+        url = 'https://127.0.0.1:%d/' % tls.server_port
+        with self.assertRaises(http.Unanswered) as ctx_:
+            self.client.request('GET', url)
+        assert str(ctx_.exception).startswith('TLS error'), ctx_.exception
+        assert '\n' not in str(ctx_.exception)
+        trusting = http.HttpClient(5, verify=cert)
+        self.addCleanup(trusting.close)
+        assert trusting.request('GET', url).ok
 
     def test_no_answer_is_one_line(self):
         port = base.free_port()
