@@ -289,7 +289,11 @@ def _database_alarm_families(alarming):
             ('errors', 'Their evaluations that failed or were not saved.',
              ev.errors),
             ('refresh_errors', 'Reads of the alarm database that failed.',
-             source.refresh_errors)):
+             source.refresh_errors),
+            ('events', 'Events matched against the event alarms.',
+             alarming.events_seen),
+            ('events_dropped', 'Events the event alarms never saw (their '
+             'queue was full).', alarming.events_dropped)):
         family = fmt.CounterFamily('telemetry_alarm_database_' + name, doc)
         family.add_metric((), value)
         yield family

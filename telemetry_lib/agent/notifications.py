@@ -66,6 +66,9 @@ class Notifications:
         self.listener = cls(conf, self.deliver,
                             lambda: self._pipelines()[1].converter)
         self.high_water = conf.notification.high_water
+        #: ``f(events)``: who else sees the converted events (the event
+        #: alarms), after the pipelines took them.
+        self.on_events = None
 
     def start(self):
         self.listener.start()
@@ -82,6 +85,8 @@ class Notifications:
         if not ok:
             return False, queued
         ok, more = loaded.events.offer(events, self.high_water)
+        if ok and self.on_events is not None:
+            self.on_events(events)
         return ok, queued + more
 
     def describe(self, loaded):

@@ -113,6 +113,8 @@ class Agent:
                 conf, self.pool, evaluator.Storages(conf),
                 self.coordinator.share if self.coordinator else None,
                 self._file_alarms)
+            if self.notifications is not None:
+                self.notifications.on_events = self.alarming.on_events
         self.http = None
         if conf.agent.http_enabled:
             self.http = AgentHTTPServer(self, conf.agent.http_host,

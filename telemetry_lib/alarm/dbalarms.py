@@ -109,6 +109,7 @@ class DatabaseAlarms:
         self._states = {}       # alarm id -> (state, reason, changed)
         self._touched = {}      # alarm id -> evaluation time, unsaved
         self._classes = {}      # alarm type -> rule class
+        self._by_project = {}   # project -> its event alarms
         self._log = ratelog.RateLimitedLog(LOG, 'alarm database')
         self.refreshes = 0
         self.refresh_errors = 0
@@ -137,10 +138,13 @@ class DatabaseAlarms:
             self._log.problem('unavailable', '%s; evaluating the %d '
                               'alarm(s) read before', exc, len(self._alarms))
             return
-        mine = {r['alarm_id'] for r in rows}
+        # Event alarms are every agent's: an event reaches the agent whose
+        # listener took it, whichever agent the ring gives the alarm to.
+        mine = {r['alarm_id'] for r in rows if r['type'] != 'event'}
         if self._share is not None:
             mine = set(self._share(self.group, sorted(mine)))
-        built, alarms, states = {}, {}, {}
+        mine |= {r['alarm_id'] for r in rows if r['type'] == 'event'}
+        built, alarms, states, by_project = {}, {}, {}, {}
         for row in rows:
             alarm_id = row['alarm_id']
             if alarm_id not in mine:
@@ -161,8 +165,16 @@ class DatabaseAlarms:
             alarms[alarm_id] = alarm
             states[alarm_id] = (row['state'], row['state_reason'],
                                 row['state_timestamp'])
+            if row['type'] == 'event':
+                by_project.setdefault(row.get('project_id') or '',
+                                      []).append(alarm)
         self._built, self._alarms, self._states = built, alarms, states
+        self._by_project = by_project
         self.refreshes += 1
+
+    def event_alarms(self, project):
+        """The event alarms of ``project`` (as last read)."""
+        return list(self._by_project.get(project, ()))
 
     # -- the evaluator's state store ---------------------------------------
 

@@ -84,6 +84,17 @@ class Evaluator:
                 None
         with self._lock:
             self.evaluations += 1
+        return verdict, self._apply(alarm, verdict, now, current, dispatch)
+
+    def fire(self, alarm, verdict, now=None):
+        """Apply a verdict made elsewhere (an event alarm's, on an event):
+        recorded and its actions queued as an evaluation's would be.
+        """
+        now = now or self.now()
+        current, _, _ = self.store.get(alarm.state_key)
+        return self._apply(alarm, verdict, now, current, True)
+
+    def _apply(self, alarm, verdict, now, current, dispatch):
         state = verdict.state
         changed = state is not None and state != current
         repeat = (state is not None and state == current
@@ -102,7 +113,7 @@ class Evaluator:
                      verdict.reason)
         if transition is not None and dispatch:
             self._dispatch(alarm, transition)
-        return verdict, transition
+        return transition
 
     def _dispatch(self, alarm, transition):
         for url in alarm.actions.get(transition.current, ()):
@@ -117,7 +128,8 @@ class Evaluator:
         now = None
         due = []
         for a in self.definition.alarms.values():
-            if not a.enabled or next_at.get(a.state_key, 0) > now_ts:
+            if not a.enabled or next_at.get(a.state_key, 0) > now_ts or \
+                    not getattr(a.rule, 'periodic', True):
                 continue
             if a.time_constraints:
                 now = now or datetime.datetime.fromtimestamp(now_ts, UTC)

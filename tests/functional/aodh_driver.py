@@ -23,6 +23,7 @@ def main():
     from oslo_config import cfg
 
     from aodh.evaluator import composite
+    from aodh.evaluator import event as event_evaluator
     from aodh.evaluator import gnocchi
     from aodh.evaluator import prometheus
     from aodh.evaluator import threshold
@@ -73,6 +74,13 @@ def main():
             repeat_actions=case.get('repeat_actions', False),
             time_constraints=[], type=case['type'], severity='low',
             state_reason='', project_id='parity', user_id='parity')
+        if case['type'] == 'event':
+            ev = make(event_evaluator.EventAlarmEvaluator)
+            ev.caches = {}
+            ev._evaluate_alarm(event_evaluator.Alarm(alarm),
+                               event_evaluator.Event(case['event']))
+            results.append(ev.refreshed[-1] if ev.refreshed else None)
+            continue
         if case['type'] == 'composite':
             ev = make(composite.CompositeEvaluator)
             ev.rule_targets, ev.rule_name_prefix, ev.rule_num = [], 'rule', 0

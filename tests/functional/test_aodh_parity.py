@@ -244,3 +244,64 @@ class TestGnocchiParity(ParityTest):
         # Mean of the two metrics (v and v + 1) at the last two minutes.
         assert ours.state == model.ALARM, ours
         assert ours.reason_data['most_recent'] == 93.5, ours
+
+
+class TestEventParity(ParityTest):
+    """Aodh's event evaluator and ours on the same events and alarms (no
+    service needed: the events are the data).
+    """
+
+    def test_event_type(self):
+        from telemetry_lib.alarm import event_rules
+        rules_ = {
+            'any': {'event_type': '*', 'query': []},
+            'pattern': {'event_type': 'compute.instance.*', 'query': []},
+            'state': {'event_type': 'compute.instance.*', 'query': [
+                {'field': 'traits.state', 'op': 'eq', 'value': 'error',
+                 'type': 'string'}]},
+            'vcpus': {'event_type': '*', 'query': [
+                {'field': 'traits.vcpus', 'op': 'ge', 'value': '4',
+                 'type': 'integer'},
+                {'field': 'traits.ratio', 'op': 'lt', 'value': '0.5',
+                 'type': 'float'}]},
+        }
+        events = {
+            'error': ('compute.instance.update', 'error', 8, 0.25),
+            'active': ('compute.instance.update', 'active', 8, 0.25),
+            'small': ('compute.instance.update', 'error', 2, 0.25),
+            'image': ('image.update', 'error', 8, 0.75),
+        }
+        cases = []
+        for rname, rule in rules_.items():
+            for ename, (etype, state, vcpus, ratio) in events.items():
+                for current in STATES:
+                    for repeat in (False, True):
+                        cases.append({
+                            'id': '%s/%s/%s' % (rname, ename, repeat),
+                            'type': 'event', 'state': current,
+                            'repeat_actions': repeat, 'rule': rule,
+                            'event': {
+                                'message_id': 'm-%s' % ename,
+                                'event_type': etype,
+                                'generated': '2026-01-05T12:00:00',
+                                'traits': [['state', 1, state],
+                                           ['vcpus', 2, vcpus],
+                                           ['ratio', 3, ratio],
+                                           ['project_id', 1, 'p']],
+                                'raw': {}}})
+        aodh = run_aodh(cases)
+        problems = []
+        for case, theirs in zip(cases, aodh):
+            rule = event_rules.EventRule(case['rule'], 'parity')
+            ours = None
+            skip = (case['state'] == model.ALARM
+                    and not case['repeat_actions'])
+            if not skip and rule.matches(case['event']):
+                verdict = rule.fired(case['event'])
+                ours = [verdict.state, verdict.reason, verdict.reason_data]
+            if json.dumps(ours, sort_keys=True) != json.dumps(
+                    theirs, sort_keys=True):
+                problems.append('%s from %s: Aodh %r, ours %r' % (
+                    case['id'], case['state'], theirs, ours))
+        assert not problems, '\n'.join(problems[:10])
+        assert any(aodh) and not all(aodh)

@@ -298,3 +298,58 @@ class TestCompositeOfAodhTypes(TestDatabaseAlarms):
         verdict, _ = ev.evaluate(alarm, NOW)
         self.assertEqual(model.ALARM, verdict.state)
         self.assertEqual(['prometheus://fake'] * 3, self.storages)
+
+
+class TestEventAlarms(TestDatabaseAlarms):
+    RULE = {'event_type': 'compute.instance.*', 'query': [
+        {'field': 'traits.state', 'op': 'eq', 'value': 'error',
+         'type': 'string'},
+        {'field': 'traits.vcpus', 'op': 'ge', 'value': '4',
+         'type': 'integer'}]}
+
+    def event(self, event_type='compute.instance.update', state='error',
+              vcpus=8, project='p1'):
+        return {'message_id': 'm1', 'event_type': event_type,
+                'generated': '2026-01-05T12:00:00', 'raw': {},
+                'traits': [['state', 1, state], ['vcpus', 2, vcpus],
+                           ['project_id', 1, project]]}
+
+    def test_matching_is_aodhs(self):
+        from telemetry_lib.alarm import event_rules
+        rule = event_rules.EventRule(self.RULE, 'a')
+        assert rule.matches(self.event())
+        assert not rule.matches(self.event(event_type='image.update'))
+        assert not rule.matches(self.event(state='active'))
+        assert not rule.matches(self.event(vcpus=2))
+        verdict = rule.fired(self.event())
+        self.assertEqual(model.ALARM, verdict.state)
+        self.assertTrue(verdict.reason.startswith(
+            'Event <id=m1,event_type=compute.instance.update> hits the '
+            'query <query=[{"field": "traits.state"'), verdict.reason)
+        self.assertEqual('p1', event_rules.event_project(self.event()))
+        for bad in ({'query': 'x'}, {'query': [{'field': 'f'}]},
+                    {'query': [{'field': 'traits.a', 'value': 'x',
+                                'type': 'integer'}]},
+                    {'query': [{'field': 'traits.a', 'value': 1,
+                                'op': 'like'}]}):
+            self.assertRaises(ConfigError, event_rules.EventRule, bad, 'a')
+
+    def test_event_alarms_fire_on_events_not_on_the_interval(self):
+        from telemetry_lib.agent import alarming
+        row = self.alarm(type='event', rule=dict(self.RULE))
+        self.alarm(type='event', rule=dict(self.RULE), project_id='p2',
+                   name='other project')
+        ev = self.evaluator(share=lambda group, ids: [])
+        self.assertEqual([], ev.due(NOW.timestamp(), {}))
+        # Every agent holds the event alarms, whatever its share.
+        part = alarming.Alarming.__new__(alarming.Alarming)
+        part.alarms, part.evaluator = ev.definition, ev
+        part._event(self.event())
+        self.assertEqual([(row['alarm_id'], 'alarm')], [
+            (a.body['alarm_id'], a.body['current'])
+            for _, a in self.queued])
+        self.assertEqual('alarm', self.db.get(row['alarm_id'])['state'])
+        # Fired already, no repeat_actions: not again.
+        ev.definition.load()
+        part._event(self.event())
+        self.assertEqual(1, len(self.queued))

@@ -54,6 +54,8 @@ _RULES = {
                           'threshold': 2}]},
     'promql': {'query': 'up', 'threshold': 1},
     'prometheus': {'query': 'up', 'threshold': 1},
+    'event': {'event_type': 'compute.instance.*', 'query': [
+        {'field': 'traits.state', 'op': 'eq', 'value': 'error'}]},
     'gnocchi_resources_threshold': {
         'metric': 'cpu', 'resource_id': 'r', 'threshold': 1,
         'aggregation_method': 'mean'},
