@@ -89,8 +89,9 @@ class EventRule(rules.Rule):
         ``message_id``, ``traits`` as ``[name, type, value]``) meets the
         pattern and every condition.
         """
-        if not fnmatch.fnmatch(event.get('event_type') or '',
-                               self.event_type):
+        event_type = event.get('event_type')
+        if not isinstance(event_type, str) or not fnmatch.fnmatchcase(
+                event_type, self.event_type):
             return False
         traits = event_traits(event)
         for field, compare, wanted in self.conditions:
@@ -122,11 +123,12 @@ class EventRule(rules.Rule):
 def event_traits(event):
     """``{name: value}`` of an event's traits, typed as Aodh types them."""
     traits = {}
-    for trait in event.get('traits') or ():
+    listed = event.get('traits')
+    for trait in listed if isinstance(listed, (list, tuple)) else ():
         try:
             name, kind, value = trait
-            traits[name] = _value(value, _WIRE_TYPES.get(kind, kind))
-        except (TypeError, ValueError, KeyError):
+            traits[str(name)] = _value(value, _WIRE_TYPES.get(kind, kind))
+        except (TypeError, ValueError, KeyError, OverflowError):
             continue
     return traits
 

@@ -188,6 +188,9 @@ def _constraints(value):
             if tc.get(field) is None:
                 raise _invalid_input(field, None, 'Mandatory field '
                                      'missing.')
+        if not isinstance(tc['name'], str):
+            raise _invalid_input('name', tc['name'], 'Wrong type. Expected '
+                                 'a string.')
         start, duration = tc['start'], tc['duration']
         if isinstance(duration, str) and duration.isdigit():
             duration = int(duration)        # aodhclient sends text

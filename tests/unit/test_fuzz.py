@@ -51,3 +51,7 @@ class TestFuzz(base.TestCase):
     def test_alarming_api_bodies_filters_and_queries(self):
         from tests import fuzzing_api
         self.check(fuzzing_api.run_api(COUNT, seed=9))
+
+    def test_events_against_event_alarms(self):
+        from tests import fuzzing_api
+        self.check(fuzzing_api.run_events(COUNT, seed=10))
