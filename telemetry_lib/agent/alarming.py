@@ -26,6 +26,7 @@ from telemetry_lib.alarm import event_rules
 from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.api import service as api_service
 from telemetry_lib.formats import ceilometer
+from telemetry_lib import ratelog
 
 #: Events waiting for the event alarms, at most (more are counted, dropped).
 EVENT_QUEUE = 10000
@@ -72,20 +73,25 @@ class Alarming:
         #: Events matched against the event alarms, and those dropped
         #: because the queue was full.
         self.events_seen = self.events_dropped = 0
+        self._log = ratelog.RateLimitedLog(LOG, 'event alarms')
 
     def on_events(self, events):
         """Events the notification listener converted: queued for the
         event alarms (never blocks the listener; a full queue drops and
         counts them).
         """
-        if self.evaluator is None or not events:
+        if self.evaluator is None or not events or \
+                not self.alarms.has_event_alarms:
             return
         try:
             self._events.put_nowait(events)
+            return
         except queue.Full:
-            self.events_dropped += len(events)
-            LOG.warning('event alarms: %d event(s) dropped, the queue of '
-                        '%d batches is full', len(events), EVENT_QUEUE)
+            pass
+        # A flood says so once a minute, with the count since.
+        self.events_dropped += len(events)
+        self._log.dropped('queue of %d batches full' % EVENT_QUEUE,
+                          len(events))
 
     def _event_loop(self):
         while True:
@@ -94,14 +100,17 @@ class Alarming:
                 return
             for event in events:
                 self.events_seen += 1
+                problem = None
                 try:
                     self._event(ceilometer.event_to_wire(event))
                 except Exception as exc:
+                    problem = '%s: %s' % (type(exc).__name__, exc)
+                if problem is not None:
                     # The database away, a bad trait: this event's alarms
                     # wait for the next matching one.
-                    LOG.error('event alarms: %s failed: %s: %s',
-                              getattr(event, 'event_type', '?'),
-                              type(exc).__name__, exc)
+                    self._log.problem('event', '%s failed: %s',
+                                      event.event_type, problem,
+                                      level=logging.ERROR)
 
     def _event(self, event):
         project = event_rules.event_project(event)
@@ -131,11 +140,16 @@ class Alarming:
         return lines
 
     def start(self):
+        problem = None
         try:
             self.db.start()
         except db_store.DatabaseUnavailable as exc:
+            problem = exc
+        if problem is not None:
+            # Said outside the except block: oslo.log would append the
+            # exception a second time.
             LOG.warning('%s; retrying with every request and evaluation',
-                        exc)
+                        problem)
         if self.api is not None:
             self.api.server.start()
         if self.evaluator is not None:

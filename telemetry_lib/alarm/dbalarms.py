@@ -22,6 +22,7 @@ recorded is lost, nothing is announced that was not recorded.
 """
 
 import logging
+import threading
 import time
 
 from telemetry_lib.alarm.db import store as db_store
@@ -51,7 +52,8 @@ def build(row, storages=None, classes=None):
         if classes is not None:
             classes[row['type']] = cls
     rule = cls(row['rule'], where)
-    for leaf in _leaves(rule):
+    for leaf in (rule.leaves() if isinstance(rule, rules.CompositeRule)
+                 else (rule,)):
         kind = getattr(leaf, 'storage_kind', None)
         if kind and leaf.storage is None and (storages or {}).get(kind):
             leaf.storage = storages[kind]
@@ -65,19 +67,6 @@ def build(row, storages=None, classes=None):
     alarm.time_constraints = tuple(row.get('time_constraints') or ())
     alarm.owner = (row.get('user_id'), row.get('project_id'))
     return alarm
-
-
-def _leaves(rule):
-    """The comparing rules of ``rule`` (a composite's, at any depth)."""
-    stack = [rule]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, tuple):             # a composite's (op, rules)
-            stack.extend(node[1])
-        elif isinstance(node, rules.CompositeRule):
-            stack.extend(node.rules)
-        else:
-            yield node
 
 
 class DatabaseAlarms:
@@ -108,6 +97,8 @@ class DatabaseAlarms:
         self._alarms = {}
         self._states = {}       # alarm id -> (state, reason, changed)
         self._touched = {}      # alarm id -> evaluation time, unsaved
+        # The evaluator's thread and the event alarms' both record.
+        self._touch_lock = threading.Lock()
         self._classes = {}      # alarm type -> rule class
         self._by_project = {}   # project -> its event alarms
         self._log = ratelog.RateLimitedLog(LOG, 'alarm database')
@@ -132,11 +123,15 @@ class DatabaseAlarms:
     def load(self):
         """Read the database now (the last alarms stay if it fails)."""
         try:
-            rows = self.db.list({'enabled': True})
+            rows, problem = self.db.list({'enabled': True}), None
         except db_store.DatabaseUnavailable as exc:
+            rows, problem = None, exc
+        if problem is not None:
+            # Outside the except block: oslo.log would repeat the exception.
             self.refresh_errors += 1
             self._log.problem('unavailable', '%s; evaluating the %d '
-                              'alarm(s) read before', exc, len(self._alarms))
+                              'alarm(s) read before', problem,
+                              len(self._alarms))
             return
         # Event alarms are every agent's: an event reaches the agent whose
         # listener took it, whichever agent the ring gives the alarm to.
@@ -172,6 +167,10 @@ class DatabaseAlarms:
         self._by_project = by_project
         self.refreshes += 1
 
+    @property
+    def has_event_alarms(self):
+        return bool(self._by_project)
+
     def event_alarms(self, project):
         """The event alarms of ``project`` (as last read)."""
         return list(self._by_project.get(project, ()))
@@ -186,16 +185,18 @@ class DatabaseAlarms:
 
     def flush(self):
         """Write the evaluation times of the unchanged verdicts."""
-        if not self._touched:
+        with self._touch_lock:
+            touched, self._touched = self._touched, {}
+        if not touched:
             return
-        touched, self._touched = self._touched, {}
         try:
             self.db.touch(touched, max(touched.values()))
+            return
         except db_store.DatabaseError as exc:
-            # Only the times are lost: the states did not change.
-            self.refresh_errors += 1
-            self._log.problem('touch', 'evaluation times not saved: %s',
-                              exc)
+            problem = exc
+        # Only the times are lost: the states did not change.
+        self.refresh_errors += 1
+        self._log.problem('touch', 'evaluation times not saved: %s', problem)
 
     def record(self, key, evaluation, now, transition=None):
         """Save a verdict; raises ``DatabaseUnavailable`` (the evaluator
@@ -205,7 +206,8 @@ class DatabaseAlarms:
         """
         current = self._states.get(key, (None,))[0]
         if transition is None and evaluation.state in (None, current):
-            self._touched[key] = now
+            with self._touch_lock:
+                self._touched[key] = now
             return
         alarm = self._alarms.get(key)
         change = None

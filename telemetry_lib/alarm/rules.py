@@ -223,15 +223,20 @@ class CompositeRule(Rule):
                              self.path))
         return op, rules
 
-    def storage_urls(self):
+    def leaves(self):
+        """The sub-rules that are not ``and``/``or``, at any depth, in
+        order.
+        """
         def walk(node):
-            op, rules = node
-            for r in rules:
+            for r in node[1]:
                 if isinstance(r, tuple):
                     yield from walk(r)
                 else:
-                    yield from r.storage_urls()
-        return tuple(walk((self.op, self.rules)))
+                    yield r
+        return list(walk((self.op, self.rules)))
+
+    def storage_urls(self):
+        return tuple(url for r in self.leaves() for url in r.storage_urls())
 
     def evaluate(self, storages, now, current):
         # Aodh's composite evaluator, step by step: every leaf's state

@@ -31,9 +31,9 @@ import webob
 from telemetry_lib.alarm.db import store as db_store
 from telemetry_lib.alarm import model
 from telemetry_lib.api import context
+from telemetry_lib.api.context import APIError
 from telemetry_lib.api import query
 from telemetry_lib.api import representation as rep
-from telemetry_lib.api import trusts
 from telemetry_lib import jsoncodec
 from telemetry_lib import plugins
 
@@ -47,12 +47,6 @@ _SORT_KEYS = ('name', 'type', 'state', 'severity', 'timestamp',
               'state_timestamp', 'enabled', 'alarm_id', 'user_id',
               'project_id')
 _BOOLEAN = {'true': True, 'false': False, '1': True, '0': False}
-
-
-class _Error(Exception):
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
 
 
 def _json(status, data):
@@ -95,23 +89,26 @@ class AlarmAPI:
 
     def __call__(self, environ, start_response):
         req = webob.Request(environ)
+        said = None             # (level, what went wrong) for the log
         try:
             resp = self.route(req, context.Context.from_environ(environ))
-        except (_Error, rep.Invalid, context.Forbidden) as exc:
+        except APIError as exc:
+            if exc.status >= 500:       # Keystone's trouble with a trust
+                said = (logging.WARNING, exc)
             resp = _fault(exc.status, str(exc))
         except db_store.DatabaseUnavailable as exc:
-            LOG.warning('API: %s %s: %s', req.method, req.path, exc)
+            said = (logging.WARNING, exc)
             resp = _fault(503, 'the alarm database is unavailable')
         except db_store.DatabaseError as exc:
-            LOG.error('API: %s %s: %s', req.method, req.path, exc)
+            said = (logging.ERROR, exc)
             resp = _fault(500, 'the alarm database refused the change')
-        except trusts.TrustError as exc:
-            LOG.warning('API: %s %s: %s', req.method, req.path, exc)
-            resp = _fault(exc.status, str(exc))
         except Exception as exc:
-            LOG.error('API: %s %s failed: %s: %s', req.method, req.path,
-                      type(exc).__name__, exc)
+            said = (logging.ERROR, '%s: %s' % (type(exc).__name__, exc))
             resp = _fault(500, 'internal error')
+        if said is not None:
+            # Outside the except blocks: oslo.log would append the
+            # exception to the line again.
+            LOG.log(said[0], 'API: %s %s: %s', req.method, req.path, said[1])
         return resp(environ, start_response)
 
     # -- routing -------------------------------------------------------------
@@ -137,7 +134,7 @@ class AlarmAPI:
                 200, self.query(_body(req), ctx))
         match = _ALARM.match(path)
         if not match:
-            raise _Error(404, 'The resource could not be found.')
+            raise APIError('The resource could not be found.', 404)
         alarm_id, sub = match.groups()
         if sub is None:
             if method == 'GET':
@@ -173,10 +170,10 @@ class AlarmAPI:
         if alarm is None:
             alarm = self._file_alarm(alarm_id, ctx)
             if alarm is not None and writing:
-                raise _Error(403, 'Alarm %s is defined in the alarms file: '
-                             'it is read-only here' % alarm_id)
+                raise APIError('Alarm %s is defined in the alarms file: '
+                               'it is read-only here' % alarm_id, 403)
         if alarm is None:
-            raise _Error(404, 'Alarm %s not found' % alarm_id)
+            raise APIError('Alarm %s not found' % alarm_id, 404)
         return alarm
 
     def _file_alarms(self):
@@ -199,26 +196,26 @@ class AlarmAPI:
         ops = req.GET.getall('q.op') or ['eq'] * len(fields)
         values = req.GET.getall('q.value')
         if not len(fields) == len(ops) == len(values):
-            raise _Error(400, 'q.field, q.op and q.value must come in '
-                         'threes')
+            raise APIError('q.field, q.op and q.value must come in '
+                           'threes')
         for field, op, value in zip(fields, ops, values):
             if field not in _QUERY_FIELDS:
-                raise _Error(400, 'Invalid input for field/attribute field. '
-                             'Value: %r. only fields %s are allowed'
-                             % (field, sorted(_QUERY_FIELDS)))
+                raise APIError('Invalid input for field/attribute field. '
+                               'Value: %r. only fields %s are allowed'
+                               % (field, sorted(_QUERY_FIELDS)))
             if op != 'eq':
-                raise _Error(400, "Invalid input for field/attribute op. "
-                             "Value: %r. only operations {'eq'} are allowed"
-                             % op)
+                raise APIError("Invalid input for field/attribute op. "
+                               "Value: %r. only operations {'eq'} are allowed"
+                               % op)
             if field in ('enabled', 'repeat_actions', 'all_projects'):
                 if value.lower() not in _BOOLEAN:
-                    raise _Error(400, 'Unable to convert the value %s from '
-                                 'the data type string to boolean' % value)
+                    raise APIError('Unable to convert the value %s from '
+                                   'the data type string to boolean' % value)
                 value = _BOOLEAN[value.lower()]
             if field == 'all_projects':
                 all_projects = value
             elif field == 'timestamp':
-                raise _Error(400, 'Unable to filter alarms on timestamp')
+                raise APIError('Unable to filter alarms on timestamp')
             else:
                 filters[field] = value
         if all_projects and not ctx.is_admin:
@@ -235,7 +232,7 @@ class AlarmAPI:
             found = self.db.list(filters, limit=limit, marker=marker,
                                  sort=sort)
         except KeyError:
-            raise _Error(400, 'Invalid marker %s' % marker) from None
+            raise APIError('Invalid marker %s' % marker) from None
         result = [rep.render(a) for a in found]
         if all_projects and marker is None:
             result += [rep.render(a) for a in self._file_alarms()
@@ -246,7 +243,7 @@ class AlarmAPI:
         try:
             predicate, orderby, limit = query.parse(body)
         except query.BadQuery as exc:
-            raise _Error(400, str(exc)) from None
+            raise APIError(str(exc)) from None
         scope = ctx.limited_to_project()
         found = [rep.render(a) for a in self.db.list(
             {'project_id': scope})]
@@ -258,11 +255,10 @@ class AlarmAPI:
     def history(self, alarm_id, req, ctx):
         alarm = self.db.get(alarm_id, ctx.limited_to_project())
         if alarm is None and self._file_alarm(alarm_id, ctx) is None:
-            raise _Error(404, 'Alarm %s not found' % alarm_id)
+            raise APIError('Alarm %s not found' % alarm_id, 404)
         changes = self.db.changes(alarm_id, ctx.limited_to_project(),
                                   limit=_limit(req) or 100)
-        return [rep.render_change(c, lambda d: jsoncodec.dumps(d).decode())
-                for c in changes]
+        return [rep.render_change(c) for c in changes]
 
     # -- writing -------------------------------------------------------------
 
@@ -313,8 +309,8 @@ class AlarmAPI:
                 project_id=alarm['project_id']) >= self.project_quota or \
                 self.user_quota >= 0 and self.db.count(
                     user_id=alarm['user_id']) >= self.user_quota:
-            raise _Error(403, 'Alarm quota exceeded for user %s on project '
-                         '%s' % (alarm['user_id'], alarm['project_id']))
+            raise APIError('Alarm quota exceeded for user %s on project '
+                           '%s' % (alarm['user_id'], alarm['project_id']), 403)
 
     def replace(self, alarm_id, body, ctx):
         old = self._find(alarm_id, ctx, writing=True)
@@ -338,7 +334,7 @@ class AlarmAPI:
         stored = self.db.update(alarm_id, alarm, self._change(
             ctx, old, db_store.RULE_CHANGE, change, now) if change else None)
         if stored is None:
-            raise _Error(404, 'Alarm %s not found' % alarm_id)
+            raise APIError('Alarm %s not found' % alarm_id, 404)
         return rep.render(stored)
 
     def delete(self, alarm_id, ctx):
@@ -346,16 +342,16 @@ class AlarmAPI:
         now = db_store.utcnow()
         if not self.db.delete(alarm_id, self._change(
                 ctx, old, db_store.DELETION, {'state': old['state']}, now)):
-            raise _Error(404, 'Alarm %s not found' % alarm_id)
+            raise APIError('Alarm %s not found' % alarm_id, 404)
         if self.trust is not None:
             self.trust.release(old, ctx)
 
     def set_state(self, alarm_id, state, ctx):
         old = self._find(alarm_id, ctx, writing=True)
         if state not in model.STATES:
-            raise _Error(400, "Invalid input for field/attribute state. "
-                         "Value: %r. Value should be one of: %s"
-                         % (state, ', '.join(model.STATES)))
+            raise APIError("Invalid input for field/attribute state. "
+                           "Value: %r. Value should be one of: %s"
+                           % (state, ', '.join(model.STATES)))
         now = db_store.utcnow()
         self.db.update(alarm_id, {
             'state': state, 'state_timestamp': now,
@@ -390,7 +386,7 @@ def _body(req):
     try:
         return jsoncodec.loads(req.body or b'null')
     except jsoncodec.DecodeError as exc:
-        raise _Error(400, 'The request body is not JSON: %s' % exc) \
+        raise APIError('The request body is not JSON: %s' % exc) \
             from None
 
 
@@ -399,7 +395,7 @@ def _limit(req):
     if value is None:
         return None
     if not value.isdigit() or int(value) < 1:
-        raise _Error(400, 'Limit must be positive')
+        raise APIError('Limit must be positive')
     return int(value)
 
 
@@ -409,8 +405,8 @@ def _sort(req):
         key, _, direction = item.partition(':')
         direction = direction or 'asc'
         if key not in _SORT_KEYS or direction not in ('asc', 'desc'):
-            raise _Error(400, 'Invalid sort %s: keys %s, directions asc '
-                         'and desc' % (item, ', '.join(_SORT_KEYS)))
+            raise APIError('Invalid sort %s: keys %s, directions asc '
+                           'and desc' % (item, ', '.join(_SORT_KEYS)))
         out.append((key, direction))
     return out
 

@@ -26,13 +26,26 @@ actions (they write into the service's own log).
 import dataclasses
 import typing
 
+from telemetry_lib.exceptions import brief
 
-class Forbidden(Exception):
+
+class APIError(Exception):
+    """An answer other than success: ``status`` and Aodh's message (one
+    line, bounded: a request's own values are echoed in it).
+    """
+
+    status = 400
+
+    def __init__(self, message, status=None):
+        super().__init__(brief(' '.join(str(message).split()), 1000))
+        if status is not None:
+            self.status = status
+
+
+class Forbidden(APIError):
     """An action the caller's roles do not allow (an Aodh 401/403)."""
 
-    def __init__(self, message, status=403):
-        super().__init__(message)
-        self.status = status
+    status = 403
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,6 @@ URLs), so ``aodhclient`` and Heat read it unchanged.
 """
 
 import datetime
-import json
 import logging
 from urllib import parse
 import zoneinfo
@@ -27,7 +26,9 @@ import croniter
 from telemetry_lib.alarm import aodh_rules
 from telemetry_lib.alarm import model
 from telemetry_lib.alarm import rules
+from telemetry_lib.api import context
 from telemetry_lib.exceptions import ConfigError
+from telemetry_lib import jsoncodec
 from telemetry_lib import plugins
 
 LOG = logging.getLogger(__name__)
@@ -45,12 +46,8 @@ _RULE_DEFAULTS = {'comparison_operator': aodh_rules.DEFAULT_OPERATOR}
 _GNOCCHI_DEFAULTS = {'evaluation_periods': 1, 'granularity': 60}
 
 
-class Invalid(Exception):
-    """A request Aodh would refuse: ``status`` and Aodh's message."""
-
-    def __init__(self, message, status=400):
-        super().__init__(message)
-        self.status = status
+class Invalid(context.APIError):
+    """A request Aodh would refuse (400 unless said)."""
 
 
 def rule_classes():
@@ -59,12 +56,14 @@ def rule_classes():
     not per request -- reading the installed entry points costs
     milliseconds.
     """
-    classes = {}
+    classes, broken = {}, []
     for name in plugins.names(rules.RULE_NAMESPACE):
         try:
             classes[name] = rules.load_rule_class(name, 'alarm type')
         except ConfigError as exc:
-            LOG.error('alarm type %s is not offered: %s', name, exc)
+            broken.append((name, exc))
+    for name, exc in broken:        # outside except: said once by oslo.log
+        LOG.error('alarm type %s is not offered: %s', name, exc)
     return classes
 
 
@@ -109,7 +108,9 @@ def parse_alarm(body, ctx, max_actions=-1, action_schemes=None,
     alarm['description'] = _text(body, 'description',
                                  '%s alarm rule' % kind)
     for field, default in (('enabled', True), ('repeat_actions', False)):
-        value = body.get(field, default)
+        value = body.get(field)
+        if value is None:
+            value = default         # null is "not given", as wsme reads it
         if not isinstance(value, bool):
             raise _invalid_input(field, value, 'Wrong type. Expected '
                                  "'<class 'bool'>', got '%s'"
@@ -280,9 +281,11 @@ def render(alarm):
     return out
 
 
-def render_change(change, dumps):
+def render_change(change):
+    """Aodh's JSON of a history entry (``detail`` is JSON text)."""
     return {'event_id': change['event_id'], 'alarm_id': change['alarm_id'],
-            'type': change['type'], 'detail': dumps(change['detail']),
+            'type': change['type'],
+            'detail': jsoncodec.dumps(change['detail']).decode(),
             'user_id': change.get('user_id'),
             'project_id': change.get('project_id'),
             'on_behalf_of': change.get('on_behalf_of'),
@@ -307,10 +310,11 @@ def scope_to_project(alarm, project_id, owner_id=None):
             {'=': {'project_id': project_id}}]}]}
 
     def narrow(rule):
-        query = json.loads(rule['query'])
-        if isinstance(query, dict) and query.get('and', [None])[0] == mine:
+        query = jsoncodec.loads(rule['query'])
+        parts = query.get('and') if isinstance(query, dict) else None
+        if isinstance(parts, list) and parts and parts[0] == mine:
             return          # narrowed when it was made (an update)
-        rule['query'] = json.dumps({'and': [mine, query]})
+        rule['query'] = jsoncodec.dumps({'and': [mine, query]}).decode()
 
     if alarm['type'] == BY_RESOURCES:
         narrow(alarm['rule'])

@@ -28,18 +28,17 @@ from urllib import parse
 
 from keystoneauth1 import exceptions as ka_exc
 
+from telemetry_lib.api import context
 from telemetry_lib.api import representation as rep
 from telemetry_lib.clients import keystone
 
 LOG = logging.getLogger(__name__)
 
 
-class TrustError(Exception):
-    """Keystone refused or could not make the trust."""
+class TrustError(context.APIError):
+    """Keystone refused or could not make the trust (503 unless said)."""
 
-    def __init__(self, message, status=503):
-        super().__init__(message)
-        self.status = status
+    status = 503
 
 
 def _trusts_in(alarm):
@@ -106,11 +105,14 @@ class Trusts:
     def _delete(self, ctx, trust_id):
         if ctx.auth_plugin is None:
             return
+        problem = None
         try:
             keystone.delete_trust(ctx.auth_plugin, trust_id, self.interface)
         except ka_exc.NotFound:
             pass
         except ka_exc.ClientException as exc:
+            problem = exc
+        if problem is not None:
             # The alarm change stands; a trust left behind is harmless
             # (nothing names it any more) and Keystone's to expire.
-            LOG.warning('cannot delete trust %s: %s', trust_id, exc)
+            LOG.warning('cannot delete trust %s: %s', trust_id, problem)

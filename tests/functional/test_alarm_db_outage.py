@@ -95,3 +95,11 @@ class TestDatabaseOutage(test_agent.AgentTest):
             self.get('/metrics')[1], 'telemetry_delivery_pending',
             kind='actions') == 0, 30)
         assert [b['current'] for b in self.peer.bodies] == ['alarm', 'ok']
+        # The balance: what the action delivery took, it published.
+        page = self.get('/metrics')[1]
+        received, published = (test_agent.metric(
+            page, 'telemetry_delivery_%s_total' % name, kind='actions')
+            for name in ('received', 'published'))
+        assert received == published == 2, (received, published)
+        assert test_agent.metric(page, 'telemetry_delivery_dropped_total',
+                                 kind='actions') is None

@@ -27,7 +27,6 @@ import datetime
 import os
 import sqlite3
 import threading
-import uuid
 
 from alembic import command as alembic_command
 from alembic import config as alembic_config
@@ -40,6 +39,7 @@ from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import TelemetryError
 from telemetry_lib import jsoncodec
 from telemetry_lib.masking import redact
+from telemetry_lib.sample import new_message_id
 from telemetry_lib.timeutils import UTC
 
 _MIGRATIONS = os.path.join(os.path.dirname(__file__), 'migrations')
@@ -66,8 +66,8 @@ _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError,
                 sa_exc.DisconnectionError, sa_exc.TimeoutError)
 
 
-def new_id():
-    return str(uuid.uuid4())
+#: A new alarm or change id (a random UUID, as Aodh's).
+new_id = new_message_id
 
 
 def utcnow():
@@ -146,8 +146,15 @@ class AlarmDB:
                                            check_same_thread=False)
             else:
                 def creator():
-                    return sqlitedb.connect(path, 30, (
-                        'journal_mode=WAL', 'synchronous=NORMAL'))
+                    try:
+                        return sqlitedb.connect(path, 30, (
+                            'journal_mode=WAL', 'synchronous=NORMAL'))
+                    except OSError as exc:
+                        # A DB-API error, so SQLAlchemy reports it like
+                        # any other failure to connect.
+                        raise sqlite3.OperationalError(
+                            'cannot create %s: %s' % (
+                                path, exc.strerror or exc)) from None
             engine = sa.create_engine('sqlite://',
                                       poolclass=sa.pool.StaticPool,
                                       creator=creator)
