@@ -181,6 +181,14 @@ class TestURLAndOutage(base.TestCase):
                 store.AlarmDB(url)
             self.assertNotIn('\n', str(ctx.exception))
 
+    def test_a_sqlite_file_that_cannot_be_made_is_one_line(self):
+        blocker = self.write_file('not-a-dir', '')
+        db = store.AlarmDB('sqlite:///%s/alarms.db' % blocker)
+        with self.assertRaises(store.DatabaseUnavailable) as ctx:
+            db.start()
+        self.assertIn('cannot create', str(ctx.exception))
+        self.assertNotIn('\n', str(ctx.exception))
+
     def test_unreachable_database_is_unavailable_not_a_traceback(self):
         port = base.free_port()
         db = store.AlarmDB('postgresql+psycopg2://u:s3cret@127.0.0.1:%d/x'
