@@ -175,7 +175,7 @@ def bench_receiver(conf, tmp, n):
         sent[i] = _Peer.arrivals[key] - sent[i]
     wall, used = time.perf_counter() - w0, cpu() - c0
     lat = sorted(sent.values())
-    server.stop()
+    server.close()
     pool.close(2)
     store.close()
     peer.shutdown()

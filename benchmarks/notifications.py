@@ -184,7 +184,7 @@ def end_to_end_ours(om, conf, bodies, n, batch):
     lis.start()
     sink.done.wait(600)
     end = (time.perf_counter(), cpu())
-    lis.stop(10)
+    lis.close(10)
     d.close(10)
     de.close(10)
     return n / (end[0] - start[0]), (end[1] - start[1]) / n * 1e6

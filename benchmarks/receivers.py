@@ -245,7 +245,7 @@ def sockets_bench(kind, n, secret, pipeline_file):
         mgr.flush(120)
     us = measure('%s: ours, receiver -> pipeline -> test://%s' % (
         kind, ', signed' if secret else ''), n, run)
-    r.stop(5)
+    r.close(5)
     mgr.close(10)
     counts = r.snapshot()
     if counts.get('samples', 0) < n:

@@ -48,6 +48,7 @@ import time
 
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib import http11
+from telemetry_lib import lifecycle
 
 LOG = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ MAX_HEADER_BYTES = 64 * 1024
 _TICK = 0.25
 
 
-class GetServer:
+class GetServer(lifecycle.Component):
     """Serves ``handle(path, accept) -> (status, content_type, body)`` (or
     ``None`` for 404) for GET and HEAD, and, when given,
     ``post(path, headers, body)`` the same way for POST; or, given
@@ -158,24 +159,23 @@ class GetServer:
             t.start()
         return self
 
-    def stop(self, timeout=2.0):
-        """Stop serving; returns within ``timeout`` seconds (a handler
+    def close(self, timeout=2.0):
+        """Stop serving within ``timeout`` seconds (2 when None; a handler
         still running then is left to finish on its daemon thread).
-        Returns whether every thread ended.
         """
         if self._listener is None:
-            return True
-        deadline = time.monotonic() + timeout
+            return lifecycle.DONE
+        deadline = lifecycle.Deadline(2.0 if timeout is None else timeout)
         self._stopping.set()
         self._wake()
         for _ in self._workers:
             self._work.put(None)
-        ended = True
-        for t in [self._io_thread] + self._workers:
-            t.join(max(0.0, deadline - time.monotonic()))
-            ended = ended and not t.is_alive()
+        alive = deadline.join([self._io_thread] + self._workers)
         self._listener = None
-        return ended
+        if alive:
+            return lifecycle.Outcome.unfinished(
+                '%d HTTP handler(s) still running' % len(alive))
+        return lifecycle.DONE
 
     # -- the I/O thread ------------------------------------------------------
 

@@ -348,7 +348,7 @@ def run_http(count, seed=0):
                         raise AssertionError('/healthz did not answer')
             _check(report, data[:300], exchange, secrets=False)
     finally:
-        server.stop()
+        server.close()
     # Bad requests are answered (4xx), so the run counts them here.
     report.rejected = sum(server.counts.values())
     return report

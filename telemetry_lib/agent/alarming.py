@@ -26,6 +26,7 @@ from telemetry_lib.alarm import event_rules
 from telemetry_lib.alarm import service as alarm_service
 from telemetry_lib.api import service as api_service
 from telemetry_lib.formats import ceilometer
+from telemetry_lib import lifecycle
 from telemetry_lib import ratelog
 
 #: Events waiting for the event alarms, at most (more are counted, dropped).
@@ -39,7 +40,7 @@ def enabled(conf):
     return conf.api.enabled or conf[alarm_service.GROUP].evaluate_database
 
 
-class Alarming:
+class Alarming(lifecycle.Component):
     """Construction builds (no I/O); :meth:`start` connects the database
     (an unreachable one is retried by every evaluation and API call),
     binds the API and starts evaluating; :meth:`stop` is bounded.
@@ -159,15 +160,23 @@ class Alarming:
             self._event_thread.start()
         return self
 
-    def stop(self, timeout=2.0):
+    def close(self, timeout=2.0):
+        """Stop the event thread, the evaluator and the API, then the
+        database, all within ``timeout`` seconds.
+        """
+        deadline = lifecycle.Deadline(2.0 if timeout is None else timeout)
+        parts = {}
         if self._event_thread is not None:
             try:
                 self._events.put_nowait(None)
             except queue.Full:
                 pass            # a daemon thread: it goes with the process
-            self._event_thread.join(timeout / 4)
+            if deadline.join([self._event_thread]):
+                parts['event alarms'] = lifecycle.Outcome.unfinished(
+                    'an event alarm was still being evaluated')
         if self.evaluator is not None:
-            self.evaluator.stop(timeout / 4)
+            parts['evaluator'] = self.evaluator.close(deadline.left())
         if self.api is not None:
-            self.api.server.stop(timeout / 2)
-        self.db.close()
+            parts['API'] = self.api.server.close(deadline.left())
+        self.db.close(deadline.left())
+        return lifecycle.Outcome.of(parts)

@@ -35,6 +35,7 @@ import uuid
 
 from oslo_config import cfg
 
+from telemetry_lib import lifecycle
 from telemetry_lib.masking import redact
 from telemetry_lib import ratelog
 
@@ -60,7 +61,7 @@ def register_opts(conf):
     conf.register_opts(OPTS, group=GROUP)
 
 
-class Coordinator:
+class Coordinator(lifecycle.Component):
     """One tooz member for one agent.
 
     Construction does no I/O; :meth:`start` starts a thread that does all
@@ -107,7 +108,7 @@ class Coordinator:
         self._thread.start()
         return self
 
-    def stop(self, timeout=None):
+    def close(self, timeout=None):
         """Leave every group (the others take over at their next beat
         rather than after the membership timeout) and close, within
         ``timeout`` seconds: tooz's calls take no timeout, so a backend
@@ -125,7 +126,7 @@ class Coordinator:
             self._thread.join(left(self.heartbeat_interval + 5))
         coord, self._coord = self._coord, None
         if coord is None:
-            return
+            return lifecycle.DONE
         groups = list(self._joined)
 
         def leave():
@@ -146,6 +147,9 @@ class Coordinator:
             LOG.warning('coordination: leaving the groups did not finish '
                         'within %.1fs; left to finish in the background',
                         timeout)
+            return lifecycle.Outcome.unfinished(
+                'leaving the coordination groups did not finish in time')
+        return lifecycle.DONE
 
     def _run(self):
         while not self._stop.is_set():

@@ -19,6 +19,7 @@ sample pipeline, all-or-nothing below ``[collector] high_water``.
 from telemetry_lib.collector import base as collector_base
 from telemetry_lib.collector import sockets
 from telemetry_lib.exceptions import ConfigError
+from telemetry_lib import lifecycle
 from telemetry_lib import plugins
 
 
@@ -28,7 +29,7 @@ def enabled(conf):
                 or conf.collector.listeners)
 
 
-class SocketInputs:
+class SocketInputs(lifecycle.Component):
     """Owns the receivers and listeners.
 
     :param pipeline: ``f() -> PipelineManager``, the current sample one.
@@ -61,12 +62,14 @@ class SocketInputs:
             for r in self.receivers:
                 r.start()
         except Exception:
-            self.stop(1.0)
+            self.close(1.0)
             raise
 
-    def stop(self, timeout):
-        for r in self.receivers:
-            r.stop(timeout)
+    def close(self, timeout=None):
+        """Stop every receiver, all within ``timeout`` seconds."""
+        deadline = lifecycle.Deadline(timeout)
+        return lifecycle.Outcome.of(
+            {r.describe(): r.close(deadline.left()) for r in self.receivers})
 
     def describe(self):
         return [r.describe() for r in self.receivers]

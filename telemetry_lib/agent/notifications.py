@@ -17,6 +17,7 @@ keeps running across a reload and converts each batch with the
 definitions current when the batch arrives.
 """
 
+from telemetry_lib import lifecycle
 from telemetry_lib.notification import converter as conv_mod
 from telemetry_lib.notification import listener as listener_mod
 from telemetry_lib.pipeline import definitions
@@ -52,7 +53,7 @@ class Loaded:
         return self.events.keys
 
 
-class Notifications:
+class Notifications(lifecycle.Component):
     """Owns the listener; :meth:`deliver` is what it calls.
 
     :param pipelines: ``f() -> (sample PipelineManager, Loaded)``, the
@@ -73,8 +74,8 @@ class Notifications:
     def start(self):
         self.listener.start()
 
-    def stop(self, timeout):
-        self.listener.stop(timeout)
+    def close(self, timeout=None):
+        return self.listener.close(timeout)
 
     def deliver(self, samples, events):
         """Queue a batch's samples and events everywhere they go, or say

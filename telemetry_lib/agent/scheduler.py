@@ -27,6 +27,7 @@ import threading
 import time
 
 from telemetry_lib.exceptions import TelemetryError
+from telemetry_lib import lifecycle
 from telemetry_lib.timeutils import UTC
 
 LOG = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class _Job:
         return any(f(meter) for f in self.filters)
 
 
-class Scheduler:
+class Scheduler(lifecycle.Component):
     """Runs pollsters as a :class:`PollingDefinition` says.
 
     :param pollsters: ``{name: Pollster}``.
@@ -231,13 +232,14 @@ class Scheduler:
             self._on_cycle(interval, report['samples'], report['ran'],
                            time.monotonic() - started)
 
-    def stop(self, timeout=None):
+    def close(self, timeout=None):
         """Stop the timers within ``timeout`` seconds in all; polls still
         running finish in the background, their queued ones cancelled.
         """
         self._stop.set()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for t in self._threads:
-            t.join(None if deadline is None
-                   else max(0.0, deadline - time.monotonic()))
+        alive = lifecycle.Deadline(timeout).join(self._threads)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if alive:
+            return lifecycle.Outcome.unfinished(
+                '%d polling timer(s) still running' % len(alive))
+        return lifecycle.DONE

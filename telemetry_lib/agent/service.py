@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import threading
-import time
 
 from telemetry_lib.agent import alarming
 from telemetry_lib.agent import coordination
@@ -44,6 +43,7 @@ from telemetry_lib.clients import identity
 from telemetry_lib.clients import keystone
 from telemetry_lib import delivery
 from telemetry_lib.exceptions import ConfigError
+from telemetry_lib import lifecycle
 from telemetry_lib.pipeline import definitions
 from telemetry_lib.pipeline import PipelineDefinition
 from telemetry_lib.pipeline import PipelineManager
@@ -53,7 +53,7 @@ from telemetry_lib.pollsters import loader as pollster_loader
 LOG = logging.getLogger(__name__)
 
 
-class Agent:
+class Agent(lifecycle.Component):
     """Builds and runs the polling agent from ``conf``.
 
     Construction loads and validates the files and builds every publisher,
@@ -83,6 +83,9 @@ class Agent:
         self._reload_requested = threading.Event()
         self._last_totals = {}
         self.pool = delivery.DeliveryPool(conf, alarm_service.pool_factory)
+        # The storage drivers alarms read, built once (file alarms and the
+        # database's alike), kept across reloads.
+        self.storages = evaluator.Storages(conf)
         self.alarms = None
         self.receiver = None
         self.notified = None
@@ -110,7 +113,7 @@ class Agent:
         self.alarming = None
         if alarming.enabled(conf):
             self.alarming = alarming.Alarming(
-                conf, self.pool, evaluator.Storages(conf),
+                conf, self.pool, self.storages,
                 self.coordinator.share if self.coordinator else None,
                 self._file_alarms)
             if self.notifications is not None:
@@ -147,7 +150,7 @@ class Agent:
             alarms = alarm_service.AlarmService(
                 self.conf, find_config_file(self.conf, alarms_path),
                 self.pool, store=old.store if old else None,
-                storages=old.storages if old else None)
+                storages=self.storages)
         rcv = None
         routes = self.conf.receiver.routes_file
         if routes:
@@ -283,6 +286,8 @@ class Agent:
         :raises ConfigError: when one cannot start; nothing keeps running.
         """
         try:
+            for p in self._pollsters.values():
+                p.start()
             self.pipeline.start()
             if self.notified is not None:
                 self.notified.events.start()
@@ -301,14 +306,11 @@ class Agent:
             if self.alarming is not None:
                 self.alarming.start()
         except ConfigError:
-            if self.alarming is not None:
-                self.alarming.stop(1.0)
-            if self.http is not None:
-                self.http.stop(1.0)
-            if self.notifications is not None:
-                self.notifications.stop(0)
-            if self.inputs is not None:
-                self.inputs.stop(1.0)
+            deadline = lifecycle.Deadline(2.0)
+            for part in (self.alarming, self.http, self.notifications,
+                         self.inputs, *self._pollsters.values()):
+                if part is not None:
+                    part.close(deadline.left(1.0))
             self.pool.close(0)
             raise
         if self.coordinator is not None:
@@ -354,12 +356,12 @@ class Agent:
             self.reloads['failed'] += 1
             return False
         old_scheduler = self.scheduler
-        old_scheduler.stop(timeout=1.0)
+        old_scheduler.close(timeout=1.0)
         with self._lock:
             self.pipeline, self.polling = pipeline, polling
             self.notified = notified
         if old_alarms is not None:
-            old_alarms.stop(timeout=5.0)
+            old_alarms.close(timeout=5.0)
         self.alarms = alarms
         self.receiver = rcv
         if alarms is not None:
@@ -376,38 +378,43 @@ class Agent:
                  pipeline.definition.path)
         return True
 
-    def stop(self, timeout=None):
-        """Stop polling, flush and close every publisher within
-        ``timeout`` in all (each part gets what is left of it); return True
-        when nothing was left undelivered.
+    def close(self, timeout=None):
+        """Stop polling, listening and evaluating, then flush and close
+        every publisher, all within ``timeout`` seconds (``[agent]
+        shutdown_timeout`` when None; each part gets what is left of one
+        deadline). Returns the :class:`~telemetry_lib.lifecycle.Outcome`:
+        a part per publisher, and one per other part that did not stop.
         """
-        deadline = time.monotonic() + (self.conf.agent.shutdown_timeout
-                                       if timeout is None else timeout)
+        deadline = lifecycle.Deadline(self.conf.agent.shutdown_timeout
+                                      if timeout is None else timeout)
+        parts = {}
 
-        def left(cap=None):
-            rest = max(0.0, deadline - time.monotonic())
-            return rest if cap is None else min(cap, rest)
-        self.scheduler.stop(timeout=left(1.0))
-        if self.notifications is not None:
-            # First: nothing more is taken off the bus, and what was taken
-            # is acknowledged or left there.
-            self.notifications.stop(left(5.0))
-        if self.inputs is not None:
-            self.inputs.stop(left(1.0))
-        if self.names is not None:
-            self.names.close(left(1.0))
-        if self.alarms is not None:
-            self.alarms.stop(timeout=left(1.0))
-        if self.alarming is not None:
-            self.alarming.stop(left(2.0))
-        if self.coordinator is not None:
-            # Leave the groups now: the others take this share at their
-            # next poll rather than after the membership timeout.
-            self.coordinator.stop(left(2.0))
-        outcomes = self.pool.close(left())
+        def close(name, part, cap):
+            if part is not None:
+                parts[name] = part.close(deadline.left(cap))
+        close('polling', self.scheduler, 1.0)
+        # Then nothing more is taken off the bus (what was taken is
+        # acknowledged or left there) or a socket.
+        close('notification listener', self.notifications, 5.0)
+        close('receivers', self.inputs, 1.0)
+        close('identity names', self.names, 1.0)
+        close('alarms', self.alarms, 1.0)
+        close('alarming', self.alarming, 2.0)
+        # Leave the groups now: the others take this share at their next
+        # poll rather than after the membership timeout.
+        close('coordination', self.coordinator, 2.0)
+        for name, pollster in sorted(self._pollsters.items()):
+            close('pollster %s' % name, pollster, 1.0)
+        close('storage', self.storages, 1.0)
+        store = (self.alarms.store if self.alarms is not None
+                 else self.receiver.store if self.receiver is not None
+                 else None)
+        close('alarm state', store, 1.0)
+        delivered = self.pool.close(deadline.left())
         if self.http is not None:
-            self.http.stop(min(2.0, max(0.1, left())))
-        for name, outcome in sorted(outcomes.items()):
+            parts['HTTP'] = self.http.close(min(2.0,
+                                                max(0.1, deadline.left())))
+        for name, outcome in sorted(delivered.parts.items()):
             if not outcome:
                 LOG.warning('%s: %d item(s) not delivered at shutdown '
                             '(%d dropped, %d left in the spool)%s', name,
@@ -415,7 +422,12 @@ class Agent:
                             outcome.dropped, outcome.spooled,
                             ': %s' % outcome.reason if outcome.reason
                             else '')
-        return all(outcomes.values())
+        for name, outcome in sorted(parts.items()):
+            if not outcome.finished:
+                LOG.warning('%s did not stop within the shutdown timeout: '
+                            '%s', name, outcome.reason)
+        parts.update(delivered.parts)
+        return lifecycle.Outcome.of(parts)
 
     def loss_report(self):
         """Lines saying, per publisher, what was dropped since start and
@@ -449,7 +461,7 @@ class Agent:
                 if got or self._reload_requested.is_set():
                     self._reload_requested.clear()
                     self.reload()
-            self.stop()
+            self.close()
         finally:
             inbox.close()
         return 0

@@ -29,13 +29,14 @@ import time
 
 from telemetry_lib.alarm import model
 from telemetry_lib.alarm import timeconstraints
+from telemetry_lib import lifecycle
 from telemetry_lib.storage import base as storage_base
 from telemetry_lib.timeutils import UTC
 
 LOG = logging.getLogger(__name__)
 
 
-class Evaluator:
+class Evaluator(lifecycle.Component):
     """Evaluates a set of alarms.
 
     :param definition: an :class:`~telemetry_lib.alarm.definitions.
@@ -175,13 +176,19 @@ class Evaluator:
                 self._clock()
             self._stop.wait(min(max(wait, 0.05), 1.0))
 
-    def stop(self, timeout=None):
+    def close(self, timeout=None):
+        """Stop evaluating within ``timeout`` seconds (an evaluation in
+        flight finishes on its daemon thread).
+        """
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._thread is not None and lifecycle.Deadline(timeout).join(
+                [self._thread]):
+            return lifecycle.Outcome.unfinished(
+                'an alarm evaluation was still running')
+        return lifecycle.DONE
 
 
-class Storages:
+class Storages(lifecycle.Component):
     """Storage drivers by URL, built once; ``None`` is ``[storage] url``."""
 
     def __init__(self, conf):
@@ -194,12 +201,15 @@ class Storages:
         with self._lock:
             driver = self._drivers.get(url)
             if driver is None:
-                driver = self._drivers[url] = storage_base.load_storage(
-                    self._conf, url)
+                driver = storage_base.load_storage(self._conf, url)
+                driver.start()
+                self._drivers[url] = driver
             return driver
 
-    def close(self):
+    def close(self, timeout=None):
+        deadline = lifecycle.Deadline(timeout)
         with self._lock:
-            for driver in self._drivers.values():
-                driver.close()
-            self._drivers.clear()
+            drivers, self._drivers = self._drivers, {}
+        return lifecycle.Outcome.of(
+            {url or 'default': d.close(deadline.left())
+             for url, d in drivers.items()})

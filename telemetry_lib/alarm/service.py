@@ -22,6 +22,7 @@ from telemetry_lib.alarm import definitions
 from telemetry_lib.alarm import evaluator
 from telemetry_lib.alarm import state
 from telemetry_lib import delivery
+from telemetry_lib import lifecycle
 
 GROUP = 'alarms'
 OPTS = [
@@ -67,7 +68,7 @@ def load(path):
         path, check_url=actions.check_installed)
 
 
-class AlarmService:
+class AlarmService(lifecycle.Component):
     """The alarms of one file, evaluated, their actions on ``pool``.
 
     Construction loads and validates the file and builds the action
@@ -102,6 +103,6 @@ class AlarmService:
         self.evaluator.start()
         return self
 
-    def stop(self, timeout=None):
+    def close(self, timeout=None):
         """Stop evaluating (the deliveries are the pool's to close)."""
-        self.evaluator.stop(timeout)
+        return self.evaluator.close(timeout)

@@ -23,6 +23,7 @@ from telemetry_lib.alarm import model
 from telemetry_lib.clients import sqlitedb
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib import jsoncodec
+from telemetry_lib import lifecycle
 from telemetry_lib.timeutils import UTC
 
 _SCHEMA = '''
@@ -41,7 +42,7 @@ CREATE TABLE IF NOT EXISTS webhooks (
 '''
 
 
-class StateStore:
+class StateStore(lifecycle.Component):
     """States and transitions of alarms, shared by the agent and the CLI.
 
     :param path: the SQLite file (created owner-only on first use).
@@ -168,11 +169,18 @@ class StateStore:
                  'outcome': outcome, 'target': target}
                 for ts, alert, route, outcome, target in rows]
 
-    def close(self):
-        with self._lock:
+    def close(self, timeout=None):
+        if not self._lock.acquire(timeout=-1 if timeout is None
+                                  else max(0.0, timeout)):
+            return lifecycle.Outcome.unfinished(
+                'the alarm state store was busy')
+        try:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+        finally:
+            self._lock.release()
+        return lifecycle.DONE
 
 
 def _time(ts):

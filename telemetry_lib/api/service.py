@@ -29,6 +29,7 @@ from telemetry_lib.api import trusts
 from telemetry_lib.clients import keystone
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib import httpserver
+from telemetry_lib import lifecycle
 
 LOG = logging.getLogger(__name__)
 GROUP = 'api'
@@ -182,7 +183,7 @@ def _project_lookup(session, name, domain, ttl=3600.0):
     return lookup
 
 
-class APIServer:
+class APIServer(lifecycle.Component):
     """The API on the library's HTTP server: ``start()`` binds, migrates
     the database and serves; ``stop(timeout)`` is bounded.
     """
@@ -211,7 +212,8 @@ class APIServer:
         self.server.start()
         return self
 
-    def stop(self, timeout=2.0):
-        ended = self.server.stop(timeout)
-        self.db.close()
-        return ended
+    def close(self, timeout=2.0):
+        deadline = lifecycle.Deadline(timeout)
+        outcome = self.server.close(deadline.left())
+        self.db.close(deadline.left())
+        return outcome

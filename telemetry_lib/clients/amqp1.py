@@ -132,14 +132,19 @@ class AMQP1Sender:
         return batch
 
     def close(self, timeout=None):
+        """Stop the I/O thread within ``timeout`` (5 s when None); return
+        whether it stopped.
+        """
         if self._closed:
-            return
+            return not self._thread.is_alive()
         self._closed = True
         if self._thread.ident is None:
-            return
+            return True
         if self._thread.is_alive():
             self._io.commands.append(('stop',))
             self._io.wake()
             self._thread.join(timeout if timeout is not None else 5.0)
         if not self._thread.is_alive():
             self._io.close_pipe()
+            return True
+        return False

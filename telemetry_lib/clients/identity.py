@@ -31,6 +31,7 @@ import queue
 import threading
 import time
 
+from telemetry_lib import lifecycle
 from telemetry_lib import ratelog
 
 LOG = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ LOG = logging.getLogger(__name__)
 _MISSING = object()
 
 
-class NameCache:
+class NameCache(lifecycle.Component):
     """``names(project_id, user_id) -> (project_name, user_name)``.
 
     :param session_factory: ``f() -> keystoneauth1 Session``, called once
@@ -80,9 +81,10 @@ class NameCache:
         except queue.Full:
             pass
         thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout)
-        return thread is None or not thread.is_alive()
+        if thread is not None and lifecycle.Deadline(timeout).join([thread]):
+            return lifecycle.Outcome.unfinished(
+                'a Keystone name lookup was still running')
+        return lifecycle.DONE
 
     # -- answering, from memory only ---------------------------------------
 

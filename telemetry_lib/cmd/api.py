@@ -46,7 +46,7 @@ def main(argv=None):
         while not [s for s in inbox.wait(1.0) if s in signals.STOP]:
             pass
         LOG.info('stopping')
-        server.stop(5.0)
+        server.close(5.0)
     except TelemetryError as exc:
         print('telemetry-api: %s' % exc, file=sys.stderr)
         return 1

@@ -19,8 +19,10 @@ interval: Ceilometer's *collector* side. The udp/tcp receivers of
 
 import abc
 
+from telemetry_lib import lifecycle
 
-class Listener(metaclass=abc.ABCMeta):
+
+class Listener(lifecycle.Component):
     """Base class of every listener plugin (``telemetry_lib.listener``):
     a collector that is pushed to, rather than called on an interval.
 
@@ -31,7 +33,8 @@ class Listener(metaclass=abc.ABCMeta):
       past their high water), the listener keeps the messages with their
       source (a message bus redelivers them) and slows down -- it never
       drops them for back-pressure.
-    * :meth:`stop` returns within its timeout, having acknowledged only
+    * :meth:`close` returns within its timeout (an
+      :class:`~telemetry_lib.lifecycle.Outcome`), having acknowledged only
       what ``deliver`` accepted.
 
     :param conf: the caller's ``ConfigOpts``.
@@ -60,8 +63,10 @@ class Listener(metaclass=abc.ABCMeta):
         """
 
     @abc.abstractmethod
-    def stop(self, timeout=None):
-        """Stop listening within ``timeout`` seconds."""
+    def close(self, timeout=None):
+        """Stop listening within ``timeout`` seconds; return an
+        :class:`~telemetry_lib.lifecycle.Outcome`.
+        """
 
     def describe(self):
         """One line saying what it listens to, credentials masked."""

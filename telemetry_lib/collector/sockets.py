@@ -48,6 +48,7 @@ from telemetry_lib.collector import base
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import InvalidSample
 from telemetry_lib.formats import ceilometer
+from telemetry_lib import lifecycle
 from telemetry_lib.publisher import base as publisher_base
 from telemetry_lib import ratelog
 
@@ -222,12 +223,13 @@ class SocketReceiver(base.Listener):
         self.address = sock.getsockname()[:2]
         return sock
 
-    def stop(self, timeout=None):
+    def close(self, timeout=None):
         self._stopping.set()
         thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout)
-        return thread is None or not thread.is_alive()
+        if thread is not None and lifecycle.Deadline(timeout).join([thread]):
+            return lifecycle.Outcome.unfinished(
+                'the %s receiver did not stop in time' % self.kind)
+        return lifecycle.DONE
 
 
 class UDPReceiver(SocketReceiver):

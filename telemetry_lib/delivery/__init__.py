@@ -15,13 +15,12 @@ outlives pipeline reloads.
 """
 
 from telemetry_lib.delivery.core import Delivery
-from telemetry_lib.delivery.core import DrainOutcome
 from telemetry_lib.delivery import options as _options
 from telemetry_lib.delivery.options import DeliveryOptions
 from telemetry_lib.delivery.pool import DeliveryPool
 from telemetry_lib.delivery.pool import drain
-from telemetry_lib.delivery.pool import Drained
 from telemetry_lib.delivery.stats import DeliveryStats
+from telemetry_lib.lifecycle import Outcome
 from telemetry_lib.publisher.base import load_publisher
 from telemetry_lib.url import TelemetryURL
 
@@ -49,4 +48,4 @@ def build(conf, url, kind='samples', namespace=None, base_class=None):
 
 
 __all__ = ['Delivery', 'DeliveryOptions', 'DeliveryPool', 'DeliveryStats',
-           'DrainOutcome', 'Drained', 'build', 'drain']
+           'Outcome', 'build', 'drain']

@@ -19,7 +19,7 @@ thread takes batches and calls the publisher.
 Lifecycle: construction validates and does no I/O; :meth:`Delivery.start`
 opens the spool, starts the publisher (connections, listening sockets) and
 the worker; :meth:`Delivery.flush` and :meth:`Delivery.close` return within
-their timeout with a :class:`DrainOutcome`.
+their timeout with a :class:`~telemetry_lib.lifecycle.Outcome`.
 """
 
 import dataclasses
@@ -38,6 +38,8 @@ from telemetry_lib.delivery import spool
 from telemetry_lib.delivery import stats as st
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
+from telemetry_lib import lifecycle
+from telemetry_lib.lifecycle import Outcome
 from telemetry_lib import ratelog
 
 LOG = logging.getLogger(__name__)
@@ -48,24 +50,6 @@ KINDS = ('samples', 'events', 'actions')
 #: the item more often than in the publisher): the batch is split to find
 #: the item, and only that one is dropped.
 _ENCODING_ERRORS = (TypeError, ValueError, OverflowError)
-
-
-@dataclasses.dataclass(frozen=True)
-class DrainOutcome:
-    """What :meth:`Delivery.flush` or :meth:`Delivery.close` achieved."""
-
-    #: items neither delivered nor dropped when it returned.
-    pending: int
-    #: of those, items left in the durable spool for the next start.
-    spooled: int = 0
-    #: items dropped because the delivery closed before sending them.
-    dropped: int = 0
-    #: why, when something is pending or dropped (the publisher's last
-    #: error, or that time ran out).
-    reason: str = ''
-
-    def __bool__(self):
-        return self.pending == 0 and self.dropped == 0
 
 
 def spool_path(spool_dir, key, scheme, kind):
@@ -85,7 +69,7 @@ def _remaining(deadline, clock=time.monotonic):
     return None if deadline is None else max(0.0, deadline - clock())
 
 
-class Delivery:
+class Delivery(lifecycle.Component):
     """Queues items for one publisher and delivers them in batches.
 
     :param publisher: a :class:`~telemetry_lib.publisher.base.Publisher`.
@@ -230,11 +214,12 @@ class Delivery:
 
     def flush(self, timeout=None):
         """Send everything queued now; wait until it is delivered or dropped,
-        at most ``timeout`` seconds. Returns a :class:`DrainOutcome`.
+        at most ``timeout`` seconds. Returns a
+        :class:`~telemetry_lib.lifecycle.Outcome`.
         """
         buf = self._buffer
         if buf is None:
-            return DrainOutcome(pending=0)
+            return lifecycle.DONE
         deadline = None if timeout is None else self._clock() + timeout
         with buf.lock:
             buf.flushing += 1
@@ -248,7 +233,7 @@ class Delivery:
             finally:
                 buf.flushing -= 1
             pending = buf.store.count
-        return DrainOutcome(pending=pending, reason=self._why(pending))
+        return Outcome(pending=pending, reason=self._why(pending))
 
     def close(self, timeout=None):
         """Stop accepting, deliver what is queued within ``timeout`` seconds,
@@ -267,7 +252,7 @@ class Delivery:
                 return self._closed_outcome
             was_started, self._state = self._state == 'started', 'closed'
             if not was_started:
-                self._closed_outcome = DrainOutcome(pending=0)
+                self._closed_outcome = lifecycle.DONE
                 return self._closed_outcome
         buf = self._buffer
         with buf.lock:
@@ -287,21 +272,23 @@ class Delivery:
             pending = buf.store.count
             reason = self._why(pending)
             if self.options.spool:
-                outcome = DrainOutcome(pending=pending, spooled=pending,
-                                       reason=reason)
+                outcome = Outcome(pending=pending, spooled=pending,
+                                  reason=reason)
             else:
                 count = buf.store.discard_all()
                 buf.drop_locked(st.DROP_SHUTDOWN, count,
                                 'closed before delivery%s'
                                 % (': ' + reason if reason else ''))
-                outcome = DrainOutcome(pending=0, dropped=count,
-                                       reason=reason)
+                outcome = Outcome(pending=0, dropped=count, reason=reason)
             # A worker still inside the publisher settles nothing when it
             # comes back: what it holds was counted just now.
             buf.detached = True
             if not self._worker.is_alive():
                 buf.store.close()
-        self._close_publisher(deadline)
+        if not self._close_publisher(deadline):
+            outcome = dataclasses.replace(
+                outcome, finished=False, reason=outcome.reason
+                or 'the publisher did not close in time')
         self._closed_outcome = outcome
         return outcome
 
@@ -332,6 +319,8 @@ class Delivery:
         if closer.is_alive():
             LOG.warning('%s: the publisher did not close in time; its '
                         'connections are abandoned', self.name)
+            return False
+        return True
 
     def _why(self, pending):
         if not pending:

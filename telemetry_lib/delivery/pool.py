@@ -19,34 +19,28 @@ and closed in the background, and its last counters stay visible.
 """
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
 
-from telemetry_lib.delivery.core import DrainOutcome
+from telemetry_lib import lifecycle
 from telemetry_lib.url import TelemetryURL
 
 LOG = logging.getLogger(__name__)
 
 
-class Drained(dict):
-    """``{publisher name: DrainOutcome}``, true when every one drained
-    (nothing pending, nothing dropped).
-    """
-
-    def __bool__(self):
-        return all(self.values())
-
-
 def drain(deliveries, method, timeout=None):
     """Call ``flush`` or ``close`` (``method``) on every delivery at once,
-    all within ``timeout`` seconds; return :class:`Drained`.
+    all within ``timeout`` seconds; return their
+    :class:`~telemetry_lib.lifecycle.Outcome`, each in its ``parts`` by
+    name.
 
     A delivery that did not answer in time (it bounds itself, so only a bug
     gets here) is reported with what it still holds.
     """
     deliveries = list(deliveries)
-    outcomes = Drained()
+    outcomes = {}
     deadline = None if timeout is None else time.monotonic() + timeout
 
     def one(d):
@@ -63,13 +57,13 @@ def drain(deliveries, method, timeout=None):
                else max(0.0, deadline + 0.25 - time.monotonic()))
     for d in deliveries:
         if d.name not in outcomes:
-            outcomes[d.name] = DrainOutcome(
-                pending=d.stats().pending,
-                reason='%s did not return in time' % method)
-    return outcomes
+            outcomes[d.name] = lifecycle.Outcome.unfinished(
+                '%s did not return in time' % method,
+                pending=d.stats().pending)
+    return lifecycle.Outcome.of(outcomes)
 
 
-class DeliveryPool:
+class DeliveryPool(lifecycle.Component):
     """The deliveries of an agent (or any embedding service), keyed by kind
     and publisher URL as written (delivery options included).
 
@@ -217,7 +211,8 @@ class DeliveryPool:
 
     def close(self, timeout=None):
         """Close every delivery at once within ``timeout`` seconds, and
-        wait for those being retired; return ``{name: DrainOutcome}``.
+        wait for those being retired; return their
+        :class:`~telemetry_lib.lifecycle.Outcome` (one part per delivery).
         Their counters stay readable (:meth:`stats`), for the report a
         service prints when it stops.
         """
@@ -230,4 +225,9 @@ class DeliveryPool:
         for t in closers:
             t.join(None if deadline is None
                    else max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in closers):
+            return dataclasses.replace(
+                outcomes, finished=False, reason=(
+                    outcomes.reason or 'a retired publisher was still '
+                    'draining'))
         return outcomes

@@ -36,6 +36,7 @@ from telemetry_lib.clients import messaging
 from telemetry_lib.collector import base
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import InvalidSample
+from telemetry_lib import lifecycle
 from telemetry_lib import masking
 from telemetry_lib.notification import converter as conv_mod
 from telemetry_lib import ratelog
@@ -224,7 +225,7 @@ class NotificationListener(base.Listener):
                 transport = om.get_notification_transport(self.conf, url=url)
                 self._transports.append(transport)
         except Exception as exc:
-            self.stop(0)
+            self.close(0)
             raise ConfigError('cannot listen: %s: %s' % (
                 type(exc).__name__, masking.redact(str(exc))),
                 where='[notification] messaging_urls') from None
@@ -287,13 +288,13 @@ class NotificationListener(base.Listener):
                     if not late:
                         self._listeners.append(listener)
                 if late:
-                    # stop() ran without this one: it is ours to stop.
+                    # close() ran without this one: it is ours to stop.
                     listener.stop()
                     listener.wait()
                     return
         self._connected.set()
 
-    def stop(self, timeout=None):
+    def close(self, timeout=None):
         with self._lock:
             self._stopping.set()
             listeners, transports = self._listeners, self._transports
@@ -319,11 +320,14 @@ class NotificationListener(base.Listener):
                                   name='notification-listener-stop')
         worker.start()
         worker.join(timeout)
+        logging.getLogger(messaging.RABBIT_LOGGER
+                          ).removeFilter(self._filter)
         if worker.is_alive():
             LOG.warning('notifications: the listener did not stop within '
                         '%.1fs; left to finish in the background', timeout)
-        logging.getLogger(messaging.RABBIT_LOGGER
-                          ).removeFilter(self._filter)
+            return lifecycle.Outcome.unfinished(
+                'the notification listener did not stop in time')
+        return lifecycle.DONE
 
     # -- a batch -------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from oslo_config import cfg
 
 from telemetry_lib import delivery
 from telemetry_lib.exceptions import ConfigError
+from telemetry_lib import lifecycle
 from telemetry_lib.pipeline.definitions import PipelineDefinition
 
 LOG = logging.getLogger(__name__)
@@ -45,13 +46,14 @@ def register_opts(conf):
     conf.register_opts(OPTS, group=GROUP)
 
 
-class PipelineManager:
+class PipelineManager(lifecycle.Component):
     """Routes items to deliveries as a pipeline definition says.
 
     Construction validates every sink and publisher and does no I/O;
     :meth:`start` starts the deliveries (connections, listening ports,
-    spools). :meth:`flush` and :meth:`close` return ``{publisher name:
-    DrainOutcome}`` within their timeout.
+    spools). :meth:`flush` and :meth:`close` return an
+    :class:`~telemetry_lib.lifecycle.Outcome` (a part per publisher) within
+    their timeout.
 
     :param conf: the caller's ``ConfigOpts``.
     :param definition: a :class:`PipelineDefinition`.
@@ -191,17 +193,18 @@ class PipelineManager:
 
     def flush(self, timeout=None):
         """Flush every delivery at once, all within ``timeout``; return
-        ``{name: DrainOutcome}`` (each true when it drained).
+        their :class:`~telemetry_lib.lifecycle.Outcome` (one part per
+        publisher).
         """
         return delivery.drain(self.deliveries.values(), 'flush', timeout)
 
     def close(self, timeout=None):
         """Close every delivery at once, all within ``timeout``; return
-        ``{name: DrainOutcome}``. A pipeline on a shared pool leaves its
-        deliveries to the pool's owner and returns an empty one.
+        their :class:`~telemetry_lib.lifecycle.Outcome`. A pipeline on a
+        shared pool leaves its deliveries to the pool's owner.
         """
         if not self._owns_pool:
-            return delivery.Drained()
+            return lifecycle.DONE
         return self.pool.close(timeout)
 
     def stats(self):

@@ -17,8 +17,10 @@ Called on an interval by the agent's scheduler (the pushed-to inputs are
 
 import abc
 
+from telemetry_lib import lifecycle
 
-class Pollster(metaclass=abc.ABCMeta):
+
+class Pollster(lifecycle.Component):
     """Base class of every pollster plugin (``telemetry_lib.pollster``).
 
     * ``meters`` lists every meter name it can produce, so ``polling.yaml``
@@ -28,6 +30,10 @@ class Pollster(metaclass=abc.ABCMeta):
       returns the samples of one run, all stamped with ``timestamp``.
     * It may raise: the agent counts and logs the error and polls again at
       the next interval.
+    * **Lifecycle** (:mod:`telemetry_lib.lifecycle`): construction does no
+      I/O; the agent calls :meth:`start` before the first poll and
+      :meth:`close` when it stops, which releases what the pollster holds
+      (a connection, a pool) within its timeout.
 
     :param conf: the caller's ``ConfigOpts``.
     """

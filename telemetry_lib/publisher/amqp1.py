@@ -36,6 +36,7 @@ from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import collectd
 from telemetry_lib.formats import stf
+from telemetry_lib import lifecycle
 from telemetry_lib.publisher import base
 from telemetry_lib import ratelog
 
@@ -262,4 +263,7 @@ class AMQP1Publisher(base.Publisher):
         self.sender.start()
 
     def close(self, timeout=None):
-        self.sender.close(timeout)
+        if not self.sender.close(timeout):
+            return lifecycle.Outcome.unfinished(
+                'the AMQP I/O thread did not stop in time')
+        return lifecycle.DONE

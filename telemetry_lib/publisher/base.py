@@ -23,6 +23,7 @@ import socket
 from oslo_config import cfg
 
 from telemetry_lib.exceptions import PermanentError
+from telemetry_lib import lifecycle
 from telemetry_lib import plugins
 from telemetry_lib.url import TelemetryURL
 
@@ -54,7 +55,7 @@ def publisher_id(conf):
                                        or socket.gethostname())
 
 
-class Publisher(metaclass=abc.ABCMeta):
+class Publisher(lifecycle.Component):
     """Base class of every publisher plugin.
 
     The contract, which the delivery core relies on:
@@ -127,8 +128,11 @@ class Publisher(metaclass=abc.ABCMeta):
 
     def close(self, timeout=None):
         """Release connections and files within ``timeout`` seconds;
-        after this, publish no more.
+        after this, publish no more. Returns an
+        :class:`~telemetry_lib.lifecycle.Outcome` (the delivery core holds
+        the items, so only ``finished`` and ``reason`` say anything).
         """
+        return lifecycle.DONE
 
     def adjustments(self):
         """``{reason: count}`` of changes made to what was sent so a

@@ -27,6 +27,7 @@ from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import ceilometer
 from telemetry_lib import jsoncodec
+from telemetry_lib import lifecycle
 from telemetry_lib.publisher import base
 
 #: errno values no retry will cure (the operator must act).
@@ -115,6 +116,7 @@ class FilePublisher(base.Publisher):
             except OSError:
                 pass
             self._file = None
+        return lifecycle.DONE
 
 
 def _unwritable(path):

@@ -25,6 +25,7 @@ from telemetry_lib.clients import gnocchi_resources
 from telemetry_lib.clients.gnocchi_writer import GnocchiWriter
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
+from telemetry_lib import lifecycle
 from telemetry_lib.publisher import base
 
 
@@ -74,3 +75,4 @@ class GnocchiPublisher(base.Publisher):
 
     def close(self, timeout=None):
         self.writer.close()
+        return lifecycle.DONE

@@ -34,6 +34,7 @@ from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import ceilometer
 from telemetry_lib import jsoncodec
+from telemetry_lib import lifecycle
 from telemetry_lib.publisher import base
 
 _OWN_OPTIONS = frozenset(('timeout', 'verify_ssl', 'clientcert', 'clientkey',
@@ -132,3 +133,4 @@ class HttpPublisher(base.Publisher):
 
     def close(self, timeout=None):
         self._client.close()
+        return lifecycle.DONE

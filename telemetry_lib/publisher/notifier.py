@@ -45,6 +45,7 @@ from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import ceilometer
 from telemetry_lib.formats import stf
+from telemetry_lib import lifecycle
 from telemetry_lib import masking
 from telemetry_lib.publisher import amqp1
 from telemetry_lib.publisher import base
@@ -162,8 +163,9 @@ class NotifierPublisher(base.Publisher):
 
     def close(self, timeout=None):
         if self.transport is None:
-            return
+            return lifecycle.DONE
         try:
             self.transport.cleanup()
         except Exception as exc:     # pragma: no cover - best effort
             LOG.debug('transport cleanup: %s', exc)
+        return lifecycle.DONE

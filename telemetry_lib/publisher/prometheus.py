@@ -32,6 +32,7 @@ from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.formats import prometheus as fmt
 from telemetry_lib.httpserver import GetServer
+from telemetry_lib import lifecycle
 from telemetry_lib.publisher import base
 from telemetry_lib.url import parse_host
 
@@ -369,9 +370,11 @@ class PrometheusExporter(base.Publisher):
         return dict(self.store.rejected)
 
     def close(self, timeout=None):
+        deadline = lifecycle.Deadline(timeout)
         servers, self._servers = self._servers, []
-        for server in servers:
-            server.stop()
+        return lifecycle.Outcome.of(
+            {server.url: server.close(deadline.left(2.0))
+             for server in servers})
 
 
 def _listen(text, where):

@@ -38,6 +38,7 @@ from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import prometheus as fmt
+from telemetry_lib import lifecycle
 from telemetry_lib.publisher import base
 
 LOG = logging.getLogger(__name__)
@@ -213,3 +214,4 @@ class PushgatewayPublisher(base.Publisher):
 
     def close(self, timeout=None):
         self._client.close()
+        return lifecycle.DONE

@@ -16,12 +16,16 @@ and URL, so ``sqlite:///var/lib/telemetry/db.sqlite`` in a sink stores there
 and ``telemetry-lib measures show`` reads it back.
 """
 
+import logging
+
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.exceptions import StorageError
 from telemetry_lib.publisher import base
 from telemetry_lib.storage import base as storage_base
+
+LOG = logging.getLogger(__name__)
 
 
 class StoragePublisher(base.Publisher):
@@ -34,6 +38,19 @@ class StoragePublisher(base.Publisher):
         except StorageError as exc:
             raise ConfigError(str(exc), where=str(url)) from None
 
+    def start(self):
+        problem = None
+        try:
+            self.storage.start()
+        except StorageError as exc:
+            if not exc.retryable:
+                raise ConfigError(str(exc), where=str(self.url)) from None
+            problem = exc
+        if problem is not None:
+            # Busy or away for now: the first write tries again, and the
+            # delivery core retries it.
+            LOG.warning('%s: %s', self.url, problem)
+
     def publish_samples(self, samples):
         try:
             self.storage.write(samples)
@@ -43,4 +60,4 @@ class StoragePublisher(base.Publisher):
             raise PermanentError(str(exc)) from None
 
     def close(self, timeout=None):
-        self.storage.close(timeout)
+        return self.storage.close(timeout)

@@ -48,6 +48,7 @@ from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import ceilometer
 from telemetry_lib.formats import stf
+from telemetry_lib import lifecycle
 from telemetry_lib.publisher import base
 from telemetry_lib import ratelog
 
@@ -244,6 +245,7 @@ class TCPPublisher(_SocketPublisher):
 
     def close(self, timeout=None):
         self._drop()
+        return lifecycle.DONE
 
 
 class UDPPublisher(_SocketPublisher):
@@ -284,3 +286,4 @@ class UDPPublisher(_SocketPublisher):
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        return lifecycle.DONE

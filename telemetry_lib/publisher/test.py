@@ -21,6 +21,7 @@ import threading
 
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
+from telemetry_lib import lifecycle
 from telemetry_lib.publisher import base
 
 
@@ -66,3 +67,4 @@ class TestPublisher(base.Publisher):
 
     def close(self, timeout=None):
         self.closed = True
+        return lifecycle.DONE

@@ -18,6 +18,7 @@ import typing
 from oslo_config import cfg
 
 from telemetry_lib.exceptions import InvalidQuery
+from telemetry_lib import lifecycle
 from telemetry_lib import plugins
 from telemetry_lib.url import TelemetryURL
 
@@ -46,7 +47,7 @@ class Point(typing.NamedTuple):
     value: float
 
 
-class StorageDriver(metaclass=abc.ABCMeta):
+class StorageDriver(lifecycle.Component):
     """Base class of every storage driver plugin.
 
     * ``write`` blocks until the samples are stored; it raises
@@ -56,6 +57,11 @@ class StorageDriver(metaclass=abc.ABCMeta):
     * ``query`` and ``resources`` may run in another process than
       ``write`` (the CLI reading what the agent writes).
     * Drivers are safe to use from several threads.
+    * **Lifecycle** (:mod:`telemetry_lib.lifecycle`): construction
+      validates and does no I/O; :meth:`start` opens what exists (a
+      driver may leave creating its storage to the first write, so a
+      reader with a mistyped path leaves nothing behind); :meth:`close`
+      returns within its timeout.
     """
 
     def __init__(self, conf, url):
@@ -92,7 +98,10 @@ class StorageDriver(metaclass=abc.ABCMeta):
         """``(name, type, unit)`` of every stored meter, sorted."""
 
     def close(self, timeout=None):
-        """Release connections; after this, use it no more."""
+        """Release connections within ``timeout`` seconds; after this,
+        use it no more. Returns an :class:`~telemetry_lib.lifecycle.Outcome`.
+        """
+        return lifecycle.DONE
 
 
 def check_query(aggregation, granularity, resource_id):
@@ -108,7 +117,8 @@ def check_query(aggregation, granularity, resource_id):
 
 
 def load_storage(conf, url):
-    """Build the storage driver a URL names (``sqlite://``, ``memory://``).
+    """Build the storage driver a URL names (``sqlite://``, ``memory://``),
+    not started.
 
     :raises telemetry_lib.exceptions.PluginLoadError: for an unknown scheme.
     """

@@ -30,6 +30,7 @@ from telemetry_lib.clients.gnocchi_writer import GnocchiWriter
 from telemetry_lib.exceptions import NotFound
 from telemetry_lib.exceptions import StorageError
 from telemetry_lib.exceptions import StorageUnavailable
+from telemetry_lib import lifecycle
 from telemetry_lib.storage import aggregate
 from telemetry_lib.storage import base
 from telemetry_lib.timeutils import UTC
@@ -207,6 +208,7 @@ class GnocchiStorage(base.StorageDriver):
     def close(self, timeout=None):
         if self._writer is not None:
             self._writer.close()
+        return lifecycle.DONE
 
 
 class _Missing(Exception):

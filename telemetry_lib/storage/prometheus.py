@@ -49,6 +49,7 @@ from telemetry_lib.exceptions import StorageError
 from telemetry_lib.exceptions import StorageUnavailable
 from telemetry_lib.formats import prometheus as fmt
 from telemetry_lib import jsoncodec
+from telemetry_lib import lifecycle
 from telemetry_lib.storage import aggregate
 from telemetry_lib.storage import base
 from telemetry_lib.timeutils import UTC
@@ -272,3 +273,4 @@ class PrometheusStorage(base.StorageDriver):
 
     def close(self, timeout=None):
         self._client.close()
+        return lifecycle.DONE

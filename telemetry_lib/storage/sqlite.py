@@ -39,6 +39,7 @@ from telemetry_lib.clients import sqlitedb
 from telemetry_lib.exceptions import StorageError
 from telemetry_lib.exceptions import StorageUnavailable
 from telemetry_lib import jsoncodec
+from telemetry_lib import lifecycle
 from telemetry_lib.storage import aggregate
 from telemetry_lib.storage import base
 
@@ -341,9 +342,17 @@ class SQLiteStorage(base.StorageDriver):
             return [tuple(r) for r in shared.db.execute(
                 'SELECT name, type, unit FROM meter ORDER BY name')]
 
+    def start(self):
+        """Open the database if it exists (a writer creates it with its
+        first batch, a reader never does).
+        """
+        if os.path.exists(self.path):
+            self._connection(create=False)
+
     def close(self, timeout=None):
         with self._open_lock:
             self._closed = True
             shared, self._shared = self._shared, None
         if shared is not None:
             shared.release()
+        return lifecycle.DONE

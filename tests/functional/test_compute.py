@@ -47,7 +47,8 @@ class TestCompute(test_gnocchi.GnocchiTest):
         self.addCleanup(self.conn.close)
         self.pollsters = [cls(self.conf) for cls in CLASSES]
         for p in self.pollsters:
-            self.addCleanup(p.inspector.close)
+            p.start()
+            self.addCleanup(p.close, 5.0)
 
     def poll(self, instance_id=None):
         now = datetime.datetime.now(UTC)
@@ -69,11 +70,19 @@ class TestCompute(test_gnocchi.GnocchiTest):
             self.poll(guest.uuid)), 20)
         first = self.by_name(self.poll(guest.uuid))
         assert set(first) == RUNNING_METERS, set(first) ^ RUNNING_METERS
-        time.sleep(3)                   # the guest works every second
-        second = self.by_name(self.poll(guest.uuid))
-        for name in ('cpu', 'disk.device.read.bytes',
-                     'disk.device.write.requests',
-                     'network.outgoing.packets'):
+        moving = ('cpu', 'disk.device.read.bytes',
+                  'disk.device.write.requests', 'network.outgoing.packets')
+        last = {}
+
+        def moved():
+            # The guest works every second: wait until each counter has.
+            last['poll'] = self.by_name(self.poll(guest.uuid))
+            got = last['poll']
+            return all(n in got and got[n].volume > first[n].volume
+                       for n in moving)
+        base.wait_until(moved, 30, interval=0.5)
+        second = last['poll']
+        for name in moving:
             assert second[name].volume > first[name].volume, (
                 name, first[name].volume, second[name].volume)
         cpu = second['cpu']

@@ -144,18 +144,19 @@ class TestCollectWhatCanRun(CLITest):
         # libvirt-python -- every installed pollster ran, one failed, and
         # the command printed nothing and exited 1.
         from telemetry_lib.exceptions import PollsterError
+        from telemetry_lib.pollsters import base as pollster_base
         from telemetry_lib.pollsters import loader as pollster_loader
 
-        class Broken:
+        class Broken(pollster_base.Pollster):
             meters = ('broken.meter',)
 
-            def poll(self, now):
+            def poll(self, now, resources=None):
                 raise PollsterError('needs something this host lacks')
         real = pollster_loader.load_pollsters
 
         def load(conf):
             found = real(conf)
-            found['broken'] = Broken()
+            found['broken'] = Broken(conf)
             return found
         pollster_loader.load_pollsters = load
         self.addCleanup(setattr, pollster_loader, 'load_pollsters', real)

@@ -311,8 +311,30 @@ class TestOneInspector(base.TestCase):
             pollsters.CPUPollster, pollsters.MemoryPollster,
             pollsters.DiskPollster, pollsters.NetworkPollster,
             pollsters.StatePollster, pollsters.PerfPollster)]
+        for p in mine:
+            p.start()
         assert len({id(p.inspector) for p in mine}) == 1
         other = cfg.ConfigOpts()
         other([], project='telemetry_lib')
-        assert pollsters.CPUPollster(other).inspector is not \
-            mine[0].inspector
+        theirs = pollsters.CPUPollster(other)
+        theirs.start()
+        assert theirs.inspector is not mine[0].inspector
+        assert theirs.close(1.0)
+
+    def test_the_last_pollster_to_close_closes_the_connection(self):
+        from telemetry_lib.pollsters.compute import pollsters
+        mine = [pollsters.CPUPollster(self.conf),
+                pollsters.MemoryPollster(self.conf)]
+        for p in mine:
+            p.start()
+        shared = mine[0].inspector
+        conn = FakeConn([])
+        shared._conn = conn
+        assert mine[0].close(1.0)
+        assert not conn.closed and shared._conn is conn
+        assert mine[1].close(1.0)
+        assert conn.closed and shared._conn is None
+        # Started again (a reload keeps the pollsters), a new one is made.
+        mine[0].start()
+        assert mine[0].inspector is not shared
+        assert mine[0].close(1.0)

@@ -23,7 +23,7 @@ class TestPartitioning(base.TestCase):
         self.conf.set_override('heartbeat_interval', 0.1,
                                group='coordination')
         c = coordination.Coordinator(self.conf, member_id=name).start()
-        self.addCleanup(c.stop)
+        self.addCleanup(c.close)
         return c
 
     def settled(self, members, group='g'):
@@ -43,7 +43,7 @@ class TestPartitioning(base.TestCase):
                                                         for s in shares]
         assert members[0].stats['g'] == (3, len(shares[0]), 300)
         for m in members:
-            m.stop()
+            m.close()
         import shutil
         shutil.rmtree(os.path.join(self.tmpdir, 'tooz'))
         # Other processes, later, same members: the same shares.
@@ -55,7 +55,7 @@ class TestPartitioning(base.TestCase):
         members = [self.member('agent-%d' % i) for i in range(3)]
         self.settled(members)
         before = members[0].ring_changes
-        members[2].stop()
+        members[2].close()
         shares = self.settled(members[:2])
         assert sum(len(s) for s in shares) == 300
         assert set().union(*map(set, shares)) == set(RESOURCES)
@@ -106,7 +106,7 @@ class TestStopIsBounded(base.TestCase):
         c._joined = {b'g'}
         started = time.monotonic()
         with self.assertLogs('telemetry_lib.agent.coordination') as logs:
-            c.stop(0.5)
+            c.close(0.5)
         took = time.monotonic() - started
         assert took < 5.0, took
         assert 'left to finish in the background' in logs.output[0]

@@ -582,9 +582,11 @@ class TestPool(base.TestCase):
         assert time.monotonic() - started < 1.6
         for pub, _ in stuck:
             pub.gate.set()
-        assert set(flushed) == set(closed) == {'p0', 'p1', 'p2', 'p3'}
-        assert all(o.pending == 1 for o in flushed.values())
-        assert all(o.dropped == 1 for o in closed.values())
+        assert set(flushed.parts) == set(closed.parts) == {
+            'p0', 'p1', 'p2', 'p3'}
+        assert all(o.pending == 1 for o in flushed.parts.values())
+        assert all(o.dropped == 1 for o in closed.parts.values())
+        assert (flushed.pending, closed.dropped) == (4, 4)
         pool.close(0)
 
 

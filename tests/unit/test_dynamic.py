@@ -331,7 +331,7 @@ class TestInTheScheduler(DynamicTest):
             'meters': ['dynamic.radosgw.api.request.{category}']}]})
         got = []
         s = Scheduler(definition, dynamic.load_all(self.conf), got.extend)
-        self.addCleanup(s.stop, 1)
+        self.addCleanup(s.close, 1)
         for f in s.tick(s.groups[60]):
             f.result(10)
         assert len(got) == 3 and s.stats[

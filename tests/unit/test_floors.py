@@ -19,7 +19,7 @@ FLOORS = [
     ('telemetry_lib.masking', 0),
     ('telemetry_lib.jsoncodec', 0), ('telemetry_lib.timeutils', 0),
     ('telemetry_lib.plugins', 0), ('telemetry_lib.httpserver', 0),
-    ('telemetry_lib.wakeup', 0),
+    ('telemetry_lib.wakeup', 0), ('telemetry_lib.lifecycle', 0),
     ('telemetry_lib.http11', 0),
     ('telemetry_lib.clients', 1), ('telemetry_lib.formats', 1),
     ('telemetry_lib.publisher', 2), ('telemetry_lib.storage', 2),

@@ -23,7 +23,7 @@ class AttackTest(base.TestCase):
         kw.setdefault('threads', 4)
         kw.setdefault('max_connections', 64)
         server = GetServer('127.0.0.1', 0, _ok, **kw)
-        self.addCleanup(server.stop)
+        self.addCleanup(server.close)
         return server.start()
 
     def probe(self, server):
@@ -158,7 +158,7 @@ class TestPipeliningAndHalfClose(AttackTest):
         assert s.recv(4096).startswith(b'HTTP/1.1 400')
         self.connect(server, 10)
         # Every thread ends, held connections or not.
-        assert server.stop(2.0)
+        assert server.close(2.0)
 
 
 class TestProbeAmidAFlood(base.TestCase):

@@ -27,7 +27,7 @@ class TestEndpoint(base.TestCase):
     def serve(self, host):
         server = GetServer(host, 0, lambda path, accept: (
             200, 'text/plain', b'ok\n') if path == '/x' else None)
-        self.addCleanup(server.stop)
+        self.addCleanup(server.close)
         return server.start()
 
     def test_ipv6_loopback(self):
@@ -52,7 +52,7 @@ class TestEndpoint(base.TestCase):
         import threading
         server = GetServer('127.0.0.1', 0, lambda p, a: None,
                            idle_timeout=5, max_connections=32, threads=4)
-        self.addCleanup(server.stop)
+        self.addCleanup(server.close)
         server.start()
         threads_before = threading.active_count()
         idle = [socket.create_connection((server.host, server.port),
@@ -78,7 +78,7 @@ class TestEndpoint(base.TestCase):
         """
         server = GetServer('127.0.0.1', 0, lambda p, a: (
             200, 'text/plain', b'ok\n'), idle_timeout=30, threads=2)
-        self.addCleanup(server.stop)
+        self.addCleanup(server.close)
         server.start()
         silent = [socket.create_connection((server.host, server.port))
                   for _ in range(10)]
@@ -92,7 +92,7 @@ class TestEndpoint(base.TestCase):
         server = GetServer('127.0.0.1', 0, lambda p, a: (
             200, 'text/plain', b'ok\n'), idle_timeout=30, threads=2,
             cert_file=cert, key_file=key)
-        self.addCleanup(server.stop)
+        self.addCleanup(server.close)
         server.start()
         assert server.url.startswith('https://')
         # Silent clients must not stall the handshakes of the others.
@@ -122,7 +122,7 @@ class TestEndpoint(base.TestCase):
         server = GetServer('127.0.0.1', 0, lambda p, a: (
             200, 'text/plain', b'ok\n'), max_body=10,
             post=lambda p, h, b: (200, 'text/plain', b'%d\n' % len(b)))
-        self.addCleanup(server.stop)
+        self.addCleanup(server.close)
         server.start()
 
         def call(method, data=None):
@@ -206,7 +206,7 @@ class TestHandlerBugs(base.TestCase):
         def boom(path, headers, body):
             raise KeyError('bug')
         server = GetServer('127.0.0.1', 0, lambda p, a: None, post=boom)
-        self.addCleanup(server.stop)
+        self.addCleanup(server.close)
         server.start()
         req = urllib.request.Request(server.url + '/x', data=b'{}')
         with self.assertLogs('telemetry_lib.httpserver', 'ERROR') as cm:

@@ -277,9 +277,11 @@ class TestClose(base.TestCase):
         flushed = mgr.flush(0.5)
         # In parallel, not one after another: one timeout for all.
         assert time.monotonic() - started < 0.9
-        assert not flushed and len(flushed) == 3
+        assert not flushed and len(flushed.parts) == 3
         started = time.monotonic()
         outcomes = mgr.close(0.5)
         assert time.monotonic() - started < 0.9
-        assert not outcomes and set(outcomes) == set(flushed)
-        assert sorted(o.dropped for o in outcomes.values()) == [1, 1, 1]
+        assert not outcomes and set(outcomes.parts) == set(flushed.parts)
+        assert sorted(o.dropped for o in outcomes.parts.values()) == [
+            1, 1, 1]
+        assert outcomes.dropped == 3

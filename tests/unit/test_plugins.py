@@ -153,7 +153,7 @@ alarms:
         assert inputs.enabled(self.conf)
         ins = inputs.SocketInputs(self.conf, lambda: Pipeline())
         ins.start()
-        self.addCleanup(ins.stop, 2)
+        self.addCleanup(ins.close, 2)
         s = Sample('m', 'gauge', '1', 7, resource_id='r')
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as c:
             c.sendto(jsoncodec.dumps(ceilometer.sample_to_wire(s)), path)

@@ -48,7 +48,7 @@ class TestScheduler(base.TestCase):
             with lock:
                 got.extend(samples)
         s = Scheduler(definition, pollsters, on_samples, **kw)
-        self.addCleanup(s.stop, 1)
+        self.addCleanup(s.close, 1)
         return s, got
 
     def test_slow_pollster_does_not_delay_another_interval(self):
@@ -83,7 +83,7 @@ class TestScheduler(base.TestCase):
         s, _ = self.scheduler(definition, {'p': p}, clock=lambda: now[0])
         s.start(resume={10: 1500.0})
         assert s.next_ticks() == {10: 1500.0}
-        s.stop(1)
+        s.close(1)
         assert p.calls == []
         fresh, _ = self.scheduler(definition, {'p': p},
                                   clock=lambda: now[0])

@@ -61,7 +61,7 @@ class ReceiverTest(base.TestCase):
         sink = Sink()
         r = cls(self.conf, sink)
         r.start()
-        self.addCleanup(r.stop, 5)
+        self.addCleanup(r.close, 5)
         return r, sink
 
 

@@ -38,6 +38,7 @@ from telemetry_lib.clients import sqlitedb
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import TelemetryError
 from telemetry_lib import jsoncodec
+from telemetry_lib import lifecycle
 from telemetry_lib.masking import redact
 from telemetry_lib.sample import new_message_id
 from telemetry_lib.timeutils import UTC
@@ -87,7 +88,7 @@ def _aware(value):
     return None if value is None else value.replace(tzinfo=UTC)
 
 
-class AlarmDB:
+class AlarmDB(lifecycle.Component):
     """Alarms, state and history in one SQL database.
 
     :param url: an SQLAlchemy URL (``postgresql+psycopg2://...``,
@@ -192,6 +193,7 @@ class AlarmDB:
             if self.engine is not None:
                 self.engine.dispose()
                 self.engine = None
+        return lifecycle.DONE
 
     def _run(self, func):
         """``func(connection)`` in one transaction."""

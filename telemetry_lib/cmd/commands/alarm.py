@@ -204,7 +204,7 @@ class AlarmEvaluate(_OneAlarm):
             verdict = alarm.rule.evaluate(
                 storages, datetime.datetime.now(UTC), current)
         finally:
-            storages.close()
+            storages.close(5.0)
         decision = verdict.state or current
         return (('alarm', 'current state', 'decision', 'changes', 'reason',
                  'values'),

@@ -43,7 +43,9 @@ def parse_time(text, now=None):
 
 
 def open_storage(app):
-    return storage_base.load_storage(app.conf, app.conf.storage.url)
+    storage = storage_base.load_storage(app.conf, app.conf.storage.url)
+    storage.start()
+    return storage
 
 
 class _Query:

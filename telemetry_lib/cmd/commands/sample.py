@@ -23,6 +23,7 @@ from telemetry_lib.exceptions import InvalidSample
 from telemetry_lib.exceptions import TelemetryError
 from telemetry_lib.formats import ceilometer
 from telemetry_lib import jsoncodec
+from telemetry_lib import lifecycle
 from telemetry_lib.pollsters import loader as pollster_loader
 from telemetry_lib.timeutils import UTC
 
@@ -50,14 +51,21 @@ class SampleCollect(lister.Lister):
             self.app.conf).items()
             if any(fnmatch.fnmatchcase(m, args.meter) for m in p.meters)}
         skipped = {}
-        if not args.once:
-            self._poll(pollsters, args.meter, skipped)
-            time.sleep(1.0)
-        # Columns named as Sample's fields, so that
-        # ``sample collect -f json | sample publish URL`` round-trips.
-        rows = [(s.name, s.type, s.unit, s.volume, s.resource_id,
-                 s.timestamp.isoformat())
-                for s in self._poll(pollsters, args.meter, skipped)]
+        for p in pollsters.values():
+            p.start()
+        try:
+            if not args.once:
+                self._poll(pollsters, args.meter, skipped)
+                time.sleep(1.0)
+            # Columns named as Sample's fields, so that
+            # ``sample collect -f json | sample publish URL`` round-trips.
+            rows = [(s.name, s.type, s.unit, s.volume, s.resource_id,
+                     s.timestamp.isoformat())
+                    for s in self._poll(pollsters, args.meter, skipped)]
+        finally:
+            deadline = lifecycle.Deadline(5.0)
+            for p in pollsters.values():
+                p.close(deadline.left())
         # What cannot run here (no libvirt, no endpoint ...) is said, not
         # fatal: the others' samples are what was asked for.
         for name, reason in sorted(skipped.items()):

@@ -76,6 +76,7 @@ class Inspector:
         self._conn = None
         self._lock = threading.Lock()
         self._known = {}        # uuid -> (domain id, expiry, Instance)
+        self._closing = False   # closed while a poll held the connection
         self.reconnects = 0
 
     def _connection(self, libvirt):
@@ -133,6 +134,8 @@ class Inspector:
                     found.append((instance, stats))
             for gone in set(self._known) - seen:
                 del self._known[gone]
+            if self._closing:
+                self._drop()
             return found
 
     def _instance(self, libvirt, dom, now):
@@ -149,24 +152,35 @@ class Inspector:
         self._known[uuid] = (dom_id, now + self.metadata_ttl, parsed)
         return parsed
 
-    def close(self):
-        with self._lock:
+    def close(self, timeout=None):
+        """Close the connection; False when a poll held it past
+        ``timeout`` (it is dropped when that poll returns).
+        """
+        if not self._lock.acquire(timeout=-1 if timeout is None
+                                  else max(0.0, timeout)):
+            self._closing = True
+            return False
+        try:
             self._drop()
+        finally:
+            self._lock.release()
+        return True
 
 
-# id(conf) -> {key: Inspector}; ConfigOpts cannot be a dict key, so the
-# entry goes when its conf is collected (weakref.finalize). Reentrant: the
-# collector may run that finalizer inside shared(), lock held.
+# id(conf) -> {key: [Inspector, users]}; ConfigOpts cannot be a dict key,
+# so the entry also goes when its conf is collected (weakref.finalize).
+# Reentrant: the collector may run that finalizer inside acquire(), lock
+# held.
 _shared = {}
 _shared_lock = threading.RLock()
 
 
-def shared(conf, uri, host, metadata_ttl):
+def acquire(conf, uri, host, metadata_ttl):
     """The one inspector of an agent (known by its ``conf``) for ``uri``:
     one libvirt connection and one cache of domain XML for all its compute
-    pollsters, as Ceilometer's compute agent has one inspector. Gone with
-    the ``conf``; construction does no I/O (the connection opens at the
-    first poll).
+    pollsters, as Ceilometer's compute agent has one inspector. Each
+    pollster that acquires it releases it (:func:`release`); the last one
+    closes the connection. No I/O: the connection opens at the first poll.
     """
     key = (uri, host, metadata_ttl)
     with _shared_lock:
@@ -174,15 +188,34 @@ def shared(conf, uri, host, metadata_ttl):
         if per_conf is None:
             per_conf = _shared[id(conf)] = {}
             weakref.finalize(conf, _forget, id(conf))
-        found = per_conf.get(key)
-        if found is None:
-            found = per_conf[key] = Inspector(uri, host, metadata_ttl)
-        return found
+        entry = per_conf.get(key)
+        if entry is None:
+            entry = per_conf[key] = [Inspector(uri, host, metadata_ttl), 0]
+        entry[1] += 1
+        return entry[0]
+
+
+def release(conf, found, timeout=None):
+    """One user fewer of ``found``; the last closes its connection
+    (within ``timeout``). Returns False when that close did not finish.
+    """
+    with _shared_lock:
+        per_conf = _shared.get(id(conf), {})
+        for key, entry in list(per_conf.items()):
+            if entry[0] is found:
+                entry[1] -= 1
+                if entry[1] > 0:
+                    return True
+                del per_conf[key]
+                break
+        else:
+            return True
+    return found.close(timeout)
 
 
 def _forget(conf_id):
     with _shared_lock:
-        for found in _shared.pop(conf_id, {}).values():
+        for found, _ in _shared.pop(conf_id, {}).values():
             found.close()
 
 

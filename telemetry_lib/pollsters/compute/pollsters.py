@@ -21,6 +21,7 @@ import socket
 
 from oslo_config import cfg
 
+from telemetry_lib import lifecycle
 from telemetry_lib.pollsters import base
 from telemetry_lib.pollsters.compute import inspector
 from telemetry_lib.pollsters.compute import meters
@@ -52,15 +53,38 @@ class ComputePollster(base.Pollster):
     def __init__(self, conf):
         super().__init__(conf)
         register_opts(conf)
-        opts = conf[GROUP]
-        self.inspector = inspector.shared(
-            conf, opts.libvirt_uri, opts.host or socket.gethostname(),
-            opts.metadata_ttl)
+        self.inspector = None
         self.meters, self._flags = meters.GROUPS[self.group]
 
+    def start(self):
+        """Take this agent's one inspector for the configured URI (the
+        connection opens at the first poll).
+        """
+        if self.inspector is None:
+            opts = self.conf[GROUP]
+            self.inspector = inspector.acquire(
+                self.conf, opts.libvirt_uri,
+                opts.host or socket.gethostname(), opts.metadata_ttl)
+
+    def close(self, timeout=None):
+        """Give the inspector back; the last compute pollster to close
+        closes the libvirt connection.
+        """
+        found, self.inspector = self.inspector, None
+        if found is not None and not inspector.release(self.conf, found,
+                                                       timeout):
+            return lifecycle.Outcome.unfinished(
+                'a libvirt call still held the connection')
+        return lifecycle.DONE
+
     def poll(self, timestamp, resources=None):
+        found = self.inspector
+        if found is None:
+            # Polled without start() (a one-off collect): start now.
+            self.start()
+            found = self.inspector
         out = []
-        for instance, stats in self.inspector.domains(self._flags):
+        for instance, stats in found.domains(self._flags):
             out.extend(meters.samples(self.group, instance, stats,
                                       timestamp))
         return out
