@@ -287,8 +287,8 @@ class Delivery(lifecycle.Component):
                 buf.store.close()
         if not self._close_publisher(deadline):
             outcome = dataclasses.replace(
-                outcome, finished=False, reason=outcome.reason
-                or 'the publisher did not close in time')
+                outcome, finished=False, reason='; '.join(filter(None, (
+                    outcome.reason, 'the publisher did not close in time'))))
         self._closed_outcome = outcome
         return outcome
 

@@ -430,7 +430,11 @@ class TestBrokerGone(NotificationAgentTest):
         assert base.wait_until(lambda: bus.queue_exists_on(node, self.pool),
                                30), self.output()
         node.stop()
-        time.sleep(2)           # the listener is reconnecting now
+        # The listener has seen the bus go and is reconnecting now.
+        assert base.wait_until(lambda: any(
+            word in self.output().lower() for word in (
+                'unreachable', 'reconnect', 'connection refused',
+                'connection failed')), 60, interval=0.2), self.output()
         started = time.monotonic()
         assert self.stop() == 0, self.output()
         # [agent] shutdown_timeout is 10 s; the listener gets at most 5.

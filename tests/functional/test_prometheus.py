@@ -79,6 +79,16 @@ class PromTest(base.TestCase):
 
 class TestExporterScrapedByPrometheus(PromTest):
 
+    def scraped(self, meter, resource, ts):
+        """Wait until Prometheus holds the sample of ``ts`` (one scrape
+        per sample: the next must not replace it before it is scraped).
+        """
+        def there():
+            got = self.storage.query(meter, resource_id=resource,
+                                     start=_dt(ts - 60), stop=_dt(ts + 60))
+            return ms(ts) in {ms(p.timestamp.timestamp()) for p in got}
+        assert base.wait_until(there, 30, interval=0.1), (meter, ts)
+
     def test_values_read_back_through_the_storage_driver(self):
         exporter = self.scraped_exporter()
         meter = 'tl.test.%s' % uuid.uuid4().hex[:8]
@@ -92,7 +102,7 @@ class TestExporterScrapedByPrometheus(PromTest):
                 timestamp=ts, resource_metadata={
                     'display_name': 'say "hi"\\ back\nnow'})])
             sent.append((ts, value))
-            time.sleep(0.75)     # > the 0.5 s scrape interval
+            self.scraped(meter, 'res-1', ts)
         stop = time.time() + 1
         got = self.storage.query(meter, resource_id='res-1',
                                  start=_dt(start - 1), stop=_dt(stop))
@@ -120,16 +130,17 @@ class TestExporterScrapedByPrometheus(PromTest):
         exporter = self.scraped_exporter()
         meter = 'tl.count.%s' % uuid.uuid4().hex[:8]
         start = time.time()
-        # 11 s of samples: at least two whole 3 s buckets lie inside.
-        for _ in range(16):
+        # 11 s of samples, each scraped before the next: at least two
+        # whole 3 s buckets lie inside.
+        now = start
+        while now - start < 11:
             now = time.time()
             # Exactly 100 per second of real time, whatever the jitter.
             exporter.publish_samples([Sample(
                 meter, 'cumulative', 'B', 100.0 * (now - start),
                 resource_id='r', timestamp=now)])
             last = now
-            time.sleep(0.75)
-        time.sleep(1)
+            self.scraped(meter, 'r', now)
         got = self.storage.query(meter, resource_id='r', start=_dt(start),
                                  stop=_dt(time.time()), granularity=3,
                                  aggregation='rate')

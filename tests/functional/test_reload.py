@@ -287,11 +287,15 @@ class TestValidateTouchesNothing(test_agent.AgentTest):
         ''' % tuple(ports + [self.tmpdir, free])))
         out = self.cli('pipeline', 'validate', path)
         assert out.returncode == 0, out.stderr
-        import time
-        time.sleep(1.0)
+        # A marker connection of our own to each port: the accept queue is
+        # first in, first out, so once every marker is taken, anything
+        # validate had connected before was taken too.
+        for port in ports:
+            socket.create_connection(('127.0.0.1', port), 5).close()
+        assert base.wait_until(lambda: set(contacts) >= set(ports), 30)
         for s in listeners:
             s.close()
-        assert contacts == [], contacts
+        assert sorted(contacts) == sorted(ports), contacts
         # No port bound, no spool made.
         with socket.socket() as s:
             s.bind(('127.0.0.1', free))

@@ -393,10 +393,17 @@ class TestMixedOutcome(DeliveryTest):
 
 
 class SlowClosePublisher(ScriptedPublisher):
-    """Its close() ignores its timeout, as a buggy driver's would."""
+    """Its close() ignores its timeout, as a buggy driver's would, until
+    the test lets it go.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.let_go = threading.Event()
 
     def close(self, timeout=None):
-        time.sleep(3)
+        self.let_go.wait(30)
+        return super().close(timeout)
 
 
 class TestExactAccounting(DeliveryTest):
@@ -422,7 +429,7 @@ class TestExactAccounting(DeliveryTest):
         outcome = d.close(0.2)
         assert outcome.dropped == 2
         pub.gate.set()          # the publisher returns, "delivered"
-        time.sleep(0.1)
+        assert base.wait_until(lambda: not d._worker.is_alive(), 10)
         st = d.stats()
         assert st.published == 0 and st.dropped == {'shutdown': 2}
         assert st.pending == 0 and balanced(st)
@@ -436,8 +443,11 @@ class TestExactAccounting(DeliveryTest):
         outcome = d.close(0.5)
         took = time.monotonic() - started
         pub.gate.set()
+        pub.let_go.set()
         assert took < 0.9, took
         assert outcome.dropped == 3
+        # It said so: the publisher was still closing.
+        assert not outcome.finished and 'did not close' in outcome.reason
 
     def test_spooled_close_keeps_in_flight_items_pending(self):
         pub = ScriptedPublisher(self.conf, gated=True)
@@ -446,7 +456,7 @@ class TestExactAccounting(DeliveryTest):
         assert pub.entered.wait(5)
         outcome = d.close(0.2)
         pub.gate.set()
-        time.sleep(0.1)
+        assert base.wait_until(lambda: not d._worker.is_alive(), 10)
         st = d.stats()
         assert outcome.spooled == 4 and st.pending == 4
         assert st.published == 0 and balanced(st)
