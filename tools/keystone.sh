@@ -144,6 +144,13 @@ start() {
     configure
     bootstrap
     if ! api_up; then
+        # Write-ahead logging: in SQLite's default journal mode a steady
+        # stream of readers (token checks from every test at once) starves
+        # a writer until its busy timeout, and Keystone answers 500
+        # "database is locked" -- seen as Heat failing to resume a stack
+        # (enabling its domain user). The mode is kept in the file.
+        python3 -c "import sqlite3, sys; sqlite3.connect(sys.argv[1]
+            ).execute('PRAGMA journal_mode=WAL')" "$BASE/keystone.db"
         log "starting Keystone on 127.0.0.1:$PORT"
         # Keystone parses the process' argv as its own options, so gunicorn
         # takes everything from its config file and has no arguments.
