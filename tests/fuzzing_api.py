@@ -7,6 +7,7 @@ unbounded message -- and what was accepted reads back. Judged as in
 """
 
 import copy
+import datetime
 import json
 import random
 from urllib import parse
@@ -14,6 +15,7 @@ from urllib import parse
 import webob
 
 from telemetry_lib.exceptions import InvalidSample
+from telemetry_lib.url import TelemetryURL
 from tests.fuzzing import _check
 from tests.fuzzing import _mutate
 from tests.fuzzing import Report
@@ -157,4 +159,72 @@ def run_api(count, seed=0):
                    secrets=False)
     finally:
         db.close()
+    return report
+
+
+def run_prometheus_batches(conf, count, seed=0):
+    """Answers to a batch of instant queries, as a Prometheus (or whatever
+    answers in its place) might send them, mutated: the batch is split or
+    set aside, and each query then answers with its series or one
+    StorageError line -- never an exception, never a series of another.
+    """
+    from telemetry_lib.clients import http
+    from telemetry_lib.exceptions import StorageError
+    from telemetry_lib.storage import prometheus
+    rng = random.Random(seed)
+    report = Report()
+    at = datetime.datetime(2026, 12, 5, tzinfo=datetime.timezone.utc)
+    expressions = ['q%d' % i for i in range(4)]
+    for _ in range(count):
+        answer = {'status': 'success', 'data': {
+            'resultType': 'vector', 'result': [
+                {'metric': {prometheus.BATCH_LABEL: str(i), 'n': 'q%d' % i},
+                 'value': [at.timestamp(), str(i)]}
+                for i in range(4)]}}
+        for _ in range(rng.randrange(0, 3)):     # some whole
+            answer = _mutate(answer, rng)
+        status = rng.choice([200, 200, 200, 400, 422, 503])
+        text = json.dumps(answer, default=str)
+        if rng.random() < 0.1:
+            text = text[:rng.randrange(len(text) + 1)]
+        storage = prometheus.PrometheusStorage(
+            conf, TelemetryURL.parse('prometheus://127.0.0.1:9'))
+        singles = []
+        # Some runs mangle the answers to queries asked on their own too.
+        mangled = rng.random() < 0.3
+
+        def answer(method, url, _s=status, _t=text, params=None,
+                   _m=mangled, **kwargs):
+            if method == 'POST':
+                return http.Response(_s, {}, _t, False)
+            singles.append(params['query'])     # one query on its own
+            single = {'status': 'success', 'data': {
+                'resultType': 'vector', 'result': [{
+                    'metric': {'n': params['query']}, 'value': [0, '1']}]}}
+            if _m:
+                single = _mutate(single, rng)
+            return http.Response(200, {}, json.dumps(single, default=str),
+                                 False)
+        storage._client.request = answer
+
+        def call(storage=storage, singles=singles):
+            with storage.prefetched(expressions, at):
+                for e in expressions:
+                    try:
+                        got = storage.instant_query(e, at)
+                    except StorageError:
+                        continue
+                    for labels, value in got:
+                        if not isinstance(labels, dict) or not isinstance(
+                                value, float):
+                            raise AssertionError('not a series: %r'
+                                                 % ((labels, value),))
+                        if not mangled and labels.get('n', e) != e:
+                            raise AssertionError('%s got the series of %s'
+                                                 % (e, labels['n']))
+            if storage._prefetched:
+                raise AssertionError('answers kept after the turn')
+            if singles:
+                raise InvalidSample('%d asked on their own' % len(singles))
+        _check(report, text, call, secrets=False)
     return report

@@ -48,7 +48,9 @@ def main():
             ('dynamic', surfaces.run_dynamic(args.count, args.seed, tmp)),
             ('http', surfaces.run_http(args.count, args.seed)),
             ('api', fuzzing_api.run_api(args.count, args.seed)),
-            ('events', fuzzing_api.run_events(args.count, args.seed))):
+            ('events', fuzzing_api.run_events(args.count, args.seed)),
+            ('promql', fuzzing_api.run_prometheus_batches(conf, args.count,
+                                                          args.seed))):
         print('%-8s %7d %9d %9d %9d %8.2fs %7.0fMB' % (
             name, report.runs, report.accepted, report.rejected,
             len(report.findings), report.slowest, report.max_rss_mb))

@@ -165,6 +165,9 @@ class PrometheusRule(AodhThresholdRule):
         # Aodh's Prometheus evaluator says the statistics it got.
         return len(stats)
 
+    def instant_queries(self):
+        return ((self.storage, self.query),)
+
     def statistics(self, storage, now):
         if not hasattr(storage, 'instant_query'):
             raise InsufficientData('the prometheus type needs a '

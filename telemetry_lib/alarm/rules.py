@@ -98,6 +98,14 @@ class Rule(metaclass=abc.ABCMeta):
         """Storage URLs this rule reads (``None``: the default one)."""
         return (self.storage,) if 'storage' in vars(self) else ()
 
+    def instant_queries(self):
+        """``(storage URL, expression)`` of the instant queries one
+        evaluation asks, so an evaluator can have the storage ask those of
+        many alarms together (``StorageDriver.prefetched``). None by
+        default.
+        """
+        return ()
+
     def _comparison_and_storage(self):
         """The fields every comparing rule has."""
         self.operator = self.text('comparison_operator', 'gt',
@@ -238,6 +246,9 @@ class CompositeRule(Rule):
     def storage_urls(self):
         return tuple(url for r in self.leaves() for url in r.storage_urls())
 
+    def instant_queries(self):
+        return tuple(q for r in self.leaves() for q in r.instant_queries())
+
     def evaluate(self, storages, now, current):
         # Aodh's composite evaluator, step by step: every leaf's state
         # (insufficient data, alarm, ok, or none with a trending state);
@@ -341,6 +352,9 @@ class PromQLRule(Rule):
         super().__init__(data, where, path)
         self.query = self.text('query')
         self._comparison_and_storage()
+
+    def instant_queries(self):
+        return ((self.storage, self.query),)
 
     def evaluate(self, storages, now, current):
         storage = storages(self.storage)

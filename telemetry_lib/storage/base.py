@@ -12,6 +12,7 @@
 """The storage driver contract."""
 
 import abc
+import contextlib
 import datetime
 import typing
 
@@ -96,6 +97,15 @@ class StorageDriver(lifecycle.Component):
     @abc.abstractmethod
     def meters(self):
         """``(name, type, unit)`` of every stored meter, sorted."""
+
+    @contextlib.contextmanager
+    def prefetched(self, expressions, at):
+        """A hint: within the block, the instant queries ``expressions``
+        will be asked at ``at`` (a datetime), one alarm after another. A
+        driver that can ask many in one request does so here; answers are
+        the same as asked one by one. Nothing by default.
+        """
+        yield
 
     def close(self, timeout=None):
         """Release connections within ``timeout`` seconds; after this,

@@ -34,14 +34,26 @@ rate       ``rate(m[g])``                         ``sum(rate(...))``
 =========  =====================================  ============================
 
 Without a granularity, the raw measures of one resource come from a range
-selector. Options: ``scheme``, ``token`` (bearer), ``verify_ssl`` (or a CA
-path), ``timeout``. Writing goes through an exporter or a Pushgateway,
-never to this driver.
+selector.
+
+Alarms' instant queries asked at one time (an evaluator's turn, see
+:meth:`PrometheusStorage.prefetched`) go up to :data:`BATCH` in one request:
+each is labelled apart with ``label_replace`` and joined with ``or``, and
+the answer is split back by that label. An expression Prometheus refuses
+inside a batch (a scalar, a range, a mistake) is found by halving the
+batch, and is asked on its own from then on.
+
+Options: ``scheme``, ``token`` (bearer), ``verify_ssl`` (or a CA path),
+``timeout``. Writing goes through an exporter or a Pushgateway, never to
+this driver.
 """
 
+import collections
+import contextlib
 import datetime
 import math
 import time
+from urllib import parse
 
 from telemetry_lib.clients import http
 from telemetry_lib.exceptions import InvalidQuery
@@ -66,6 +78,15 @@ _ACROSS = {'min': 'min', 'max': 'max', 'sum': 'sum', 'count': 'sum',
            'rate': 'sum'}
 _TYPES = {'counter': 'cumulative', 'gauge': 'gauge'}
 
+#: Instant queries asked in one request by ``prefetched``.
+BATCH = 100
+#: The label that tells the queries of a batch apart in its answer.
+BATCH_LABEL = 'telemetry_lib_batch'
+#: Expressions remembered as not batchable (asked on their own).
+_LONERS_KEPT = 10000
+#: What reading an answer of the wrong shape raises.
+_UNREADABLE = (KeyError, TypeError, ValueError, IndexError, AttributeError)
+
 
 def _label_value(value):
     return value.replace('\\', '\\\\').replace('"', '\\"')
@@ -86,6 +107,8 @@ class PrometheusStorage(base.StorageDriver):
         self.timeout = url.get_float('timeout', 10.0, minimum=0.001)
         self.verify = url.get_verify()
         self._names = {}            # meter -> metric name (openmetrics)
+        self._prefetched = {}       # (expression, time) -> series
+        self._loners = collections.OrderedDict()  # not batchable
         self._closed_ranges = None  # Prometheus < 3: [t - r, t] not (t - r, t]
         token = url.get('token')
         self._client = http.HttpClient(
@@ -101,6 +124,10 @@ class PrometheusStorage(base.StorageDriver):
         :raises InvalidQuery: for an expression the server refuses.
         :raises StorageUnavailable: when the server cannot be reached.
         """
+        if at is not None:
+            found = self._prefetched.get((expression, at.timestamp()))
+            if found is not None:
+                return list(found)
         params = {'query': expression}
         if at is not None:
             params['time'] = at.timestamp()
@@ -110,20 +137,91 @@ class PrometheusStorage(base.StorageDriver):
             if exc.retryable:
                 raise
             raise InvalidQuery(str(exc)) from None
-        if data.get('resultType') == 'scalar':
-            return [({}, float(data['result'][1]))]
-        if data.get('resultType') != 'vector':
+        if not isinstance(data, dict):
+            raise StorageError('Prometheus at %s answered %r, not a query '
+                               'result' % (self.base, type(data).__name__))
+        kind = data.get('resultType')
+        if kind not in ('scalar', 'vector'):
             raise InvalidQuery('%r gives a %s, not an instant vector'
-                               % (expression, data.get('resultType')))
-        return [(series.get('metric', {}), float(series['value'][1]))
-                for series in data['result']]
+                               % (expression, kind))
+        try:
+            if kind == 'scalar':
+                return [({}, float(data['result'][1]))]
+            return [(dict(series.get('metric') or {}),
+                     float(series['value'][1])) for series in data['result']]
+        except _UNREADABLE:
+            raise self._unreadable() from None
+
+    @contextlib.contextmanager
+    def prefetched(self, expressions, at):
+        """Ask ``expressions`` at ``at`` in batches of :data:`BATCH`; within
+        the block :meth:`instant_query` answers them from there. What a
+        batch could not answer is asked on its own, as without this.
+        """
+        when = at.timestamp()
+        found = {}
+        wanted = [e for e in dict.fromkeys(expressions)
+                  if e not in self._loners]
+        for i in range(0, len(wanted), BATCH):
+            self._batch(wanted[i:i + BATCH], when, found)
+        self._prefetched = {(e, when): series for e, series in found.items()}
+        try:
+            yield
+        finally:
+            self._prefetched = {}
+
+    def _batch(self, expressions, when, found):
+        """Answers of ``expressions`` into ``found``; a batch refused is
+        halved until the expression Prometheus refuses is alone (then
+        remembered as a loner); one that fails otherwise is left out.
+        """
+        joined = ' or '.join(
+            'label_replace((%s), "%s", "%d", "", "")' % (e, BATCH_LABEL, i)
+            for i, e in enumerate(expressions))
+        try:
+            data = self._get('/api/v1/query', method='POST', query=joined,
+                             time=when)
+        except StorageError as exc:
+            if exc.retryable:
+                return          # down or slow: each is asked on its own
+            if len(expressions) == 1:
+                self._loner(expressions[0])
+                return
+            half = len(expressions) // 2
+            self._batch(expressions[:half], when, found)
+            self._batch(expressions[half:], when, found)
+            return
+        answers = {i: [] for i in range(len(expressions))}
+        try:
+            if data['resultType'] != 'vector':
+                return
+            for series in data['result']:
+                labels = dict(series['metric'])
+                index = int(labels.pop(BATCH_LABEL))
+                answers[index].append((labels, float(series['value'][1])))
+        except _UNREADABLE:
+            return              # not what was asked: trust none of it
+        for i, e in enumerate(expressions):
+            found[e] = answers[i]
+
+    def _loner(self, expression):
+        self._loners[expression] = True
+        while len(self._loners) > _LONERS_KEPT:
+            self._loners.popitem(last=False)
 
     # -- the HTTP API ------------------------------------------------------
 
-    def _get(self, path, **params):
+    def _get(self, path, method='GET', **params):
         try:
-            resp = self._client.request('GET', self.base + path,
-                                        params=params)
+            if method == 'POST':
+                # A batch can outgrow a URL: its query goes in the body.
+                resp = self._client.request(
+                    'POST', self.base + path,
+                    data=parse.urlencode(params), headers={
+                        'Content-Type': 'application/x-www-form-urlencoded'})
+            else:
+                resp = self._client.request('GET', self.base + path,
+                                            params=params)
         except http.Unanswered as exc:
             raise StorageUnavailable('Prometheus at %s: %s'
                                      % (self.base, exc)) from None
@@ -142,6 +240,9 @@ class PrometheusStorage(base.StorageDriver):
                                % (self.base, resp.status,
                                   body.get('error') or http.short(resp.text)),
                                retryable=http.retryable(resp.status))
+        if 'data' not in body:
+            raise StorageError('Prometheus at %s answered success without '
+                               'data' % self.base)
         return body['data']
 
     # -- naming --------------------------------------------------------------
@@ -178,9 +279,12 @@ class PrometheusStorage(base.StorageDriver):
             window = max(1, int(math.ceil(stop_ts - start_ts)))
             data = self._get('/api/v1/query', query='%s[%ds]' % (sel, window),
                              time=stop_ts)
-            points = [(float(t), float(v)) for series in data['result']
-                      for t, v in series['values'] if start_ts <= float(t)
-                      < stop_ts]
+            try:
+                points = [(float(t), float(v)) for series in data['result']
+                          for t, v in series['values']
+                          if start_ts <= float(t) < stop_ts]
+            except _UNREADABLE:
+                raise self._unreadable() from None
             return aggregate.to_points(sorted(points))
         if aggregation == 'last' and resource_id is None:
             raise StorageError('the prometheus driver gives "last" for one '
@@ -197,12 +301,19 @@ class PrometheusStorage(base.StorageDriver):
                          end='%.3f' % (stop_ts + granularity - 0.001),
                          step=granularity)
         points = {}
-        for series in data['result']:
-            for t, v in series['values']:
-                bucket = round(float(t) + 0.001 - granularity, 3)
-                if start_ts - granularity < bucket < stop_ts:
-                    points[bucket] = float(v)
+        try:
+            for series in data['result']:
+                for t, v in series['values']:
+                    bucket = round(float(t) + 0.001 - granularity, 3)
+                    if start_ts - granularity < bucket < stop_ts:
+                        points[bucket] = float(v)
+        except _UNREADABLE:
+            raise self._unreadable() from None
         return aggregate.to_points(sorted(points.items()))
+
+    def _unreadable(self):
+        return StorageError('Prometheus at %s answered a result this '
+                            'driver cannot read' % self.base)
 
     def _ranges_closed(self):
         if self._closed_ranges is None:
@@ -244,7 +355,11 @@ class PrometheusStorage(base.StorageDriver):
 
     def resources(self, meter=None):
         data = self._series(self.metric(meter) if meter else None)
-        return sorted({s['resource'] for s in data if s.get('resource')})
+        try:
+            return sorted({s['resource'] for s in data
+                           if s.get('resource')})
+        except _UNREADABLE:
+            raise self._unreadable() from None
 
     def _meter_index(self):
         """``[(meter, type, unit)]`` from the series' labels."""
@@ -256,11 +371,14 @@ class PrometheusStorage(base.StorageDriver):
         except (StorageError, IndexError, AttributeError):
             pass
         found = {}
-        for s in data:
-            meter = s.get('counter') or s['__name__']
-            self._names[meter] = s['__name__']
-            found[meter] = (meter, types.get(s['__name__'], 'gauge'),
-                            s.get('unit', ''))
+        try:
+            for s in data:
+                meter = s.get('counter') or s['__name__']
+                self._names[meter] = s['__name__']
+                found[meter] = (meter, types.get(s['__name__'], 'gauge'),
+                                s.get('unit', ''))
+        except _UNREADABLE:
+            raise self._unreadable() from None
         return sorted(found.values())
 
     def meters(self):

@@ -13,6 +13,7 @@ import requests
 
 from telemetry_lib import delivery
 from telemetry_lib import Event
+from telemetry_lib.exceptions import StorageUnavailable
 from telemetry_lib.publisher import base as publisher_base
 from telemetry_lib import Sample
 from telemetry_lib.storage import aggregate
@@ -370,3 +371,74 @@ def ms(ts):
 
 def _dt(ts):
     return datetime.datetime.fromtimestamp(ts, UTC)
+
+
+class TestBatchedInstantQueries(PromTest):
+    """An evaluator's turn asks its alarms' queries a hundred in one
+    request: every answer is the one the query gets on its own -- series,
+    labels, NaN, nothing, or the same refusal.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.job = 'batch-%s' % uuid.uuid4().hex[:8]
+        body = ''.join('tl_batch{i="%d"} %d\n' % (i, i) for i in range(5))
+        requests.put('%s/metrics/job/%s' % (GATEWAY, self.job), data=body,
+                     timeout=10).raise_for_status()
+        self.addCleanup(requests.delete, '%s/metrics/job/%s' % (
+            GATEWAY, self.job), timeout=10)
+        assert base.wait_until(lambda: len(promql(
+            'tl_batch{job="%s"}' % self.job)) == 5, 60, interval=0.2)
+
+    def answer(self, expression, at):
+        """What instant_query says: its series (sorted) or its error."""
+        try:
+            got = self.storage.instant_query(expression, at)
+        except Exception as exc:
+            return ('error', type(exc).__name__, str(exc))
+        return sorted((sorted(labels.items()), repr(value))
+                      for labels, value in got)
+
+    def test_answers_equal_those_asked_one_by_one(self):
+        sel = 'tl_batch{job="%s"}' % self.job
+        expressions = [
+            sel, 'max(%s)' % sel, '%s > 2' % sel, '%s / 0' % sel,
+            'tl_batch{job="%s",i="none"}' % self.job,       # nothing
+            'scalar(max(%s))' % sel, '1',                    # scalars
+            '%s[1m]' % sel, 'rate(',                         # refused
+            'vector(7)', 'sum by (i) (%s)' % sel,
+        ] + ['%s + %d' % (sel, n) for n in range(150)]      # > one batch
+        at = datetime.datetime.now(UTC)
+        alone = {e: self.answer(e, at) for e in expressions}
+        assert alone['rate('][0] == 'error'
+        assert alone['tl_batch{job="%s",i="none"}' % self.job] == []
+        requests_made = []
+        real = self.storage._client.request
+
+        def counted(*args, **kwargs):
+            requests_made.append(args[0])
+            return real(*args, **kwargs)
+        self.storage._client.request = counted
+        with self.storage.prefetched(expressions, at):
+            first = len(requests_made)
+            together = {e: self.answer(e, at) for e in expressions}
+        assert together == alone
+        # The refused ones were found by halving, then asked alone.
+        assert first < len(expressions) // 4, first
+        # Next turn: the loners are known, the rest is two requests.
+        requests_made.clear()
+        with self.storage.prefetched(expressions, at):
+            assert len(requests_made) == 2, requests_made
+            again = {e: self.answer(e, at) for e in expressions}
+        assert again == alone
+        assert len(requests_made) == 2 + 4      # the four loners, alone
+
+    def test_a_server_that_is_down_leaves_each_query_to_itself(self):
+        down = storage_base.load_storage(
+            self.conf, 'prometheus://127.0.0.1:%d' % base.free_port())
+        self.addCleanup(down.close)
+        at = datetime.datetime.now(UTC)
+        with down.prefetched(['up', 'vector(1)'], at):
+            for e in ('up', 'vector(1)'):
+                with self.assertRaises(StorageUnavailable):
+                    down.instant_query(e, at)

@@ -1,5 +1,6 @@
 """Alarm rules, states, history and actions, time injected."""
 
+import contextlib
 import datetime
 import textwrap
 
@@ -265,3 +266,60 @@ class TestDefinitions(AlarmTest):
             assert words in text, text
             assert "alarm 'cpu_high'" in text and 'alarms.yaml:' in text
             assert len(text.splitlines()) == 1
+
+
+class TestTurns(AlarmTest):
+    """The evaluator's loop evaluates its due alarms a turn at a time: one
+    time for the turn, its alarms' instant queries handed to the storage
+    together before the first is evaluated.
+    """
+
+    def test_queries_of_a_turn_are_asked_together(self):
+        class Prom(storage_base.StorageDriver):
+            """Answers ``vN`` with N; records what it was told."""
+
+            def __init__(self, conf):
+                self.told, self.asked = [], []
+
+            def write(self, samples):
+                pass
+
+            def query(self, *args, **kwargs):
+                return []
+
+            def resources(self, meter=None):
+                return []
+
+            def meters(self):
+                return []
+
+            @contextlib.contextmanager
+            def prefetched(prom, expressions, when):
+                prom.told.append((list(expressions), when))
+                yield
+
+            def instant_query(prom, expression, when):
+                prom.asked.append((expression, when))
+                return [({}, float(expression[1:]))]
+
+        prom = Prom(self.conf)
+        self.storage = prom
+        text = 'alarms:\n' + ''.join(
+            '  - name: a%d\n    type: promql\n    rule: {query: v%d, '
+            'threshold: 50}\n' % (i, i) for i in range(12))
+        ev = self.evaluator(self.load(text))
+        ev.TURN = 5
+        alarms = list(ev.definition.alarms.values())
+        ev.evaluate_all(alarms)
+        # 12 alarms, 5 a turn: three turns, each told before it asks.
+        assert [len(e) for e, _ in prom.told] == [5, 5, 2]
+        assert [e for told, _ in prom.told for e in told] == [
+            'v%d' % i for i in range(12)]
+        turns = [when for _, when in prom.told]
+        assert [w for _, w in prom.asked] == [
+            turns[i // 5] for i in range(12)]
+        assert {self.store.get('a%d' % i)[0] for i in range(12)} == {
+            model.OK}
+        ev2 = self.evaluator(self.load(text.replace('v11', 'v99')))
+        ev2.evaluate_all(list(ev2.definition.alarms.values()))
+        assert self.store.get('a11')[0] == model.ALARM

@@ -55,3 +55,8 @@ class TestFuzz(base.TestCase):
     def test_events_against_event_alarms(self):
         from tests import fuzzing_api
         self.check(fuzzing_api.run_events(COUNT, seed=10))
+
+    def test_prometheus_answers_to_batched_alarm_queries(self):
+        from tests import fuzzing_api
+        self.check(fuzzing_api.run_prometheus_batches(self.conf, COUNT,
+                                                      seed=11))
