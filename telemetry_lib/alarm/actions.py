@@ -32,6 +32,8 @@ counted on ``/metrics``; never sent from inside the evaluator.
 * ``trust+http(s)://TRUST_ID@host/path``: Aodh's trust notifier -- the
   REST body with a token scoped to the Keystone trust the API made when
   the alarm was created (a Heat ``signal_url`` behind ``trust+``).
+* ``trust+heat://TRUST_ID@``: Aodh's autohealing, in
+  :mod:`telemetry_lib.alarm.autohealing`.
 """
 
 import abc

@@ -9,8 +9,10 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""Heat, for alarm actions: the scaling signal of a resource, through a
-Keystone session (:mod:`telemetry_lib.clients.keystone`).
+"""Heat, for alarm actions: the scaling signal of a resource, and the
+autohealing calls (find a resource by its physical id, mark it unhealthy,
+update the stack in place), through a Keystone session
+(:mod:`telemetry_lib.clients.keystone`).
 
 What a signal proves: Heat answers 200 to every signal it accepts and
 scales later; a signal arriving during a policy's cooldown, with the group
@@ -30,7 +32,7 @@ from telemetry_lib import jsoncodec
 
 
 class HeatClient:
-    """Signals Heat resources through one Keystone session."""
+    """Calls Heat through one Keystone session."""
 
     def __init__(self, session, interface='public', region=None,
                  timeout=10.0):
@@ -82,6 +84,44 @@ class HeatClient:
         if 200 <= resp.status_code < 300:
             return
         self._raise('signal %s' % (target,), resp)
+
+    def find_by_physical_id(self, stack, physical_id, depth=3):
+        """Resources of ``stack`` (and its nested stacks, ``depth``
+        deep) whose physical id is ``physical_id``, as Heat lists them.
+        """
+        path = self.stack_path(stack)
+        resp = self._call('GET', '/%s/resources' % path, params={
+            'nested_depth': depth, 'physical_resource_id': physical_id})
+        if resp.status_code != 200:
+            self._raise('list the resources of %s' % stack, resp)
+        try:
+            found = resp.json()['resources']
+        except (ValueError, KeyError, TypeError):
+            raise PermanentError('Heat listed the resources of %s in a form '
+                                 'this client cannot read' % stack) from None
+        return found if isinstance(found, list) else []
+
+    def mark_unhealthy(self, stack, resource, reason):
+        """Mark ``resource`` of ``stack`` unhealthy: the next update of
+        the stack replaces it.
+        """
+        path = '/%s/resources/%s' % (self.stack_path(stack),
+                                     urllib.parse.quote(resource))
+        resp = self._call('PATCH', path, data=jsoncodec.dumps({
+            'mark_unhealthy': True, 'resource_status_reason': reason}),
+            headers={'Content-Type': 'application/json'})
+        if not 200 <= resp.status_code < 300:
+            self._raise('mark %s of %s unhealthy' % (resource, stack), resp)
+
+    def update_existing(self, stack):
+        """Update ``stack`` with its own template and parameters (Heat's
+        ``PATCH``): what is unhealthy is replaced.
+        """
+        path = '/%s' % self.stack_path(stack)
+        resp = self._call('PATCH', path, data=jsoncodec.dumps({}),
+                          headers={'Content-Type': 'application/json'})
+        if not 200 <= resp.status_code < 300:
+            self._raise('update %s' % stack, resp)
 
     @staticmethod
     def _raise(what, resp):

@@ -120,6 +120,19 @@ outputs:
 '''
 ALARMS = ('load_high', 'load_low', 'cpu_alarm_high', 'both_high')
 
+#: A group whose members are nested stacks, as a load-balanced member (a
+#: server and its pool member) is; the test resource inside each stands
+#: for the pool member Aodh's health evaluator names.
+HEALING = {
+    'heat_template_version': '2018-08-31',
+    'resources': {'group': {
+        'type': 'OS::Heat::AutoScalingGroup',
+        'properties': {'min_size': 2, 'max_size': 2, 'resource': {
+            'type': 'OS::Heat::ResourceGroup', 'properties': {
+                'count': 1, 'resource_def': {
+                    'type': 'OS::Heat::TestResource',
+                    'properties': {'value': 'member'}}}}}}}}
+
 
 class TestAodhCompatibleAPI(test_agent.AgentTest):
 
@@ -376,3 +389,71 @@ class TestAodhCompatibleAPI(test_agent.AgentTest):
             return True
         except Exception:
             return False
+
+    def test_trust_heat_action_replaces_an_unhealthy_member(self):
+        # The API makes the trust of a trust+heat:// action as Aodh does;
+        # the body is what Aodh's loadbalancer_member_health evaluator
+        # sends (no Octavia here to make one), its member a resource inside
+        # one of the group's members.
+        out = self.aodh('alarm', 'create', '--name', 'heal', '--type',
+                        'prometheus', '--query', 'max(up)', '--threshold',
+                        '0.5', '--enabled', 'False', '--alarm-action',
+                        'trust+heat://', '-f', 'json')
+        alarm = _json(out)
+        # Scrubbed of its trust as Aodh scrubs it (urlunsplit drops the
+        # '//' of a URL without a host: Aodh 23 says 'trust+heat:' too).
+        assert alarm['alarm_actions'] == ['trust+heat:'], alarm
+        (trust,) = self.trust_ids([alarm['alarm_id']])
+        sess = alarming.session()
+        stack = heat.Stack(sess, template=HEALING)
+        self.addCleanup(stack.delete)
+        group = stack.physical_id('group')
+        before = self.members(sess, stack)
+        assert len(before) == 2, before
+        sick_member, sick = sorted(before.items())[0]
+        url = 'trust+heat://%s@' % trust
+        conf = self.conf_with_credentials()
+        from telemetry_lib.alarm import actions
+        d = actions.build(conf, url)
+        d.start()
+        self.addCleanup(d.close, 5)
+        d.put([(alarm['alarm_id'], {
+            'alarm_id': alarm['alarm_id'], 'alarm_name': 'heal',
+            'severity': 'low', 'previous': 'ok', 'current': 'alarm',
+            'reason': 'member down', 'reason_data': {
+                'type': 'loadbalancer_member_health', 'stack_id': stack.id,
+                'asg_id': group, 'unhealthy_members': [{'id': sick}]}})])
+        assert d.flush(60), d.stats()
+        st = d.stats()
+        assert st.published == 1 and st.balanced, st
+        # Heat replaces the member marked unhealthy, and only that one.
+        assert base.wait_until(
+            lambda: stack.status() == 'UPDATE_COMPLETE' and sick not in
+            self.members(sess, stack).values(), 120, interval=0.5), (
+                stack.status(), self.members(sess, stack))
+        after = self.members(sess, stack)
+        assert len(after) == 2 and sick not in after.values(), after
+        kept = {m: p for m, p in before.items() if m != sick_member}
+        assert set(kept.values()) <= set(after.values()), (before, after)
+
+    def members(self, sess, stack):
+        """``{member name in the group: physical id of its resource}``."""
+        found = sess.get('/stacks/%s/%s/resources?nested_depth=3'
+                         % (stack.name, stack.id),
+                         endpoint_filter=heat.Stack.ENDPOINT).json()
+        return {r['parent_resource']: r['physical_resource_id']
+                for r in found['resources']
+                if r['resource_type'] == 'OS::Heat::TestResource'}
+
+    def conf_with_credentials(self):
+        from oslo_config import cfg
+
+        from telemetry_lib import opts
+        conf = cfg.ConfigOpts()
+        opts.register_all(conf)
+        path = os.path.join(self.tmpdir, 'credentials.conf')
+        with open(path, 'w') as f:
+            f.write(heat.service_credentials())
+        conf(['--config-file', path], project='telemetry_lib')
+        conf.set_override('state_path', self.tmpdir)
+        return conf

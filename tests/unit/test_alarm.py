@@ -323,3 +323,56 @@ class TestTurns(AlarmTest):
         ev2 = self.evaluator(self.load(text.replace('v11', 'v99')))
         ev2.evaluate_all(list(ev2.definition.alarms.values()))
         assert self.store.get('a11')[0] == model.ALARM
+
+
+class TestTrustHeatAction(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        path = self.write_file('ks.conf', (
+            '[service_credentials]\nauth_type = password\n'
+            'auth_url = http://127.0.0.1:9/v3\nusername = u\npassword = p\n'
+            'user_domain_name = Default\n'))
+        self.conf(['--config-file', path])
+
+    def action(self, url):
+        from telemetry_lib.alarm import autohealing
+        from telemetry_lib.url import TelemetryURL
+        return autohealing.TrustHeatAction(self.conf, TelemetryURL.parse(url))
+
+    def test_the_url_carries_its_trust(self):
+        from telemetry_lib.exceptions import InvalidURL
+        with self.assertRaises(InvalidURL) as ctx:
+            self.action('trust+heat://')
+        assert 'trust id' in str(ctx.exception)
+        assert self.action('trust+heat://t1:delete@').client is not None
+
+    def test_reason_data_without_a_stack_is_permanent_and_asks_nothing(self):
+        from telemetry_lib.exceptions import PermanentError
+        action = self.action('trust+heat://t1@')
+        asked = []
+        action.client.find_by_physical_id = lambda *a: asked.append(a)
+        bodies = [{'alarm_id': 'a', 'reason_data': {'type': 'threshold'}},
+                  {'alarm_id': 'b', 'reason_data': {'stack_id': 's'}},
+                  {'alarm_id': 'c', 'reason_data': 'nonsense'}, 'nonsense']
+        with self.assertRaises(PermanentError) as ctx:
+            action.publish_actions([(str(i), b)
+                                    for i, b in enumerate(bodies)])
+        assert list(ctx.exception.items) == [0, 1, 2, 3]
+        assert 'stack_id and asg_id' in str(ctx.exception)
+        assert asked == []
+
+    def test_marks_the_members_holding_the_sick_ones_then_updates(self):
+        action = self.action('trust+heat://t1@')
+        calls = []
+        holders = {'m1': 'member-a', 'm2': 'member-a', 'm3': None}
+        action.client.find_by_physical_id = lambda stack, pid: (
+            [{'parent_resource': holders[pid]}] if holders[pid] else [])
+        action.client.mark_unhealthy = lambda *a: calls.append(('mark',) + a)
+        action.client.update_existing = lambda s: calls.append(('update', s))
+        action.publish_actions([('a', {'alarm_id': 'a', 'reason_data': {
+            'stack_id': 'top', 'asg_id': 'grp', 'unhealthy_members': [
+                {'id': 'm1'}, {'id': 'm2'}, {'id': 'm3'}, 'junk']}})])
+        assert calls == [('mark', 'grp', 'member-a',
+                          'unhealthy load balancer member'),
+                         ('update', 'top')]

@@ -43,6 +43,7 @@ _URLS = {
     'heat+https': 'heat+https://127.0.0.1:9/signal',
     'trust+http': 'trust+http://trust-id:delete@127.0.0.1:9/signal',
     'trust+https': 'trust+https://trust-id@127.0.0.1:9/signal',
+    'trust+heat': 'trust+heat://trust-id:delete@',
     # tests/fixtures/thirdparty_plugin
     'thirdparty': 'thirdparty://', 'latest': 'latest://',
     'jsonl': 'jsonl:///tmp/contract/a.jsonl',
