@@ -35,6 +35,7 @@ threshold, most recent: 91.0``), so a webhook that parses them keeps
 working.
 """
 
+import dataclasses
 import datetime
 import math
 
@@ -110,14 +111,22 @@ class AodhThresholdRule(rules.Rule):
     def evaluate(self, storages, now, current):
         state, trending, stats, outside, reason = self.assess(storages, now)
         if state == model.INSUFFICIENT_DATA:
-            return self._unknown(current, reason, stats)
+            verdict = self._unknown(current, reason, stats)
+            if verdict.state is not None:
+                return verdict
+            # Still unknown: with repeat_actions Aodh says it again, in the
+            # words of its other verdicts.
+            return dataclasses.replace(verdict, repeat=self._verdict(
+                state, current, stats, outside))
         if state is not None:
             return self._verdict(state, current, stats, outside)
         if current == model.INSUFFICIENT_DATA:
             return self._verdict(trending, current, stats, outside)
-        # Mixed: no change (repeat_actions re-announces the state).
+        # Mixed: no change; with repeat_actions, the state re-announced.
         return model.Evaluation(None, 'mixed statistics, state unchanged',
-                                self._data('outside', outside, stats))
+                                self._data('outside', outside, stats),
+                                repeat=self._verdict(current, current,
+                                                     stats, outside))
 
     def _unknown_count(self, stats):
         """The ``count`` of an unknown verdict's reason data: Aodh's

@@ -12,7 +12,7 @@
 """The alarm evaluator: each alarm on its interval (with jitter), its
 state and history kept, its actions handed to deliveries.
 
-A transition (or, with ``repeat_actions``, every evaluation in ``alarm``)
+A transition (or, with ``repeat_actions``, every evaluation, as Aodh's)
 becomes one :class:`~telemetry_lib.alarm.model.Action` per URL of the
 new state's actions, put on that URL's delivery -- queued, retried,
 spooled and counted like any batch; the evaluator never waits for a peer.
@@ -121,10 +121,15 @@ class Evaluator(lifecycle.Component):
         return self._apply(alarm, verdict, now, current, True)
 
     def _apply(self, alarm, verdict, now, current, dispatch):
+        if alarm.repeat_actions and verdict.state is None and \
+                verdict.repeat is not None:
+            verdict = verdict.repeat
         state = verdict.state
         changed = state is not None and state != current
+        # Aodh's repeat_actions: every evaluation that has a state
+        # announces it, whatever it is.
         repeat = (state is not None and state == current
-                  and alarm.repeat_actions and state == model.ALARM)
+                  and alarm.repeat_actions)
         transition = None
         if changed or repeat:
             transition = model.Transition(

@@ -37,6 +37,11 @@ class Evaluation:
     state: typing.Optional[str]
     reason: str
     reason_data: dict = dataclasses.field(default_factory=dict)
+    #: What an alarm with ``repeat_actions`` announces when this verdict
+    #: changes nothing (``state`` ``None``): Aodh's evaluators re-announce
+    #: the current state, with their reason, where a verdict stays silent
+    #: without it. ``None``: nothing.
+    repeat: typing.Optional['Evaluation'] = None
 
 
 @dataclasses.dataclass(frozen=True)

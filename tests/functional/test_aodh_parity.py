@@ -106,6 +106,58 @@ class TestPrometheusParity(ParityTest):
         seen = {(r or [None])[0] for r in results}
         assert {None, 'ok', 'alarm', 'insufficient data'} <= seen, seen
 
+    def test_repeat_actions_announce_what_aodh_announces(self):
+        # With repeat_actions Aodh notifies on every evaluation that has a
+        # state -- ok, alarm, insufficient data, and mixed statistics as
+        # the state it stays in -- with its reason; ours must announce the
+        # same thing, or nothing where Aodh says nothing.
+        from telemetry_lib.alarm import definitions
+        from telemetry_lib.alarm import evaluator
+        cases = [{'id': '%s %s %s' % (case, op, state), 'type': kind,
+                  'state': state, 'repeat_actions': True, 'rule': rule}
+                 for case in list(SERIES) + ['missing']
+                 for op in ('gt', 'lt')
+                 for state in STATES
+                 for kind, rule in (
+                     ('prometheus', {'query': self.query(case),
+                                     'threshold': 50.0,
+                                     'comparison_operator': op}),
+                     ('composite', {'or': [{
+                         'type': 'prometheus', 'query': self.query(case),
+                         'threshold': 50.0, 'comparison_operator': op}, {
+                         'type': 'prometheus', 'query': self.query('missing'),
+                         'threshold': 50.0, 'comparison_operator': op}]}))]
+        aodh = run_aodh(cases)
+
+        class Store:
+            def __init__(self, state):
+                self.state = state
+
+            def get(self, key):
+                return self.state, None, None
+
+            def record(self, *args):
+                pass
+        problems = []
+        for case, theirs in zip(cases, aodh):
+            cls = rules.load_rule_class(case['type'], 'parity')
+            alarm = definitions.AlarmDefinition(
+                case['id'], cls(json.loads(json.dumps(case['rule'])),
+                                'parity'), repeat_actions=True)
+            ev = evaluator.Evaluator(None, Store(case['state']),
+                                     self.storages, None)
+            _, said = ev.evaluate(alarm, dispatch=False)
+            ours = [said.current, said.reason, said.reason_data] \
+                if said is not None else None
+            if json.dumps(ours, sort_keys=True) != json.dumps(
+                    theirs, sort_keys=True):
+                problems.append('%s: Aodh %r, ours %r' % (case['id'],
+                                                          theirs, ours))
+        assert not problems, '\n'.join(problems)
+        # Every kind of announcement happened, and a silence.
+        said = {(r or [None])[0] for r in aodh}
+        assert {None, 'ok', 'alarm', 'insufficient data'} <= said, said
+
     def test_composite_of_prometheus_rules(self):
         def leaf(case, op='gt'):
             return {'type': 'prometheus', 'query': self.query(case),
