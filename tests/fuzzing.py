@@ -80,6 +80,8 @@ URL_SEEDS = [
     'notifier://u:%s@127.0.0.1:5672/?driver=rabbit' % SECRET,
     'test://?max_batch_size=10&max_latency=0.5&spool=false&overflow=block'
     '&block_timeout=1',
+    'remote-write+https://u:%s@127.0.0.1:9/api/v1/write?header=X-Scope-'
+    'OrgID:t&scheme=ceilometer&token=%s' % (SECRET, SECRET),
 ]
 URL_PIECES = ['nan', 'inf', '-inf', '1e308', '-1', '0', '99999999999', '',
               '%', '%zz', '[', ']', '::1', '@', ':', '/', '?', '#', '&',

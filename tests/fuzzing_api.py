@@ -228,3 +228,50 @@ def run_prometheus_batches(conf, count, seed=0):
                 raise InvalidSample('%d asked on their own' % len(singles))
         _check(report, text, call, secrets=False)
     return report
+
+
+def run_remote_write_answers(conf, count, seed=0):
+    """What a remote write receiver (or a proxy before it) may answer --
+    any status, ``Retry-After``, body -- request after request while a
+    batch is being halved: the publisher ends with delivered, a retry or a
+    drop naming only items of the batch, never an exception.
+    """
+    from telemetry_lib.clients import http
+    from telemetry_lib.exceptions import PublishError
+    from telemetry_lib.publisher import base as publisher_base
+    from telemetry_lib import Sample
+    rng = random.Random(seed)
+    report = Report()
+    now = datetime.datetime(2026, 12, 5, tzinfo=datetime.timezone.utc)
+    statuses = [200, 204, 400, 400, 401, 404, 413, 422, 429, 500, 503, 302,
+                100, 999, -1]
+    for _ in range(count):
+        pub = publisher_base.load_publisher(
+            conf, 'remote-write+http://127.0.0.1:9/api/v1/write')
+        batch = [Sample('cpu', 'gauge', '%', float(i), resource_id='r%d' % i,
+                        timestamp=now) for i in range(rng.randrange(1, 40))]
+        script = [(rng.choice(statuses), rng.choice(
+            [{}, {'Retry-After': rng.choice(['1', '-5', 'nan', 'soon',
+                                             '1e999', ''])}]),
+            rng.choice(['', 'err', '\x00' * 3, 'x' * 500]))
+            for _ in range(rng.randrange(1, 80))]
+
+        def answer(method, url, data=None, _s=list(script), **kwargs):
+            status, headers, text = _s.pop(0) if _s else (204, {}, '')
+            if status == -1:
+                raise http.Unanswered('connection refused')
+            return http.Response(status, headers, text, False)
+        pub._client.request = answer
+
+        def call(pub=pub, batch=batch):
+            try:
+                pub.publish_samples(batch)
+            except PublishError as exc:
+                named = list(exc.items or ()) + list(
+                    getattr(exc, 'permanent_items', ()))
+                if any(not 0 <= i < len(batch) for i in named):
+                    raise AssertionError('items out of the batch: %r'
+                                         % named)
+                raise
+        _check(report, script, call, secrets=False)
+    return report

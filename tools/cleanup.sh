@@ -15,7 +15,8 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-for s in heat keystone gnocchi ceph prometheus libvirt rabbitmq sqldb; do
+for s in heat keystone gnocchi ceph prometheus libvirt rabbitmq sqldb \
+        remote_write; do
     bash "$HERE/$s.sh" stop >/dev/null 2>&1 || true
 done
 # The outage tests' own node (tests/functional/rabbit.py).
@@ -40,6 +41,7 @@ telemetry_alarms'" >/dev/null 2>&1 || true
     echo "cleanup.sh: Debian packages the tools may have installed (not" \
         "removed): rabbitmq-server prometheus prometheus-pushgateway" \
         "prometheus-alertmanager ceph-mon ceph-osd ceph-mgr ceph-common" \
-        "python3-rados curl openssl python3-venv and libvirt's (see" \
+        "python3-rados curl openssl python3-venv victoria-metrics and" \
+        "libvirt's (see" \
         "tools/libvirt.sh)"
 fi

@@ -50,7 +50,9 @@ def main():
             ('api', fuzzing_api.run_api(args.count, args.seed)),
             ('events', fuzzing_api.run_events(args.count, args.seed)),
             ('promql', fuzzing_api.run_prometheus_batches(conf, args.count,
-                                                          args.seed))):
+                                                          args.seed)),
+            ('rw', fuzzing_api.run_remote_write_answers(conf, args.count,
+                                                        args.seed))):
         print('%-8s %7d %9d %9d %9d %8.2fs %7.0fMB' % (
             name, report.runs, report.accepted, report.rejected,
             len(report.findings), report.slowest, report.max_rss_mb))

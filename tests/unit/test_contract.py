@@ -38,6 +38,9 @@ _URLS = {
     'pushgateway': 'pushgateway://127.0.0.1:9/metrics/job/contract',
     'gnocchi': 'gnocchi://', 'tcp': 'tcp://127.0.0.1:9',
     'udp': 'udp://127.0.0.1:9', 'log': 'log://',
+    'remote-write+http': 'remote-write+http://127.0.0.1:9/api/v1/write',
+    'remote-write+https': 'remote-write+https://u:p@127.0.0.1:9/api/v1/write'
+                          '?header=X-Scope-OrgID:t1',
     'heat': 'heat://stack/resource',
     'heat+http': 'heat+http://127.0.0.1:9/signal',
     'heat+https': 'heat+https://127.0.0.1:9/signal',
@@ -335,6 +338,7 @@ _HUNG = [
     'tcp://127.0.0.1:{port}?timeout=60',
     'notifier://guest:guest@127.0.0.1:{port}/?topic=metering',
     'prometheus://127.0.0.1:{port}',
+    'remote-write+http://127.0.0.1:{port}/api/v1/write?timeout=60',
 ]
 
 

@@ -60,3 +60,8 @@ class TestFuzz(base.TestCase):
         from tests import fuzzing_api
         self.check(fuzzing_api.run_prometheus_batches(self.conf, COUNT,
                                                       seed=11))
+
+    def test_remote_write_receivers_answers(self):
+        from tests import fuzzing_api
+        self.check(fuzzing_api.run_remote_write_answers(self.conf, COUNT,
+                                                        seed=12))
