@@ -143,7 +143,7 @@ class DeadlineExceeded(urllib3_exc.TimeoutError):
 
 
 def _read(resp, deadline, limit):
-    """``(text, truncated)``: at most ``limit`` bytes of a response's
+    """``(body, truncated)``: at most ``limit`` bytes of a response's
     body, read before the monotonic ``deadline``, and whether there was
     more; the connection goes back to the pool only when the body was read
     to its end.
@@ -172,7 +172,7 @@ def _read(resp, deadline, limit):
             resp.close()
         resp.release_conn()
     body = b''.join(chunks)
-    return body[:limit - 1].decode('utf-8', 'replace'), len(body) >= limit
+    return body[:limit - 1], len(body) >= limit
 
 
 #: No retries (the delivery core retries), redirects followed as requests
@@ -199,6 +199,8 @@ class Response(typing.NamedTuple):
     text: str
     #: Whether the body was longer than the client's ``max_body``.
     truncated: bool
+    #: The body as it came (a protobuf answer is not text).
+    content: bytes = b''
 
     @property
     def ok(self):
@@ -316,13 +318,15 @@ class HttpClient:
                 timeout=urllib3.Timeout(connect=timeout, read=timeout),
                 retries=_NO_RETRIES, preload_content=False,
                 decode_content=True)
-            text, truncated = _read(resp, deadline, self.max_body)
+            content, truncated = _read(resp, deadline, self.max_body)
         except (urllib3_exc.HTTPError, OSError) as exc:
             if _timed_out(exc):
                 raise Unanswered('timed out after %ss' % timeout,
                                  timed_out=True) from None
             raise Unanswered(describe(exc)) from None
-        return Response(resp.status, resp.headers, text, truncated)
+        return Response(resp.status, resp.headers,
+                        content.decode('utf-8', 'replace'), truncated,
+                        content)
 
     def close(self):
         self._direct.clear()

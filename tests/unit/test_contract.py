@@ -39,6 +39,8 @@ _URLS = {
     'gnocchi': 'gnocchi://', 'tcp': 'tcp://127.0.0.1:9',
     'udp': 'udp://127.0.0.1:9', 'log': 'log://',
     'remote-write+http': 'remote-write+http://127.0.0.1:9/api/v1/write',
+    'otlp+http': 'otlp+http://127.0.0.1:9/v1/metrics?encoding=json',
+    'otlp+https': 'otlp+https://127.0.0.1:9?header=x-tenant:t1&token=t',
     'remote-write+https': 'remote-write+https://u:p@127.0.0.1:9/api/v1/write'
                           '?header=X-Scope-OrgID:t1',
     'heat': 'heat://stack/resource',
@@ -339,6 +341,7 @@ _HUNG = [
     'notifier://guest:guest@127.0.0.1:{port}/?topic=metering',
     'prometheus://127.0.0.1:{port}',
     'remote-write+http://127.0.0.1:{port}/api/v1/write?timeout=60',
+    'otlp+http://127.0.0.1:{port}/v1/metrics?timeout=60',
 ]
 
 

@@ -1,10 +1,11 @@
-"""Samples/s and CPU us per sample: Prometheus remote write, beside
-Ceilometer 27's OpenTelemetry publisher on the same samples.
+"""Samples/s and CPU us per sample: Prometheus remote write and OTLP/HTTP,
+beside Ceilometer 27's OpenTelemetry publisher on the same samples.
 
 * Ours: ``remote-write+http://`` through the delivery core (batches of
   1,000: one snappy protobuf request each), to a real Prometheus 2.42
   remote write receiver started here, and to a sink that reads each
-  request and answers 204 (so only the client's cost differs).
+  request and answers 204 (so only the client's cost differs); ``otlp+
+  http://`` (protobuf and gzip; OTLP/JSON) to the same sink.
 * Ceilometer 27: ``OpentelemetryHttpPublisher.publish_samples`` (OTLP/JSON,
   one POST a sample, as it sends them) to the same sink.
 
@@ -14,7 +15,7 @@ apart. CPU is this process' own (the receivers run in others).
 
 Needs Prometheus (tools/remote_write.sh) and, for the peer, Ceilometer 27
 (``tox -e bench`` installs it).
-Run: ``python benchmarks/remote_write.py [--samples 20000]``.
+Run: ``python benchmarks/push_metrics.py [--samples 20000]``.
 """
 
 import argparse
@@ -99,8 +100,9 @@ def ours(url, batch):
     conf = cfg.ConfigOpts()
     opts.register_all(conf)
     conf([], project='telemetry_lib')
-    d = delivery.build(conf, url + '?max_latency=0.05&max_batch_size=1000&'
-                       'max_queue_samples=1000000')
+    sep = '&' if '?' in url else '?'
+    d = delivery.build(conf, url + sep + 'max_latency=0.05&'
+                       'max_batch_size=1000&max_queue_samples=1000000')
     d.start()
 
     def run():
@@ -167,7 +169,7 @@ def main():
     proc, prom = prometheus_receiver(tmp)
     try:
         batch = samples(args.samples)
-        print('Remote write, %d samples (%d series):' % (
+        print('Remote write and OTLP, %d samples (%d series):' % (
             args.samples, 200 * len(METERS)))
         run, d = ours('remote-write+http://127.0.0.1:%d/api/v1/write'
                       % prom, batch)
@@ -177,6 +179,14 @@ def main():
         run, d = ours('remote-write+http://127.0.0.1:%d/write' % sink, batch)
         measure('telemetry_lib remote write -> null sink', len(batch), run)
         d.close(10)
+        run, d = ours('otlp+http://127.0.0.1:%d/v1/metrics' % sink, batch)
+        otlp = measure('telemetry_lib OTLP protobuf+gzip -> null sink',
+                       len(batch), run)
+        d.close(10)
+        run, d = ours('otlp+http://127.0.0.1:%d/v1/metrics?encoding=json&'
+                      'compression=none' % sink, batch)
+        measure('telemetry_lib OTLP/JSON -> null sink', len(batch), run)
+        d.close(10)
         few = batch[:args.ceilometer_samples]
         try:
             run = ceilometer('http://127.0.0.1:%d/v1/metrics' % sink, few)
@@ -185,8 +195,8 @@ def main():
             return
         theirs = measure('Ceilometer 27 OpentelemetryHttpPublisher -> sink',
                          len(few), run)
-        print('  -> ours %.0fx less CPU per sample (target: 10x)'
-              % (theirs / mine))
+        print('  -> ours %.0fx (remote write), %.0fx (OTLP) less CPU per '
+              'sample (target: 10x)' % (theirs / mine, theirs / otlp))
     finally:
         proc.terminate()
         proc.wait(30)
