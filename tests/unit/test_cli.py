@@ -333,3 +333,28 @@ class TestNotificationCommands(CLITest):
         code, _, err = self.run_cli('event', 'publish', self.url,
                                     stdin='[]')
         assert code != 0 and 'does not publish events' in err
+
+
+class TestAssets(CLITest):
+
+    def test_list_show_write(self):
+        code, out, _ = self.run_cli('assets', 'list', '-f', 'json')
+        assert code == 0
+        assert {a['Name'] for a in json.loads(out)} == {
+            'prometheus-rules', 'grafana-agent', 'grafana-instances'}
+        code, out, _ = self.run_cli('assets', 'show', 'grafana-agent')
+        assert code == 0 and json.loads(out)['uid'] == 'telemetry-lib-agent'
+        target = os.path.join(self.tmpdir, 'assets')
+        code, out, _ = self.run_cli('assets', 'write', target, '-f', 'json')
+        assert code == 0 and len(json.loads(out)) == 3
+        with open(os.path.join(target, 'prometheus',
+                               'prometheus-rules.yaml')) as f:
+            assert 'vm:cpu_usage:ratio' in f.read()
+        # Not over what is there, unless asked; one line either way.
+        code, _, err = self.run_cli('assets', 'write', target)
+        assert code == 1 and 'exists; --force' in err
+        assert 'Traceback' not in err
+        code, _, _ = self.run_cli('assets', 'write', target, '--force')
+        assert code == 0
+        code, _, err = self.run_cli('assets', 'show', 'nope')
+        assert code == 1 and "no asset 'nope'" in err
