@@ -78,6 +78,28 @@ class Action(base.Publisher):
         raise PermanentError('alarm action %s carries alarm notifications, '
                              'not samples' % self.url.scheme)
 
+    @staticmethod
+    def publish_each(actions, send):
+        """``send(body)`` for every action, one at a time; those that
+        failed raise together -- the retryable to be sent again, the
+        permanent dropped -- so the others count as delivered.
+        """
+        failed, first = [], None
+        for i, (_, body) in enumerate(actions):
+            try:
+                send(body)
+            except (RetryableError, PermanentError) as exc:
+                failed.append((i, exc))
+                first = first or exc
+        if not failed:
+            return
+        retry = [i for i, e in failed if isinstance(e, RetryableError)]
+        lost = [i for i, e in failed if not isinstance(e, RetryableError)]
+        if retry:
+            raise RetryableError(str(first), items=retry,
+                                 permanent_items=lost)
+        raise PermanentError(str(first), items=lost)
+
 
 class LogAction(Action):
     """``log://``: says each notification in the log."""
@@ -133,24 +155,13 @@ class HeatAction(Action):
                                       opts.region_name, self.timeout)
 
     def publish_actions(self, actions):
-        failed, first = [], None
-        for i, (_, body) in enumerate(actions):
-            try:
-                if self.target:
-                    self.client.signal(self.target, body=body)
-                else:
-                    self.client.signal(self.stack, self.resource, body)
-            except (RetryableError, PermanentError) as exc:
-                failed.append((i, exc))
-                first = first or exc
-        if not failed:
-            return
-        retry = [i for i, e in failed if isinstance(e, RetryableError)]
-        lost = [i for i, e in failed if not isinstance(e, RetryableError)]
-        if retry:
-            raise RetryableError(str(first), items=retry,
-                                 permanent_items=lost)
-        raise PermanentError(str(first), items=lost)
+        self.publish_each(actions, self._signal)
+
+    def _signal(self, body):
+        if self.target:
+            self.client.signal(self.target, body=body)
+        else:
+            self.client.signal(self.stack, self.resource, body)
 
 
 class TrustWebhookAction(WebhookAction):

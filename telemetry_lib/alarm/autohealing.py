@@ -34,7 +34,6 @@ from telemetry_lib.clients import heat
 from telemetry_lib.clients import keystone
 from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
-from telemetry_lib.exceptions import RetryableError
 
 LOG = logging.getLogger(__name__)
 
@@ -61,21 +60,7 @@ class TrustHeatAction(Action):
             opts.region_name, self.timeout)
 
     def publish_actions(self, actions):
-        failed, first = [], None
-        for i, (_, body) in enumerate(actions):
-            try:
-                self._heal(body)
-            except (RetryableError, PermanentError) as exc:
-                failed.append((i, exc))
-                first = first or exc
-        if not failed:
-            return
-        retry = [i for i, e in failed if isinstance(e, RetryableError)]
-        lost = [i for i, e in failed if not isinstance(e, RetryableError)]
-        if retry:
-            raise RetryableError(str(first), items=retry,
-                                 permanent_items=lost)
-        raise PermanentError(str(first), items=lost)
+        self.publish_each(actions, self._heal)
 
     def _heal(self, body):
         body = body if isinstance(body, dict) else {}

@@ -40,6 +40,7 @@ from requests import adapters
 import urllib3
 from urllib3 import exceptions as urllib3_exc
 
+from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 
@@ -344,3 +345,45 @@ def publisher_error(response, detail):
         return RetryableError(detail,
                               retry_after=retry_after(response.headers))
     return PermanentError(detail)
+
+
+#: The URL options :func:`client_for_url` reads.
+CLIENT_URL_OPTIONS = frozenset(('header', 'token', 'timeout', 'verify_ssl',
+                                'clientcert', 'clientkey'))
+
+
+def client_for_url(url, headers, timeout):
+    """``(HttpClient, target)`` for a ``SCHEME+http(s)://`` publisher URL:
+    ``header=Name:Value`` options (repeatable) and a bearer ``token``
+    added to ``headers``, basic authentication from the URL's user (unless
+    a token is given), ``verify_ssl``, ``clientcert``/``clientkey``,
+    ``timeout`` (``timeout`` by default); ``target`` is the plain
+    ``http(s)://host/path``.
+
+    :raises InvalidURL: for a URL without one host, or a header option
+        that is not ``Name:Value``.
+    """
+    if len(url.hosts) != 1:
+        raise InvalidURL('a %s URL names one host, not %d' % (
+            url.scheme, len(url.hosts)), where=str(url))
+    headers = dict(headers)
+    for key, value in url.query:
+        if key != 'header':
+            continue
+        name, sep, text = value.partition(':')
+        if not sep or not name.strip():
+            raise InvalidURL('header wants Name:Value, not %r' % value,
+                             where=str(url))
+        headers[name.strip()] = text.strip()
+    token = url.get('token')
+    if token:
+        headers['Authorization'] = 'Bearer ' + token
+    cert, key = url.get('clientcert'), url.get('clientkey')
+    client = HttpClient(
+        url.get_float('timeout', timeout, minimum=0.001, maximum=3600),
+        verify=url.get_verify(), cert=(cert, key) if cert and key else cert,
+        headers=headers, auth=(url.username, url.password or '')
+        if url.username and not token else None)
+    target = '%s://%s%s' % (url.scheme.split('+', 1)[-1], url.hosts[0],
+                            url.path or '/')
+    return client, target

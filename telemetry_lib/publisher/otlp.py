@@ -38,7 +38,6 @@ import socket
 import threading
 
 from telemetry_lib.clients import http
-from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import otlp
@@ -55,46 +54,22 @@ RETRYABLE = frozenset((429, 502, 503, 504))
 class OTLPPublisher(base.Publisher):
     """Sends batches as OTLP/HTTP metrics export requests."""
 
-    url_options = frozenset(('encoding', 'compression', 'header', 'token',
-                             'region', 'timeout', 'verify_ssl',
-                             'clientcert', 'clientkey'))
+    url_options = frozenset(('encoding', 'compression', 'region')) | \
+        http.CLIENT_URL_OPTIONS
 
     def __init__(self, conf, url):
         super().__init__(conf, url)
-        if len(url.hosts) != 1:
-            raise InvalidURL('an OTLP URL names one host, as in '
-                             'otlp+http://collector:4318/v1/metrics',
-                             where=str(url))
         self.encoding = url.get_str('encoding', 'protobuf',
                                     choices=tuple(otlp.CONTENT_TYPES))
         self.gzip = url.get_str('compression', 'gzip',
                                 choices=('gzip', 'none')) == 'gzip'
         self.region = url.get('region')
-        self.timeout = url.get_float('timeout', 10.0, minimum=0.001,
-                                     maximum=3600)
         headers = {'Content-Type': otlp.CONTENT_TYPES[self.encoding]}
         if self.gzip:
             headers['Content-Encoding'] = 'gzip'
-        for key, value in url.query:
-            if key != 'header':
-                continue
-            name, sep, text = value.partition(':')
-            if not sep or not name.strip():
-                raise InvalidURL('header wants Name:Value, not %r' % value,
-                                 where=str(url))
-            headers[name.strip()] = text.strip()
-        token = url.get('token')
-        if token:
-            headers['Authorization'] = 'Bearer ' + token
-        cert, key = url.get('clientcert'), url.get('clientkey')
-        self.target = '%s://%s%s' % (url.scheme.split('+', 1)[1],
-                                     url.hosts[0],
-                                     url.path or '/v1/metrics')
-        self._client = http.HttpClient(
-            self.timeout, verify=url.get_verify(),
-            cert=(cert, key) if cert and key else cert, headers=headers,
-            auth=(url.username, url.password or '')
-            if url.username and not token else None)
+        self._client, self.target = http.client_for_url(url, headers, 10.0)
+        if not url.path or url.path == '/':
+            self.target = self.target.rstrip('/') + '/v1/metrics'
         self._host = conf.publisher.host or socket.gethostname()
         self._rejected = collections.Counter()
         self._lock = threading.Lock()

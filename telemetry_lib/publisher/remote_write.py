@@ -36,7 +36,6 @@ default 30), ``verify_ssl`` (or a CA bundle path), ``clientcert`` and
 """
 
 from telemetry_lib.clients import http
-from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import prometheus as fmt
@@ -55,40 +54,15 @@ class _Refused(Exception):
 class RemoteWritePublisher(base.Publisher):
     """Sends batches as Prometheus remote write requests."""
 
-    url_options = frozenset(('scheme', 'metadata', 'token', 'header',
-                             'timeout', 'verify_ssl', 'clientcert',
-                             'clientkey'))
+    url_options = frozenset(('scheme', 'metadata')) | \
+        http.CLIENT_URL_OPTIONS
 
     def __init__(self, conf, url):
         super().__init__(conf, url)
-        if len(url.hosts) != 1:
-            raise InvalidURL('a remote write URL names one host, as in '
-                             'remote-write+https://mimir:8080/api/v1/push',
-                             where=str(url))
         self.scheme = url.get_str('scheme', 'stf', choices=fmt.SCHEMES)
         self.metadata = url.get_bool('metadata', True)
-        self.timeout = url.get_float('timeout', 30.0, minimum=0.001,
-                                     maximum=3600)
-        headers = dict(rw.HEADERS)
-        for key, value in url.query:
-            if key != 'header':
-                continue
-            name, sep, text = value.partition(':')
-            if not sep or not name.strip():
-                raise InvalidURL('header wants Name:Value, not %r' % value,
-                                 where=str(url))
-            headers[name.strip()] = text.strip()
-        token = url.get('token')
-        if token:
-            headers['Authorization'] = 'Bearer ' + token
-        cert, key = url.get('clientcert'), url.get('clientkey')
-        self.target = '%s://%s%s' % (url.scheme.split('+', 1)[1],
-                                     url.hosts[0], url.path or '/')
-        self._client = http.HttpClient(
-            self.timeout, verify=url.get_verify(),
-            cert=(cert, key) if cert and key else cert, headers=headers,
-            auth=(url.username, url.password or '')
-            if url.username and not token else None)
+        self._client, self.target = http.client_for_url(url, rw.HEADERS,
+                                                        30.0)
         self._publisher_id = base.publisher_id(conf)
 
     def publish_samples(self, samples):

@@ -5,9 +5,7 @@ OTLP/JSON), and the publisher's outcomes (retries, partial success).
 
 import datetime
 import gzip
-import http.server
 import json
-import threading
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as ms
@@ -16,6 +14,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from telemetry_lib import delivery
 from telemetry_lib import Sample
 from tests import base
+from tests.post_receiver import PostReceiver
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 12, 5, 12, 0, 0, 123456, tzinfo=UTC)
@@ -37,45 +36,27 @@ def samples():
     ]
 
 
-class Receiver:
+class Receiver(PostReceiver):
+    """Decodes what arrives as a collector does; answers as told."""
+
     def __init__(self):
         self.requests = []          # (headers, ExportMetricsServiceRequest)
         self.status, self.reply, self.retry_after = 200, b'', None
-        receiver = self
+        super().__init__(self.respond)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = 'HTTP/1.1'
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers['Content-Length']))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                if headers.get('content-encoding') == 'gzip':
-                    body = gzip.decompress(body)
-                request = ms.ExportMetricsServiceRequest()
-                if headers['content-type'] == 'application/json':
-                    json_format.Parse(body, request)
-                else:
-                    request.ParseFromString(body)
-                receiver.requests.append((headers, request))
-                self.send_response(receiver.status)
-                if receiver.retry_after is not None:
-                    self.send_header('Retry-After', receiver.retry_after)
-                self.send_header('Content-Type', headers['content-type'])
-                self.send_header('Content-Length', str(len(receiver.reply)))
-                self.end_headers()
-                self.wfile.write(receiver.reply)
-        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
-                                                      Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever,
-                         daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, headers, body):
+        if headers.get('content-encoding') == 'gzip':
+            body = gzip.decompress(body)
+        request = ms.ExportMetricsServiceRequest()
+        if headers['content-type'] == 'application/json':
+            json_format.Parse(body, request)
+        else:
+            request.ParseFromString(body)
+        self.requests.append((headers, request))
+        extra = {'Content-Type': headers['content-type']}
+        if self.retry_after is not None:
+            extra['Retry-After'] = self.retry_after
+        return self.status, extra, self.reply
 
 
 class TestOTLP(base.TestCase):

@@ -5,13 +5,12 @@ refuses a whole request for one out-of-bounds sample.
 """
 
 import datetime
-import http.server
-import threading
 
 from telemetry_lib import delivery
 from telemetry_lib.formats import remote_write as rw
 from telemetry_lib import Sample
 from tests import base
+from tests.post_receiver import PostReceiver
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -26,7 +25,7 @@ def sample(i, name='cpu', resource='vm1', value=None, **kw):
                   **kw)
 
 
-class Receiver:
+class Receiver(PostReceiver):
     """Stores what it accepts; answers what the test says."""
 
     def __init__(self):
@@ -34,29 +33,13 @@ class Receiver:
         self.requests = []
         self.status = None          # force this status
         self.retry_after = None
-        receiver = self
+        super().__init__(self.respond)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = 'HTTP/1.1'
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers['Content-Length']))
-                receiver.requests.append({k.lower(): v for k, v in
-                                          self.headers.items()})
-                status = receiver.status or receiver.take(body)
-                self.send_response(status)
-                if receiver.retry_after is not None:
-                    self.send_header('Retry-After', receiver.retry_after)
-                self.send_header('Content-Length', '0')
-                self.end_headers()
-        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
-                                                      Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever,
-                         daemon=True).start()
+    def respond(self, headers, body):
+        self.requests.append(headers)
+        status = self.status or self.take(body)
+        return status, ({'Retry-After': self.retry_after}
+                        if self.retry_after is not None else {}), b''
 
     def take(self, body):
         try:
@@ -69,10 +52,6 @@ class Receiver:
             return 400          # the whole request, as Prometheus 2.42
         self.stored.extend(got)
         return 204
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class TestFormat(base.TestCase):
