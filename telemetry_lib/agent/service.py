@@ -406,14 +406,16 @@ class Agent(lifecycle.Component):
         for name, pollster in sorted(self._pollsters.items()):
             close('pollster %s' % name, pollster, 1.0)
         close('storage', self.storages, 1.0)
-        store = (self.alarms.store if self.alarms is not None
-                 else self.receiver.store if self.receiver is not None
-                 else None)
-        close('alarm state', store, 1.0)
         delivered = self.pool.close(deadline.left())
         if self.http is not None:
             parts['HTTP'] = self.http.close(min(2.0,
                                                 max(0.1, deadline.left())))
+        # After the HTTP server: the Alertmanager receiver records its
+        # decisions there until then.
+        store = (self.alarms.store if self.alarms is not None
+                 else self.receiver.store if self.receiver is not None
+                 else None)
+        close('alarm state', store, 1.0)
         for name, outcome in sorted(delivered.parts.items()):
             if not outcome:
                 LOG.warning('%s: %d item(s) not delivered at shutdown '
