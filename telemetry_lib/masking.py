@@ -24,7 +24,9 @@ SECRET_OPTIONS = frozenset((
     'password', 'token', 'secret', 'api_key', 'apikey', 'access_token',
     'auth_token', 'ssl_key_password', 'telemetry_secret', 'key_password',
     # A heat-api-cfn pre-signed URL's signature lets its holder scale.
-    'signature'))
+    'signature',
+    # Remote write and OTLP send extra headers: Authorization among them.
+    'header'))
 
 _SECRET_QUERY = re.compile(r'(?i)(\b(?:%s)=)[^&#\s]*' % '|'.join(
     re.escape(name) for name in sorted(SECRET_OPTIONS)))

@@ -28,6 +28,7 @@ dynamic pollsters never disagree on whether a 429 or a 503 comes back.
 
 import errno
 import os
+import re
 import socket
 import ssl
 import threading
@@ -347,6 +348,9 @@ def publisher_error(response, detail):
     return PermanentError(detail)
 
 
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_CONTROL = re.compile(r'[\x00-\x1f\x7f]')
+
 #: The URL options :func:`client_for_url` reads.
 CLIENT_URL_OPTIONS = frozenset(('header', 'token', 'timeout', 'verify_ssl',
                                 'clientcert', 'clientkey'))
@@ -371,10 +375,13 @@ def client_for_url(url, headers, timeout):
         if key != 'header':
             continue
         name, sep, text = value.partition(':')
-        if not sep or not name.strip():
-            raise InvalidURL('header wants Name:Value, not %r' % value,
-                             where=str(url))
-        headers[name.strip()] = text.strip()
+        name, text = name.strip(), text.strip()
+        # A line break would end the header and start another one:
+        # refused here rather than by http.client at every request.
+        if not sep or not _HEADER_NAME.match(name) or _CONTROL.search(text):
+            raise InvalidURL('header wants Name:Value (a token, then text '
+                             'without control characters)', where=str(url))
+        headers[name] = text
     token = url.get('token')
     if token:
         headers['Authorization'] = 'Bearer ' + token

@@ -52,6 +52,7 @@ import collections
 import contextlib
 import datetime
 import math
+import threading
 import time
 from urllib import parse
 
@@ -109,6 +110,9 @@ class PrometheusStorage(base.StorageDriver):
         self._names = {}            # meter -> metric name (openmetrics)
         self._prefetched = {}       # (expression, time) -> series
         self._loners = collections.OrderedDict()  # not batchable
+        # Two evaluators (file and database alarms) may share this driver:
+        # each turn adds its answers and takes away only its own.
+        self._batch_lock = threading.Lock()
         self._closed_ranges = None  # Prometheus < 3: [t - r, t] not (t - r, t]
         token = url.get('token')
         self._client = http.HttpClient(
@@ -160,15 +164,22 @@ class PrometheusStorage(base.StorageDriver):
         """
         when = at.timestamp()
         found = {}
-        wanted = [e for e in dict.fromkeys(expressions)
-                  if e not in self._loners]
+        with self._batch_lock:
+            wanted = [e for e in dict.fromkeys(expressions)
+                      if e not in self._loners]
         for i in range(0, len(wanted), BATCH):
             self._batch(wanted[i:i + BATCH], when, found)
-        self._prefetched = {(e, when): series for e, series in found.items()}
+        mine = {(e, when): series for e, series in found.items()}
+        with self._batch_lock:
+            # A new dict each time: instant_query reads it without a lock.
+            self._prefetched = {**self._prefetched, **mine}
         try:
             yield
         finally:
-            self._prefetched = {}
+            with self._batch_lock:
+                self._prefetched = {k: v for k, v in
+                                    self._prefetched.items()
+                                    if k not in mine}
 
     def _batch(self, expressions, when, found):
         """Answers of ``expressions`` into ``found``; a batch refused is
@@ -205,9 +216,10 @@ class PrometheusStorage(base.StorageDriver):
             found[e] = answers[i]
 
     def _loner(self, expression):
-        self._loners[expression] = True
-        while len(self._loners) > _LONERS_KEPT:
-            self._loners.popitem(last=False)
+        with self._batch_lock:
+            self._loners[expression] = True
+            while len(self._loners) > _LONERS_KEPT:
+                self._loners.popitem(last=False)
 
     # -- the HTTP API ------------------------------------------------------
 

@@ -267,7 +267,7 @@ class TestValidateTouchesNothing(test_agent.AgentTest):
             threading.Thread(target=accept, daemon=True).start()
             return s.getsockname()[1]
 
-        ports = [listen() for _ in range(6)]
+        ports = [listen() for _ in range(8)]
         free = base.free_port()
         path = self.write_file('all.yaml', textwrap.dedent('''
             sources:
@@ -282,6 +282,8 @@ class TestValidateTouchesNothing(test_agent.AgentTest):
                   - http://127.0.0.1:%d/in
                   - prometheus://127.0.0.1:%d/metrics/job/x
                   - notifier://127.0.0.1:%d/?driver=rabbit
+                  - remote-write+http://127.0.0.1:%d/api/v1/write
+                  - otlp+http://127.0.0.1:%d/v1/metrics
                   - amqp1://127.0.0.1:%d/?spool=true&spool_dir=%s/spool
                   - prometheus://?port=%d
         ''' % tuple(ports + [self.tmpdir, free])))

@@ -28,6 +28,12 @@ class TestNoPasswordAnywhere(test_agent.AgentTest):
             'http://user:%s@127.0.0.1:%d/in?max_latency=0&max_retries=-1&'
             'retry_max_delay=0.2' % (SECRET, dead),
             'gnocchi://127.0.0.1:%d?token=%s&max_latency=0' % (dead, SECRET),
+            'remote-write+http://user:%s@127.0.0.1:%d/api/v1/write?'
+            'max_latency=0&max_retries=-1&retry_max_delay=0.2'
+            % (SECRET, dead),
+            'otlp+http://127.0.0.1:%d/v1/metrics?token=%s&header=X-Key:%s&'
+            'max_latency=0&max_retries=-1&retry_max_delay=0.2' % (
+                dead, SECRET, SECRET),
         ]
         pipeline = ('sources:\n  - name: all\n    meters: ["*"]\n'
                     '    sinks: [k]\nsinks:\n  - name: k\n    publishers:\n'

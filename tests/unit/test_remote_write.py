@@ -158,6 +158,9 @@ class TestPublisher(base.TestCase):
     def test_bad_url_options_are_one_line(self):
         from telemetry_lib.exceptions import InvalidURL
         for url in ('remote-write+http://127.0.0.1:9/w?header=novalue',
+                    'remote-write+http://127.0.0.1:9/w?'
+                    'header=X-A:b%0d%0aX-B:c',
+                    'remote-write+http://127.0.0.1:9/w?header=Bad%20Name:v',
                     'remote-write+http://127.0.0.1:9/w?scheme=nope',
                     'remote-write+http://a:1,b:2/w'):
             with self.assertRaises(InvalidURL) as ctx:
