@@ -19,6 +19,7 @@ the worker, not yet settled), which an eviction never touches.
 """
 
 import collections
+import itertools
 import operator
 import threading
 import time
@@ -27,24 +28,29 @@ from telemetry_lib.delivery import stats as st
 from telemetry_lib import jsoncodec
 
 
-class Entry:
-    """One queued item: the item (or its spooled key) and its size."""
-
-    __slots__ = ('item', 'size', 'key')
-
-    def __init__(self, item, size, key=None):
-        self.item = item
-        self.size = size
-        self.key = key
+#: An entry is a sequence -- ``(item, size)`` in memory, ``[item, size,
+#: key]`` in the spool, which fills the key in once the item is on disk --
+#: rather than an object with attributes: a tuple is made in C, and at
+#: hundreds of thousands of samples a second an object per sample is most
+#: of the queue's cost.
+ITEM, SIZE, KEY = 0, 1, 2
+_ITEM = operator.itemgetter(ITEM)
+_SIZE = operator.itemgetter(SIZE)
+_METADATA = operator.attrgetter('resource_metadata')
+#: Bytes per item beside its metadata: the sample's own fields.
+_BASE = 600
+#: Bytes per key of a metadata dict: Python's per-value overheads.
+_PER_KEY = 100
+_UNENCODABLE = 4096
 
 
 def approx_size(item):
     """An estimate of an item's memory, to bound the queue in bytes.
 
     Its metadata (or traits) encoded as JSON, in C, sized twice over plus
-    Python's per-value overheads: it errs high, so ``max_queue_bytes``
-    bounds memory (within 1.5 times, measured with 4 KiB values), for about
-    a microsecond.
+    Python's per-value overheads (a key ends in ``":`` in the JSON, so the
+    keys of nested dicts count too): it errs high, so ``max_queue_bytes``
+    bounds memory (within 1.5 times, measured with 4 KiB values).
     """
     metadata = getattr(item, 'resource_metadata', None)
     if metadata is None:
@@ -52,14 +58,31 @@ def approx_size(item):
         return 400 + sum(120 + len(t.name) + (len(t.value) if type(
             t.value) is str else 32) for t in traits)
     try:
-        encoded = len(jsoncodec.dumps(metadata))
+        encoded = jsoncodec.dumps(metadata)
     except (TypeError, ValueError, RecursionError):
-        encoded = 4096          # it will be refused later; count it
-    return 600 + 2 * encoded + 100 * len(metadata)
+        return _UNENCODABLE          # it will be refused later; count it
+    return _BASE + 2 * len(encoded) + _PER_KEY * encoded.count(b'":')
+
+
+def batch_size(items):
+    """Of samples, the sum of their :func:`approx_size`, from one encoding
+    of all their metadata: a few C calls for the batch instead of a Python
+    call per sample.
+    """
+    if not items:
+        return 0
+    try:
+        encoded = jsoncodec.dumps(list(map(_METADATA, items)))
+    except (AttributeError, TypeError, ValueError, RecursionError):
+        # Not samples (events, actions), or one cannot be encoded: one by
+        # one, so that the bad one alone counts as unencodable.
+        return sum(map(approx_size, items))
+    # The list's brackets and commas are not the items'.
+    return (_BASE * len(items) + 2 * (len(encoded) - len(items) - 1)
+            + _PER_KEY * encoded.count(b'":'))
 
 
 _LAST_SIZES = threading.local()
-_SIZE = operator.attrgetter('size')
 
 
 def entries_size(entries):
@@ -67,12 +90,22 @@ def entries_size(entries):
     return sum(map(_SIZE, entries))
 
 
-class MemoryStore:
-    """Items in a deque; lost with the process (use the spool for more)."""
+def items_of(entries):
+    """The items of ``entries``, in their order."""
+    return list(map(_ITEM, entries))
 
-    def __init__(self, size_of=approx_size):
-        self._size_of = size_of
-        self._queue = collections.deque()
+
+class MemoryStore:
+    """Items in memory; lost with the process (use the spool for more).
+
+    The queue is a deque of the batches as they were put, not of items:
+    taking a batch is a few slices in C whatever its size, where popping
+    item by item was most of the worker's cost.
+    """
+
+    def __init__(self):
+        self._queue = collections.deque()   # lists of entries, oldest first
+        self._head = 0          # entries of the first list already taken
         self.count = 0          # queued + in flight
         self.nbytes = 0
         self.in_flight = 0
@@ -84,36 +117,50 @@ class MemoryStore:
         return self.count - self.in_flight
 
     def prepare(self, items):
-        """Entries for ``items``, and how many could not be stored."""
-        size_of = self._size_of
-        if size_of is not approx_size:
-            return list(map(Entry, items, map(size_of, items))), 0
+        """Entries for ``items``, and how many could not be stored.
+
+        Every entry of a batch counts the batch's mean size: the sum is
+        what bounds the queue, and it is the same whichever items of the
+        batch are evicted first, since each leaves with the size it came in
+        with.
+        """
         # A pipeline hands the same items, in the same order, to each of its
-        # publishers one after the other in one thread: the sizes of the
-        # last batch this thread prepared are reused when it is the same
-        # batch again (item by item, by identity; the memo keeps them alive,
-        # until the next batch). All of it in C loops and without an object
-        # per item but the entry: at 100,000s of samples a second, each
-        # tracked object is also work for the garbage collector.
+        # publishers one after the other in one thread: the size of the
+        # last batch this thread prepared is reused when it is the same
+        # batch again (item by item, by identity; the memo keeps them alive
+        # until the next batch).
         last = getattr(_LAST_SIZES, 'memo', None)
         if (last is not None and len(last[0]) == len(items)
                 and all(map(operator.is_, items, last[0]))):
-            sizes = last[1]
+            size = last[1]
         else:
-            sizes = list(map(approx_size, items))
-            _LAST_SIZES.memo = (tuple(items), sizes)
-        return list(map(Entry, items, sizes)), 0
+            size = -(-batch_size(items) // max(1, len(items)))
+            _LAST_SIZES.memo = (tuple(items), size)
+        return list(zip(items, itertools.repeat(size))), 0
 
     def append(self, entries):
-        self._queue.extend(entries)
-        self.count += len(entries)
-        self.nbytes += entries_size(entries)
+        if entries:
+            self._queue.append(entries)
+            self.count += len(entries)
+            self.nbytes += entries_size(entries)
 
     def take(self, max_items):
         queue = self._queue
-        n = min(max_items, len(queue))
-        taken = [queue.popleft() for _ in range(n)]
-        self.in_flight += n
+        taken = []
+        while queue and len(taken) < max_items:
+            chunk, head = queue[0], self._head
+            end = head + max_items - len(taken)
+            if end >= len(chunk):
+                taken += chunk[head:] if head else chunk
+                queue.popleft()
+                self._head = 0
+            else:
+                taken += chunk[head:end]
+                # The list lives on until its last entry is taken: what it
+                # no longer holds must not stay alive with it.
+                chunk[head:end] = itertools.repeat(None, end - head)
+                self._head = end
+        self.in_flight += len(taken)
         return taken
 
     def settle(self, entries):
@@ -124,8 +171,12 @@ class MemoryStore:
 
     def release(self, entries):
         """Put in-flight entries back at the head, in their order."""
+        if self._head:
+            self._queue[0] = self._queue[0][self._head:]
+            self._head = 0
         self.in_flight -= len(entries)
-        self._queue.extendleft(reversed(entries))
+        if entries:
+            self._queue.appendleft(list(entries))
 
     def evict_oldest(self, items_needed, bytes_needed):
         """Remove the oldest queued (not in-flight) entries until enough
@@ -134,9 +185,14 @@ class MemoryStore:
         count = size = 0
         queue = self._queue
         while queue and (count < items_needed or size < bytes_needed):
-            entry = queue.popleft()
+            chunk = queue[0]
+            size += chunk[self._head][SIZE]
+            chunk[self._head] = None
             count += 1
-            size += entry.size
+            self._head += 1
+            if self._head == len(chunk):
+                queue.popleft()
+                self._head = 0
         self.count -= count
         self.nbytes -= size
         return count, size
@@ -145,11 +201,12 @@ class MemoryStore:
         """Forget every entry, in flight included; return how many."""
         count = self.count
         self._queue.clear()
-        self.count = self.nbytes = self.in_flight = 0
+        self._head = self.count = self.nbytes = self.in_flight = 0
         return count
 
     def close(self):
         self._queue.clear()
+        self._head = 0
 
 
 class Buffer:
@@ -244,10 +301,11 @@ class Buffer:
         byte_room = self.options.max_queue_bytes - self.store.nbytes
         n = 0
         for entry in entries:
-            too_big = entry.size > byte_room and (n or self.store.count)
+            size = entry[SIZE]
+            too_big = size > byte_room and (n or self.store.count)
             if n >= room or too_big:
                 break
-            byte_room -= entry.size
+            byte_room -= size
             n += 1
         return n
 
@@ -273,10 +331,10 @@ class Buffer:
         keep, size = 0, 0
         for entry in reversed(entries):
             if keep >= opts.max_queue_samples or (
-                    keep and size + entry.size > opts.max_queue_bytes):
+                    keep and size + entry[SIZE] > opts.max_queue_bytes):
                 break
             keep += 1
-            size += entry.size
+            size += entry[SIZE]
         skipped = len(entries) - keep
         entries = entries[skipped:]
         need_items = self.store.count + keep - opts.max_queue_samples

@@ -28,7 +28,9 @@ import sqlite3
 
 from telemetry_lib.clients import sqlitedb
 from telemetry_lib.delivery.buffer import entries_size
-from telemetry_lib.delivery.buffer import Entry
+from telemetry_lib.delivery.buffer import ITEM
+from telemetry_lib.delivery.buffer import KEY
+from telemetry_lib.delivery.buffer import SIZE
 from telemetry_lib.exceptions import ConfigError
 from telemetry_lib.exceptions import InvalidSample
 from telemetry_lib.formats import ceilometer
@@ -131,7 +133,7 @@ class SpoolStore:
                 except (jsoncodec.EncodeError, TypeError, ValueError) as exc:
                     LOG.warning('%s: cannot spool %r: %s', self.path, item,
                                 exc)
-        return ([Entry(b, len(b)) for b in blobs],
+        return ([[b, len(b), None] for b in blobs],
                 len(items) - len(blobs))
 
     def append(self, entries):
@@ -140,10 +142,10 @@ class SpoolStore:
         self._db.execute('BEGIN')
         try:
             for entry in entries:
-                entry.key = self._db.execute(
-                    'INSERT INTO items (body) VALUES (?)', (entry.item,)
+                entry[KEY] = self._db.execute(
+                    'INSERT INTO items (body) VALUES (?)', (entry[ITEM],)
                 ).lastrowid
-                entry.item = None   # on disk now; the worker reads it back
+                entry[ITEM] = None  # on disk now; the worker reads it back
         except BaseException:
             self._db.execute('ROLLBACK')
             raise
@@ -164,12 +166,12 @@ class SpoolStore:
                 # Written by us, so only disk corruption gets here.
                 LOG.error('%s: spooled item %d is unreadable and is '
                           'deleted: %s', self.path, key, exc)
-                unreadable.append(Entry(None, len(body), key))
+                unreadable.append([None, len(body), key])
                 continue
             self._in_flight[key] = len(body)
-            entries.append(Entry(item, len(body), key))
+            entries.append([item, len(body), key])
         if unreadable:
-            self._in_flight.update((e.key, e.size) for e in unreadable)
+            self._in_flight.update((e[KEY], e[SIZE]) for e in unreadable)
             self.settle(unreadable)
         return entries
 
@@ -178,16 +180,16 @@ class SpoolStore:
             return
         self._db.execute('BEGIN')
         self._db.executemany('DELETE FROM items WHERE id = ?',
-                             [(e.key,) for e in entries])
+                             [(e[KEY],) for e in entries])
         self._db.execute('COMMIT')
         for e in entries:
-            self._in_flight.pop(e.key, None)
+            self._in_flight.pop(e[KEY], None)
         self.count -= len(entries)
         self.nbytes -= entries_size(entries)
 
     def release(self, entries):
         for e in entries:
-            self._in_flight.pop(e.key, None)
+            self._in_flight.pop(e[KEY], None)
         if not self._in_flight:
             # The rows are still there: read from the oldest again.
             self._head_key = 0

@@ -633,6 +633,108 @@ class TestByteBound(DeliveryTest):
         # And the estimate is not so high that the queue holds nothing.
         assert st.pending >= 50
 
+    def test_a_batch_counts_what_its_samples_count_one_by_one(self):
+        from telemetry_lib.delivery import buffer
+        batch = [Sample('m', 'gauge', '1', i, resource_id='r%d' % i,
+                        resource_metadata={
+                            'k%d' % j: {'nested': 'x' * (i * j)}
+                            for j in range(i % 5)})
+                 for i in range(40)]
+        assert buffer.batch_size(batch) == sum(
+            map(buffer.approx_size, batch))
+        # Nested keys count: a dict of dicts is more objects.
+        flat = Sample('m', 'gauge', '1', 1, resource_id='r',
+                      resource_metadata={'a': 'xxxxxxx'})
+        deep = Sample('m', 'gauge', '1', 1, resource_id='r',
+                      resource_metadata={'a': {'b': 1}})
+        assert buffer.approx_size(deep) > buffer.approx_size(flat)
+        # One that cannot be encoded (changed after it was validated)
+        # counts as much as it does alone, and costs the others nothing.
+        bad = Sample('m', 'gauge', '1', 1, resource_id='r',
+                     resource_metadata={'a': 1})
+        bad.resource_metadata['a'] = {1, 2}
+        assert buffer.batch_size(batch + [bad]) == buffer.batch_size(
+            batch) + buffer.approx_size(bad)
+        assert buffer.batch_size([]) == 0
+
+    def test_every_entry_of_a_batch_leaves_with_the_size_it_came_in(self):
+        from telemetry_lib.delivery import buffer
+        store = buffer.MemoryStore()
+        entries, _ = store.prepare([Sample(
+            'm', 'gauge', '1', i, resource_id='r',
+            resource_metadata={'v': 'x' * 100 * i})
+            for i in range(10)])
+        store.append(entries)
+        assert store.nbytes >= buffer.batch_size(
+            [e[buffer.ITEM] for e in entries])
+        count, size = store.evict_oldest(3, 0)
+        assert count == 3
+        store.settle(store.take(100))
+        assert (store.count, store.nbytes) == (0, 0)
+
+
+class TestMemoryStore(base.TestCase):
+    """The queue keeps batches as they were put; taking, evicting and
+    releasing across them keeps the order and lets go of what left.
+    """
+
+    class Item:
+        def __init__(self, n):
+            self.n = n
+
+    def fill(self, store, sizes):
+        items, n = [], 0
+        for size in sizes:
+            batch = [self.Item(n + i) for i in range(size)]
+            n += size
+            entries, _ = store.prepare(batch)
+            store.append(entries)
+            items += batch
+        return items
+
+    def numbers(self, entries):
+        from telemetry_lib.delivery import buffer
+        return [e[buffer.ITEM].n for e in entries]
+
+    def test_order_across_batches_partial_takes_and_releases(self):
+        import random
+        from telemetry_lib.delivery import buffer
+        rng = random.Random(7)
+        for _ in range(200):
+            store = buffer.MemoryStore()
+            self.fill(store, [rng.randint(1, 9) for _ in range(6)])
+            expected = list(range(store.count))
+            got = []
+            while store.queued:
+                taken = store.take(rng.randint(1, 12))
+                if rng.random() < 0.3:
+                    store.release(taken)
+                    continue
+                if rng.random() < 0.3 and store.queued:
+                    count, _ = store.evict_oldest(rng.randint(1, 4), 0)
+                    start = len(got) + len(taken)
+                    del expected[start:start + count]
+                got += self.numbers(taken)
+                store.settle(taken)
+            assert got == expected
+            assert (store.count, store.nbytes, store.in_flight) == (0, 0, 0)
+
+    def test_what_was_taken_or_evicted_is_not_kept_alive(self):
+        import gc
+        import weakref
+
+        from telemetry_lib.delivery import buffer
+        store = buffer.MemoryStore()
+        refs = [weakref.ref(i) for i in self.fill(store, [10])]
+        store.evict_oldest(3, 0)
+        taken = store.take(4)
+        store.settle(taken)
+        del taken
+        # The sizes' memo holds the thread's last batch: make it another.
+        buffer.MemoryStore().prepare([self.Item(-1)])
+        gc.collect()
+        assert [r() is None for r in refs] == [True] * 7 + [False] * 3
+
 
 class TestSpoolUpgrade(DeliveryTest):
 
