@@ -10,7 +10,8 @@ fixtures of the tests).
 2. End to end from RabbitMQ (the private node of ``tools/rabbitmq.sh``):
    N notifications wait in a queue; a batch listener takes them, converts
    them and acknowledges them. Ours is the agent's listener delivering into
-   a delivery (queue, batch, ``test://`` publisher); Ceilometer's is
+   a delivery (queue, batch, ``test://`` publisher), with each consumer
+   (oslo.messaging's, and ``consumer = direct``); Ceilometer's is
    oslo.messaging's batch listener calling its converters (without its
    pipeline's publishing). Measured from the first to the last
    acknowledgement, CPU of this process (the broker is another).
@@ -38,6 +39,7 @@ from oslo_config import cfg  # noqa: E402
 
 from telemetry_lib.clients import messaging  # noqa: E402
 from telemetry_lib import delivery  # noqa: E402
+from telemetry_lib.notification import direct  # noqa: E402
 from telemetry_lib.notification import listener as listener_mod  # noqa: E402,E501
 from telemetry_lib import opts  # noqa: E402
 from tests.functional import ceilometer_notifications as reference  # noqa: E402,E501
@@ -152,7 +154,7 @@ def end_to_end_ceilometer(om, conf, bodies, n, batch):
     return n / (end[0] - start[0]), (end[1] - start[1]) / n * 1e6
 
 
-def end_to_end_ours(om, conf, bodies, n, batch):
+def end_to_end_ours(om, conf, bodies, n, batch, consumer='oslo.messaging'):
     topic, pool = 'bench_%s' % uuid.uuid4().hex[:8], 'bench-ours'
     _fill(om, conf, topic, pool, bodies, n)
     sink = _Sink(n)
@@ -168,9 +170,11 @@ def end_to_end_ours(om, conf, bodies, n, batch):
     for k, v in (('messaging_urls', [URL]), ('topics', [topic]),
                  ('notification_control_exchanges', ['nova']),
                  ('pool', pool), ('batch_size', batch),
-                 ('batch_timeout', 0.5)):
+                 ('batch_timeout', 0.5), ('consumer', consumer)):
         conf.set_override(k, v, group='notification')
-    lis = listener_mod.NotificationListener(conf, deliver, lambda: mine)
+    cls = (direct.DirectNotificationListener if consumer == 'direct'
+           else listener_mod.NotificationListener)
+    lis = cls(conf, deliver, lambda: mine)
     counted = lis.counts
 
     def watch():
@@ -230,6 +234,8 @@ def main():
                                        args.batch)
         mine = end_to_end_ours(om, conf, bodies, args.notifications,
                                args.batch)
+        lean = end_to_end_ours(om, conf, bodies, args.notifications,
+                               args.batch, consumer='direct')
     print('\nend to end from RabbitMQ: %d notifications waiting, batches '
           'of %d, converted and acknowledged' % (args.notifications,
                                                  args.batch))
@@ -238,7 +244,11 @@ def main():
                                    *theirs))
     print('%-44s %10.0f %14.1f' % ('telemetry_lib listener -> delivery',
                                    *mine))
-    print('ratio (CPU per notification): %.1fx' % (theirs[1] / mine[1]))
+    print('%-44s %10.0f %14.1f' % ('  consumer = direct', *lean))
+    print('ratio (CPU per notification): %.1fx, consumer = direct %.1fx '
+          '(target 5x: %s)' % (theirs[1] / mine[1], theirs[1] / lean[1],
+                               'met' if theirs[1] / lean[1] >= 5
+                               else 'NOT met'))
     return 0
 
 

@@ -45,7 +45,7 @@ class SocketInputs(lifecycle.Component):
                  if conf.collector[option]]
         names += [n for n in conf.collector.listeners if n not in names]
         for name in names:
-            if name == 'notification':
+            if name in ('notification', 'notification-direct'):
                 raise ConfigError('the notification listener starts from '
                                   '[notification] messaging_urls, not '
                                   '[collector] listeners',

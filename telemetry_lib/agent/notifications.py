@@ -63,7 +63,9 @@ class Notifications(lifecycle.Component):
     def __init__(self, conf, pipelines):
         self.conf = conf
         self._pipelines = pipelines
-        cls = plugins.load_class(plugins.LISTENER_NAMESPACE, 'notification')
+        cls = plugins.load_class(plugins.LISTENER_NAMESPACE, {
+            'direct': 'notification-direct'}.get(
+                conf.notification.consumer, 'notification'))
         self.listener = cls(conf, self.deliver,
                             lambda: self._pipelines()[1].converter)
         self.high_water = conf.notification.high_water

@@ -79,6 +79,14 @@ OPTS = [
                help='Most unacknowledged notifications RabbitMQ sends '
                     'each listener; 0 uses 2 x batch_size, which bounds '
                     'the memory of a listener that is requeuing.'),
+    cfg.StrOpt('consumer', default='oslo.messaging',
+               choices=[('oslo.messaging', 'oslo.messaging\'s batch '
+                         'listener, any of its drivers'),
+                        ('direct', 'the library\'s own AMQP 0-9-1 consumer '
+                         'of oslo.messaging\'s notification format, '
+                         'RabbitMQ only: the same notifications, queues and '
+                         'acknowledgements at a fraction of the CPU')],
+               help='What reads the notifications from the bus.'),
     cfg.StrOpt('poison_topic',
                help='Topic (on the same transport) that receives a '
                     'notification that cannot be converted; unset: it is '
@@ -152,8 +160,12 @@ class _Endpoint:
             setattr(self, priority, self._handler(priority))
 
     def _handler(self, priority):
+        om = self._l._om
+
         def handle(messages):
-            return self._l.process(priority, messages)
+            if self._l.process(priority, messages):
+                return om.NotificationResult.HANDLED
+            return om.NotificationResult.REQUEUE
         return handle
 
 
@@ -216,28 +228,10 @@ class NotificationListener(base.Listener):
         not -- a bus down or hung at start holds neither the agent's start
         nor its stop.
         """
-        om = self._om
         logging.getLogger(messaging.RABBIT_LOGGER).addFilter(
             self._filter)
         self._stopping.clear()
-        try:
-            for url in self.urls:
-                transport = om.get_notification_transport(self.conf, url=url)
-                self._transports.append(transport)
-        except Exception as exc:
-            self.close(0)
-            raise ConfigError('cannot listen: %s: %s' % (
-                type(exc).__name__, masking.redact(str(exc))),
-                where='[notification] messaging_urls') from None
-        # The driver registers its options with the transport.
-        rabbit = getattr(self.conf, 'oslo_messaging_rabbit', None)
-        if rabbit is not None and not rabbit.rabbit_qos_prefetch_count:
-            # Without a prefetch bound RabbitMQ pushes the whole queue to
-            # a listener that is requeuing.
-            self.conf.set_override(
-                'rabbit_qos_prefetch_count',
-                self.opts.prefetch or 2 * self.opts.batch_size,
-                group='oslo_messaging_rabbit')
+        self._make_transports()
         self._connected.clear()
         self._connector = threading.Thread(
             target=self._connect_all, args=(list(self._transports),),
@@ -249,6 +243,33 @@ class NotificationListener(base.Listener):
         if not self._connected.wait(CONNECT_WAIT):
             LOG.warning('notifications: not listening yet after %.0fs (the '
                         'bus does not answer); still trying', CONNECT_WAIT)
+
+    def _make_transports(self):
+        """oslo.messaging's transports, one per URL (no connection yet):
+        its driver registers the ``[oslo_messaging_rabbit]`` options then.
+        """
+        om = self._om
+        try:
+            for url in self.urls:
+                transport = om.get_notification_transport(self.conf, url=url)
+                self._transports.append(transport)
+        except Exception as exc:
+            self.close(0)
+            raise ConfigError('cannot listen: %s: %s' % (
+                type(exc).__name__, masking.redact(str(exc))),
+                where='[notification] messaging_urls') from None
+        rabbit = getattr(self.conf, 'oslo_messaging_rabbit', None)
+        if rabbit is not None and not rabbit.rabbit_qos_prefetch_count:
+            # Without a prefetch bound RabbitMQ pushes the whole queue to
+            # a listener that is requeuing.
+            self.conf.set_override('rabbit_qos_prefetch_count',
+                                   self.prefetch,
+                                   group='oslo_messaging_rabbit')
+
+    @property
+    def prefetch(self):
+        """Most unacknowledged notifications the broker sends a worker."""
+        return self.opts.prefetch or 2 * self.opts.batch_size
 
     def _connect_all(self, transports):
         om, opts = self._om, self.opts
@@ -332,8 +353,11 @@ class NotificationListener(base.Listener):
     # -- a batch -------------------------------------------------------------
 
     def process(self, priority, messages):
-        """Convert and deliver one batch; the oslo.messaging result."""
-        om = self._om
+        """Convert and deliver one batch of one priority (the bodies an
+        oslo.messaging batch listener hands its endpoints); ``True`` when
+        it is done with (acknowledge it), ``False`` when the publishers'
+        queues could not take it (requeue it).
+        """
         converter = self._converter()
         samples, events, types = [], [], collections.Counter()
         for body in messages:
@@ -376,12 +400,12 @@ class NotificationListener(base.Listener):
                 'notification(s) left on the bus for later', sum(
                     types.values()), level=logging.INFO)
             self._stopping.wait(self.opts.requeue_delay)
-            return om.NotificationResult.REQUEUE
+            return False
         for event_type, n in types.items():
             self.counts.add('converted', event_type, n)
         self.counts.add('samples', n=len(samples))
         self.counts.add('events', n=len(events))
-        return om.NotificationResult.HANDLED
+        return True
 
     @staticmethod
     def _metadata(body):
@@ -389,7 +413,10 @@ class NotificationListener(base.Listener):
         return meta if isinstance(meta, dict) else {}
 
     def _message_id(self, body):
-        return self._metadata(body).get('message_id')
+        # Only a text id is one: a list there made the poison memo raise,
+        # which oslo.messaging answers with a requeue, for ever.
+        mid = self._metadata(body).get('message_id')
+        return mid if isinstance(mid, str) else None
 
     def _already_poisoned(self, body):
         mid = self._message_id(body)

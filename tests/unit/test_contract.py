@@ -22,6 +22,7 @@ from telemetry_lib.clients import keystone
 from telemetry_lib.collector import sockets
 from telemetry_lib import delivery
 from telemetry_lib import lifecycle
+from telemetry_lib.notification import direct
 from telemetry_lib.notification import listener
 from telemetry_lib import plugins
 from telemetry_lib import Sample
@@ -158,7 +159,7 @@ project_domain_name = d
         if namespace == plugins.TRAIT_PLUGIN_NAMESPACE:
             return lambda: cls(**_TRAITS[name])
         if namespace == plugins.LISTENER_NAMESPACE:
-            if name == 'notification':
+            if name in _NOTIFICATION:
                 self.conf.set_override(
                     'messaging_urls', ['rabbit://guest:guest@127.0.0.1:9/'],
                     group='notification')
@@ -172,7 +173,7 @@ project_domain_name = d
                 self.conf.set_override('path', self.root + '/in.sock',
                                        group='example_unix')
             deliver = lambda s, e: (True, len(s))  # noqa: E731
-            if name == 'notification':
+            if name in _NOTIFICATION:
                 return lambda: cls(self.conf, deliver, lambda: None)
             return lambda: cls(self.conf, deliver)
         raise AssertionError('no builder for namespace %s' % namespace)
@@ -213,7 +214,9 @@ _RUNNING = (plugins.PUBLISHER_NAMESPACE, plugins.ALARM_ACTION_NAMESPACE,
 _CANNOT_START_HERE = {
     'prometheus': 'listens on the port of its URL (9: privileged)',
     'notification': 'started against a hung bus by the test below',
+    'notification-direct': 'started against a hung bus by the test below',
 }
+_NOTIFICATION = ('notification', 'notification-direct')
 
 
 class TestOneLifecycle(_Builders):
@@ -376,20 +379,24 @@ class TestCloseWithAHungPeer(base.TestCase):
         self.conf.set_override('messaging_urls', [
             'rabbit://guest:guest@127.0.0.1:%d/' % peer.port],
             group='notification')
-        lis = listener.NotificationListener(
-            self.conf, lambda s, e: (True, len(s)), lambda: None)
         self.addCleanup(setattr, listener, 'CONNECT_WAIT',
                         listener.CONNECT_WAIT)
         listener.CONNECT_WAIT = 0.5
-        started = time.monotonic()
-        lis.start()
-        took_start = time.monotonic() - started
-        started = time.monotonic()
-        lis.close(1.0)
-        took = time.monotonic() - started
-        assert took < 4.0, 'stop(1.0) took %.1fs' % took
-        # Before: start() never returned (oslo.messaging retried inside).
-        assert took_start < 4.0, 'start took %.1fs' % took_start
+        for cls in (listener.NotificationListener,
+                    direct.DirectNotificationListener):
+            lis = cls(self.conf, lambda s, e: (True, len(s)), lambda: None)
+            started = time.monotonic()
+            lis.start()
+            took_start = time.monotonic() - started
+            started = time.monotonic()
+            outcome = lis.close(1.0)
+            took = time.monotonic() - started
+            assert took < 4.0, '%s: close(1.0) took %.1fs' % (cls, took)
+            # Before: start() never returned (oslo.messaging retried
+            # inside).
+            assert took_start < 4.0, '%s: start took %.1fs' % (
+                cls, took_start)
+            assert isinstance(outcome, lifecycle.Outcome)
 
 
 class TestTheAgentsCloseIsOneBound(base.TestCase):

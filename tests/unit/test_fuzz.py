@@ -65,3 +65,8 @@ class TestFuzz(base.TestCase):
         from tests import fuzzing_api
         self.check(fuzzing_api.run_remote_write_answers(self.conf, COUNT,
                                                         seed=12))
+
+    def test_messages_from_the_bus_through_the_direct_consumer(self):
+        from tests import fuzzing_bus
+        self.check(fuzzing_bus.run_direct_messages(self.conf, COUNT,
+                                                   seed=13))
