@@ -237,6 +237,26 @@ put_text(Buf *b, PyObject *value)
     }
     if (value == Py_None)
         return PUT_LIT(b, "None");
+    if (PyLong_CheckExact(value)) {
+        /* str() of an int, without making the string: most numbers in
+         * metadata are (bool is not an exact int: it stays str()'s). */
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (!overflow && !(v == -1 && PyErr_Occurred())) {
+            char digits[24];
+            int i = sizeof(digits);
+            unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v
+                                         : (unsigned long long)v;
+            do {
+                digits[--i] = (char)('0' + u % 10);
+                u /= 10;
+            } while (u);
+            if (v < 0)
+                digits[--i] = '-';
+            return buf_put(b, digits + i, sizeof(digits) - i);
+        }
+        PyErr_Clear();
+    }
     PyObject *text = PyObject_Str(value);
     if (text == NULL)
         return -1;
@@ -277,6 +297,56 @@ same_metadata(PyObject *a, PyObject *b)
  * formats.ceilometer._flatten_into; anything it would not do the same
  * way (a dict subclass, keys that do not sort) is an error, and the
  * caller's Python path then runs. */
+/* The sorted keys of dicts already met, by their keys in insertion
+ * order: metadata dicts of one shape (every instance's, every volume's)
+ * are sorted once, not per sample. Keys that are all plain str only, so
+ * that equal tuples mean the very same texts; bounded, emptied when full. */
+static PyObject *key_orders;
+#define KEY_ORDERS_MAX 4096
+
+/* A new reference to the keys of mapping, sorted. */
+static PyObject *
+sorted_keys(PyObject *mapping)
+{
+    PyObject *keys = PyDict_Keys(mapping);
+    if (keys == NULL)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyUnicode_CheckExact(PyList_GET_ITEM(keys, i))) {
+            if (PyList_Sort(keys) < 0) {
+                Py_DECREF(keys);
+                return NULL;
+            }
+            return keys;
+        }
+    }
+    PyObject *shape = PyList_AsTuple(keys);
+    if (shape == NULL) {
+        Py_DECREF(keys);
+        return NULL;
+    }
+    PyObject *known = PyDict_GetItemWithError(key_orders, shape);
+    if (known != NULL) {
+        Py_DECREF(shape);
+        Py_DECREF(keys);
+        Py_INCREF(known);
+        return known;
+    }
+    if (PyErr_Occurred() || PyList_Sort(keys) < 0)
+        goto fail;
+    if (PyDict_GET_SIZE(key_orders) >= KEY_ORDERS_MAX)
+        PyDict_Clear(key_orders);
+    if (PyDict_SetItem(key_orders, shape, keys) < 0)
+        goto fail;
+    Py_DECREF(shape);
+    return keys;
+fail:
+    Py_DECREF(shape);
+    Py_DECREF(keys);
+    return NULL;
+}
+
 static int
 put_flat(Buf *out, Buf *name, PyObject *mapping, PyObject *list_text,
          int depth)
@@ -285,12 +355,10 @@ put_flat(Buf *out, Buf *name, PyObject *mapping, PyObject *list_text,
         PyErr_SetString(PyExc_TypeError, "not a plain mapping");
         return -1;
     }
-    PyObject *keys = PyDict_Keys(mapping);
+    PyObject *keys = sorted_keys(mapping);
     if (keys == NULL)
         return -1;
     int rc = -1;
-    if (PyList_Sort(keys) < 0)
-        goto done;
     Py_ssize_t base = name->len;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
         PyObject *key = PyList_GET_ITEM(keys, i);
@@ -651,6 +719,8 @@ PyInit__cwire(void)
             !(s_digest = PyUnicode_InternFromString("digest")) ||
             !(s_hexdigest = PyUnicode_InternFromString("hexdigest")) ||
             !(s_isoformat = PyUnicode_InternFromString("isoformat")))
+        return NULL;
+    if (!(key_orders = PyDict_New()))
         return NULL;
     return PyModule_Create(&module);
 }

@@ -141,6 +141,25 @@ class CompiledEncoderTest(base.TestCase):
         items, _ = self.assert_same(batch, SECRET)
         self.assertIn(b'"host":"b"', items[2])
 
+    def test_dicts_of_one_shape_sort_alike_and_ints_print_as_str(self):
+        # The compiled path remembers the sorted keys of each shape (keys
+        # in insertion order) and prints ints itself: the same shapes in
+        # other orders, other shapes, and the ints str() prints specially
+        # (bool, the 64-bit edges) give the Python path's bytes.
+        rng = random.Random(21)
+        keys = ['k%02d' % i for i in range(12)]
+        mds = []
+        for i in range(300):
+            shape = keys[:rng.randrange(1, 13)]
+            if rng.random() < 0.5:
+                shape = rng.sample(shape, len(shape))
+            mds.append({k: rng.choice([
+                i, -i, 0, True, False, 2 ** 63 - 1, -2 ** 63, 2 ** 64 - 1,
+                -(2 ** 63) + 1, "v", {"z": i, "a": -1}]) for k in shape})
+        batch = [Sample('m', 'gauge', 'B', i, resource_id='r',
+                        resource_metadata=md) for i, md in enumerate(mds)]
+        self.assert_same(batch, SECRET)
+
     def test_errors_are_the_python_paths(self):
         ok = Sample('m', 'gauge', 'B', 1, resource_id='r')
         for bad in (ok._replace(resource_id='\ud800'),
