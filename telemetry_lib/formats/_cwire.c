@@ -571,7 +571,7 @@ encode_samples(PyObject *self, PyObject *args)
             }
             md_quoted = has_escaped_quote(PyBytes_AS_STRING(md_json),
                                           PyBytes_GET_SIZE(md_json));
-            if (flag_func != Py_None && !md_quoted) {
+            if (flag_key != NULL && !md_quoted) {
                 /* Called only for metadata holding flag_key: most has
                  * none, and a Python call per sample is what this file
                  * saves. */
@@ -579,7 +579,20 @@ encode_samples(PyObject *self, PyObject *args)
                     PyDict_GetItemWithError(md, flag_key) : Py_None;
                 if (has == NULL && PyErr_Occurred())
                     goto fail;
-                if (has != NULL) {
+                if (has != NULL && flag_func == Py_None) {
+                    /* The built-in test: a dict with a value that is not
+                     * a str. */
+                    if (PyDict_CheckExact(has)) {
+                        Py_ssize_t pos = 0;
+                        PyObject *k, *v;
+                        while (PyDict_Next(has, &pos, &k, &v))
+                            if (!PyUnicode_CheckExact(v)) {
+                                md_quoted = 1;
+                                break;
+                            }
+                    }
+                }
+                else if (has != NULL) {
                     PyObject *flag = PyObject_CallOneArg(flag_func, md);
                     if (flag == NULL)
                         goto fail;

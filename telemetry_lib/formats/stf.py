@@ -96,17 +96,6 @@ def _safe(value, counts):
     return value
 
 
-def _unsafe_user_metadata(metadata):
-    """Whether ``user_metadata`` has a value the Smart Gateway refuses."""
-    user_md = metadata.get('user_metadata') if metadata else None
-    if type(user_md) is not dict:
-        return False
-    for value in user_md.values():
-        if type(value) is not str:
-            return True
-    return False
-
-
 def _fix_sample(msg, secret, counts):
     msg = _safe(msg, counts)
     md = msg.get('resource_metadata')
@@ -217,7 +206,7 @@ def encode_samples(samples, publisher_id, secret=None,
     counts = collections.Counter()
     items, flagged = ceilometer.encode_json(
         samples, secret, embedded=True,
-        flag=('user_metadata', _unsafe_user_metadata))
+        flag=('user_metadata', None))
     # Rare: made safe from the message, re-signed, and encoded again.
     for i in flagged:
         items[i] = _embed(jsoncodec.dumps(_fix_sample(

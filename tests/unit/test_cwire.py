@@ -11,7 +11,6 @@ import random
 import orjson
 
 from telemetry_lib.formats import ceilometer
-from telemetry_lib.formats import stf
 from telemetry_lib import Sample
 from tests import base
 
@@ -20,7 +19,10 @@ SECRET = 'change this for valid signing'
 # Every ASCII character, the ones JSON escapes included, and UTF-8 of two,
 # three and four bytes.
 # STF's: metadata whose user_metadata holds a value that is not a string.
-FLAG = ('user_metadata', stf._unsafe_user_metadata)
+FLAG = ('user_metadata', None)
+#: The same test as a Python callable: the general form of ``flag``.
+FLAG_CALL = ('user_metadata', lambda md: any(
+    type(v) is not str for v in md['user_metadata'].values()))
 ALPHABET = [chr(c) for c in range(128)] + ['é', '\u2028', '✓', '😀']
 
 
@@ -123,8 +125,9 @@ class CompiledEncoderTest(base.TestCase):
         flagged_md = clean._replace(
             resource_metadata={'user_metadata': {'n': 1}})
         batch = [clean, quoted, clean, backslash, flagged_md]
-        _, flagged = self.assert_same(batch, SECRET, None, True, FLAG)
-        self.assertEqual([1, 3, 4], flagged)
+        for flag in (FLAG, FLAG_CALL):
+            _, flagged = self.assert_same(batch, SECRET, None, True, flag)
+            self.assertEqual([1, 3, 4], flagged)
         _, flagged = self.assert_same(batch, None)
         self.assertEqual([1, 3], flagged)
 
