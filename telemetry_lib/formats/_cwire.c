@@ -33,6 +33,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <datetime.h>
 #include <string.h>
 
 typedef struct {
@@ -266,6 +267,29 @@ put_text(Buf *b, PyObject *value)
     return rc;
 }
 
+/* Whether a sample's timestamp is the previous one's: the same object,
+ * or an equal datetime with the very same tzinfo object and fold -- then
+ * their
+ * isoformat() agree -- so that samples stamped alike but made one by one
+ * format it once. */
+static int
+same_timestamp(PyObject *a, PyObject *b)
+{
+    if (a == b)
+        return 1;
+    if (b == NULL || !PyDateTime_CheckExact(a) || !PyDateTime_CheckExact(b))
+        return 0;
+    if (PyDateTime_DATE_GET_TZINFO(a) != PyDateTime_DATE_GET_TZINFO(b) ||
+            PyDateTime_DATE_GET_FOLD(a) != PyDateTime_DATE_GET_FOLD(b))
+        return 0;
+    int eq = PyObject_RichCompareBool(a, b, Py_EQ);
+    if (eq < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return eq;
+}
+
 /* Whether two metadata dicts hold the same keys, in the same order, bound
  * to the very same objects: then their JSON and signature text agree. */
 static int
@@ -403,17 +427,16 @@ done:
 static PyObject *s_copy, *s_update, *s_digest, *s_hexdigest, *s_isoformat;
 static Lit QUOTE;
 
-/* HMAC from the keyed inner and outer states over text: the hex digest. */
-static int
-put_signature(Buf *out, PyObject *inner, PyObject *outer, Buf *text,
-              int emb)
+/* HMAC from the keyed inner and outer states over text: a new reference
+ * to its hex digest (str). */
+static PyObject *
+signature_hex(PyObject *inner, PyObject *outer, Buf *text)
 {
     PyObject *h = NULL, *o = NULL, *r = NULL, *d = NULL, *x = NULL;
-    int rc = -1;
     PyObject *msg = PyMemoryView_FromMemory(text->data, text->len,
                                             PyBUF_READ);
     if (msg == NULL)
-        return -1;
+        return NULL;
     if ((h = PyObject_CallMethodNoArgs(inner, s_copy)) == NULL)
         goto done;
     if ((r = PyObject_CallMethodOneArg(h, s_update, msg)) == NULL)
@@ -425,18 +448,29 @@ put_signature(Buf *out, PyObject *inner, PyObject *outer, Buf *text,
         goto done;
     if ((r = PyObject_CallMethodOneArg(o, s_update, d)) == NULL)
         goto done;
-    if ((x = PyObject_CallMethodNoArgs(o, s_hexdigest)) == NULL)
-        goto done;
-    /* Hex digits: a JSON string needs nothing but its quotes. */
-    if (put_lit(out, &QUOTE, emb) == 0 && put_text(out, x) == 0)
-        rc = put_lit(out, &QUOTE, emb);
+    x = PyObject_CallMethodNoArgs(o, s_hexdigest);
 done:
     Py_XDECREF(msg);
     Py_XDECREF(h);
     Py_XDECREF(o);
     Py_XDECREF(r);
     Py_XDECREF(d);
-    Py_XDECREF(x);
+    return x;
+}
+
+/* The signature, quoted, as a JSON member's value. */
+static int
+put_signature(Buf *out, PyObject *inner, PyObject *outer, Buf *text,
+              int emb)
+{
+    PyObject *x = signature_hex(inner, outer, text);
+    if (x == NULL)
+        return -1;
+    int rc = -1;
+    /* Hex digits: a JSON string needs nothing but its quotes. */
+    if (put_lit(out, &QUOTE, emb) == 0 && put_text(out, x) == 0)
+        rc = put_lit(out, &QUOTE, emb);
+    Py_DECREF(x);
     return rc;
 }
 
@@ -496,6 +530,39 @@ lit_init(Lit *lit)
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* What Ceilometer signs for a sample, into text: the fields sorted by
+ * name, each name then str() of the value, the metadata's flattened block
+ * (md_block) in its place. f holds the fields, the timestamp already as
+ * its isoformat() text. */
+static int
+sign_text(Buf *text, PyObject **f, PyObject *publisher_id, Buf *md_block)
+{
+    text->len = 0;
+    for (int k = 0; k < COUNT(HEAD); k++) {
+        PyObject *v;
+        const char *name = HEAD[k].name;
+        if (name == NULL) {
+            if (publisher_id == Py_None)
+                continue;
+            name = "publisher_id";
+            v = publisher_id;
+        }
+        else
+            v = f[HEAD[k].field];
+        if (buf_put(text, name, strlen(name)) < 0 || put_text(text, v) < 0)
+            return -1;
+    }
+    if (buf_put(text, md_block->data, md_block->len) < 0)
+        return -1;
+    for (int k = 0; k < COUNT(TAIL); k++) {
+        if (buf_put(text, TAIL[k].name, strlen(TAIL[k].name)) < 0 ||
+                put_text(text, f[TAIL[k].field]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+
 PyDoc_STRVAR(encode_samples_doc,
 "encode_samples(samples, inner, outer, publisher_id, dumps, list_text,\n"
 "               flag_metadata, embedded)\n"
@@ -551,7 +618,7 @@ encode_samples(PyObject *self, PyObject *args)
         PyObject *f[N_FIELDS];
         for (int k = 0; k < N_FIELDS; k++)
             f[k] = PyTuple_GET_ITEM(s, k);
-        if (f[F_TIMESTAMP] != last_ts) {
+        if (!same_timestamp(f[F_TIMESTAMP], last_ts)) {
             PyObject *st = PyObject_CallMethodNoArgs(f[F_TIMESTAMP],
                                                      s_isoformat);
             if (st == NULL)
@@ -642,29 +709,8 @@ encode_samples(PyObject *self, PyObject *args)
         if (put_lit(&json, &SIGNATURE, embedded) < 0)
             goto fail;
         if (signed_) {
-            text.len = 0;
-            for (int k = 0; k < COUNT(HEAD); k++) {
-                PyObject *v;
-                const char *name = HEAD[k].name;
-                if (name == NULL) {
-                    if (publisher_id == Py_None)
-                        continue;
-                    name = "publisher_id";
-                    v = publisher_id;
-                }
-                else
-                    v = f[HEAD[k].field];
-                if (buf_put(&text, name, strlen(name)) < 0 ||
-                        put_text(&text, v) < 0)
-                    goto fail;
-            }
-            if (buf_put(&text, md_block.data, md_block.len) < 0)
+            if (sign_text(&text, f, publisher_id, &md_block) < 0)
                 goto fail;
-            for (int k = 0; k < COUNT(TAIL); k++) {
-                if (buf_put(&text, TAIL[k].name, strlen(TAIL[k].name)) < 0 ||
-                        put_text(&text, f[TAIL[k].field]) < 0)
-                    goto fail;
-            }
             if (put_signature(&json, inner, outer, &text, embedded) < 0)
                 goto fail;
         }
@@ -704,8 +750,11 @@ done:
     return result;
 }
 
+#include "_cwire_msgpack.h"
+
 static PyMethodDef methods[] = {
     {"encode_samples", encode_samples, METH_VARARGS, encode_samples_doc},
+    {"encode_msgpack", encode_msgpack, METH_VARARGS, encode_msgpack_doc},
     {NULL, NULL, 0, NULL}
 };
 
@@ -734,6 +783,9 @@ PyInit__cwire(void)
             !(s_isoformat = PyUnicode_InternFromString("isoformat")))
         return NULL;
     if (!(key_orders = PyDict_New()))
+        return NULL;
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL)
         return NULL;
     return PyModule_Create(&module);
 }

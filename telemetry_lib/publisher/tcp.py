@@ -37,7 +37,6 @@ import collections
 import logging
 import select
 import socket
-import struct
 import time
 
 import msgpack
@@ -46,8 +45,7 @@ from telemetry_lib.clients import http as http_words
 from telemetry_lib.exceptions import InvalidURL
 from telemetry_lib.exceptions import PermanentError
 from telemetry_lib.exceptions import RetryableError
-from telemetry_lib.formats import ceilometer
-from telemetry_lib.formats import stf
+from telemetry_lib.formats import msgpack_wire
 from telemetry_lib import lifecycle
 from telemetry_lib.publisher import base
 from telemetry_lib import ratelog
@@ -57,21 +55,6 @@ DEFAULT_PORT = 4952
 #: sg-core's read buffer (65,535 bytes) less the length prefix.
 TCP_MAX_MESSAGE = 65535 - 8
 UDP_MAX_MESSAGE = 65507
-
-
-_LENGTH = struct.Struct('<q')
-
-
-def frames(messages, packer):
-    """``[(body length, frame)]``: each message as it goes on a TCP
-    socket, an 8-byte little-endian length then the msgpack body.
-    """
-    out = []
-    pack, length = packer.pack, _LENGTH.pack
-    for m in messages:
-        body = pack(m)
-        out.append((len(body), length(len(body)) + body))
-    return out
 
 
 def _describe(exc):
@@ -117,27 +100,28 @@ class _SocketPublisher(base.Publisher):
                                if ':' in host else host, port)
 
     def _encode(self, samples):
-        """``(frames, too_big indexes)``."""
-        encoded = frames(self._messages(samples), self._packer)
-        limit = self.max_message_size
-        if all(size <= limit for size, _ in encoded):
-            return [f for _, f in encoded], []
-        return ([f for size, f in encoded if size <= limit],
-                [i for i, (size, _) in enumerate(encoded) if size > limit])
+        """``(frames, too_big indexes)``: a frame is the msgpack body after
+        its length (8 bytes).
+        """
+        encoded = self._bodies(samples, framed=True)
+        limit = self.max_message_size + 8
+        if max(map(len, encoded), default=0) <= limit:
+            return encoded, []
+        return ([f for f in encoded if len(f) <= limit],
+                [i for i, f in enumerate(encoded) if len(f) > limit])
 
-    def _messages(self, samples):
-        """The metering messages of ``samples``, as sg-core takes them."""
-        messages = ceilometer.samples_to_wire(samples, self._secret,
-                                              self._publisher_id)
-        if self.sg_compat:
-            counts = collections.Counter()
-            messages = [stf.stringify_user_metadata(m, self._secret, counts)
-                        for m in messages]
-            if counts:
-                self._adjusted.update(counts)
-                self._log.problem('adjust', 'changed what the Smart '
-                                  'Gateway would drop: %s', dict(counts))
-        return messages
+    def _bodies(self, samples, framed=False):
+        """The msgpack of each sample's metering message, as sg-core
+        takes them.
+        """
+        bodies, counts = msgpack_wire.encode(
+            samples, self._secret, self._publisher_id, self.sg_compat,
+            self._packer, framed)
+        if counts:
+            self._adjusted.update(counts)
+            self._log.problem('adjust', 'changed what the Smart Gateway '
+                              'would drop: %s', dict(counts))
+        return bodies
 
     def adjustments(self):
         return dict(self._adjusted)
@@ -267,8 +251,7 @@ class UDPPublisher(_SocketPublisher):
 
     def publish_samples(self, samples):
         too_big, failed, last = [], [], None
-        for i, msg in enumerate(self._messages(samples)):
-            body = self._packer.pack(msg)
+        for i, body in enumerate(self._bodies(samples)):
             if len(body) > self.max_message_size:
                 too_big.append(i)
                 continue

@@ -11,6 +11,7 @@ import random
 import orjson
 
 from telemetry_lib.formats import ceilometer
+from telemetry_lib.formats import msgpack_wire
 from telemetry_lib import Sample
 from tests import base
 
@@ -193,3 +194,80 @@ class CompiledEncoderTest(base.TestCase):
                         resource_metadata=md) for md in odd]
         for secret in (SECRET, None):
             self.assert_same(batch, secret, None, True)
+
+
+class TestCompiledMsgpack(base.TestCase):
+    """The tcp:// and udp:// bodies: the compiled path's bytes are
+    msgpack's over samples_to_wire (and, for sg-core, the stringified
+    user_metadata), whatever the values.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.assertIsNotNone(msgpack_wire._cwire,
+                             'telemetry_lib.formats._cwire was not built')
+
+    def python(self, batch, secret, publisher_id, sg_compat, framed=False):
+        import collections
+
+        import msgpack
+        counts = collections.Counter()
+        return (msgpack_wire._py_bodies(
+            batch, secret, publisher_id,
+            msgpack.Packer(use_bin_type=True), sg_compat, counts,
+            framed), counts)
+
+    def test_random_samples_byte_for_byte(self):
+        rng = random.Random(16)
+        for per_resource in (1, 7, 30):
+            batch = samples(rng, 300, per_resource)
+            for secret in (SECRET, None):
+                for publisher_id in (None, 'host-1', 'h' * 300):
+                    for sg_compat in (False, True):
+                        args = (batch, secret, publisher_id, sg_compat)
+                        self.assertEqual(self.python(*args),
+                                         msgpack_wire.encode(*args))
+        for framed in (False, True):
+            self.assertEqual(
+                self.python(batch, SECRET, 'h', True, framed),
+                msgpack_wire.encode(batch, SECRET, 'h', True, None, framed))
+        # The ints' every width and sign, the str headers' every size.
+        edges = [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1,
+                 2 ** 32, 2 ** 63 - 1, -1, -32, -33, -128, -129, -32768,
+                 -32769, -2 ** 31, -2 ** 31 - 1, -2 ** 63, 2 ** 64 - 1]
+        batch = [Sample('m', 'gauge', 'x' * n, v, resource_id='r' * (n + 1),
+                        resource_metadata={'n': v})
+                 for v, n in zip(edges, (0, 31, 32, 255, 256, 65535,
+                                         65536, 1, 2, 3) * 3)]
+        # One timestamp made twice: equal, the same tzinfo -- formatted
+        # once; another tzinfo object or another time is formatted again.
+        import datetime
+        t = datetime.datetime(2026, 1, 2, 3, 4, 5, 6,
+                              tzinfo=datetime.timezone.utc)
+        stamps = [t, t.replace(), t + datetime.timedelta(microseconds=1),
+                  t.replace(tzinfo=datetime.timezone(datetime.timedelta(0)))]
+        batch += [Sample('m', 'gauge', 'B', 1, resource_id='r',
+                         timestamp=ts) for ts in stamps]
+        for secret in (SECRET, None):
+            self.assertEqual(self.python(batch, secret, 'h', True),
+                             msgpack_wire.encode(batch, secret, 'h', True))
+            self.assertEqual(
+                ceilometer._py_encode_json(batch, secret, 'h'),
+                ceilometer.encode_json(batch, secret, 'h'))
+
+    def test_the_python_path_when_the_compiled_one_fails(self):
+        batch = samples(random.Random(17), 20, 3)
+        want = self.python(batch, SECRET, 'h', True)
+        real = msgpack_wire._cwire
+
+        class Broken:
+            @staticmethod
+            def encode_msgpack(*args):
+                raise RuntimeError('a bug')
+        msgpack_wire._cwire = Broken
+        try:
+            before = ceilometer.compiled_fallbacks()
+            assert msgpack_wire.encode(batch, SECRET, 'h', True) == want
+            assert ceilometer.compiled_fallbacks() == before + 1
+        finally:
+            msgpack_wire._cwire = real
