@@ -97,6 +97,21 @@ class TestCeilometerEnvelope(base.TestCase):
         assert len(bigger.chunks[0].body) > 3000 >= len(first.body)
         assert second.indexes[0] == len(first.indexes)
 
+    def test_packing_by_bisection_is_the_greedy_loop(self):
+        # Without an oversize item the chunks' ends are found by
+        # bisection; with one, item by item: the same chunks either way.
+        import random
+        rng = random.Random(3)
+        for _ in range(50):
+            items = [b'x' * rng.randrange(1, 900)
+                     for _ in range(rng.randrange(1, 80))]
+            fast, _ = stf._pack(items, 'metering', 'p', 3000, NOW)
+            slow, oversize = stf._pack(items + [b'y' * 5000], 'metering',
+                                       'p', 3000, NOW)
+            assert oversize == [len(items)]
+            assert [c.indexes for c in fast] == [c.indexes for c in slow]
+            assert all(len(c.body) <= 3000 for c in fast)
+
     def test_non_ascii_counts_in_bytes(self):
         samples = [sample(i, resource_metadata={'name': 'ü' * 500})
                    for i in range(20)]
