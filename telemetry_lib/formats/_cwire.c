@@ -495,6 +495,43 @@ static const struct { const char *name; int field; } TAIL[] = {
     {"user_id", F_USER_ID}, {"user_name", F_USER_NAME},
 };
 
+/* A sample's fields into f, its timestamp as isoformat() text -- made
+ * only when it is not the previous sample's (last_ts, stamp: the
+ * caller's, kept across samples). */
+static int
+sample_fields(PyObject *s, PyObject **f, PyObject **last_ts,
+              PyObject **stamp)
+{
+    if (!PyTuple_Check(s) || PyTuple_GET_SIZE(s) < N_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "not a Sample");
+        return -1;
+    }
+    for (int k = 0; k < N_FIELDS; k++)
+        f[k] = PyTuple_GET_ITEM(s, k);
+    if (!same_timestamp(f[F_TIMESTAMP], *last_ts)) {
+        PyObject *st = PyObject_CallMethodNoArgs(f[F_TIMESTAMP], s_isoformat);
+        if (st == NULL)
+            return -1;
+        Py_XSETREF(*stamp, st);
+        Py_INCREF(f[F_TIMESTAMP]);
+        Py_XSETREF(*last_ts, f[F_TIMESTAMP]);
+    }
+    f[F_TIMESTAMP] = *stamp;
+    return 0;
+}
+
+/* The signature text of a sample's metadata into md_block. */
+static int
+flatten_metadata(Buf *md_block, Buf *key_name, PyObject *md,
+                 PyObject *list_text)
+{
+    md_block->len = 0;
+    key_name->len = 0;
+    if (PUT_LIT(key_name, "resource_metadata:") < 0)
+        return -1;
+    return put_flat(md_block, key_name, md, list_text, 0);
+}
+
 /* The JSON members in Ceilometer's order, each with its leading text. */
 static struct { Lit key; int field; } BODY[] = {
     {{"{\"source\":"}, F_SOURCE}, {{",\"counter_name\":"}, F_NAME},
@@ -610,23 +647,10 @@ encode_samples(PyObject *self, PyObject *args)
     if (result == NULL || quoted_at == NULL)
         goto fail;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *s = PySequence_Fast_GET_ITEM(seq, i);
-        if (!PyTuple_Check(s) || PyTuple_GET_SIZE(s) < N_FIELDS) {
-            PyErr_SetString(PyExc_TypeError, "not a Sample");
-            goto fail;
-        }
         PyObject *f[N_FIELDS];
-        for (int k = 0; k < N_FIELDS; k++)
-            f[k] = PyTuple_GET_ITEM(s, k);
-        if (!same_timestamp(f[F_TIMESTAMP], last_ts)) {
-            PyObject *st = PyObject_CallMethodNoArgs(f[F_TIMESTAMP],
-                                                     s_isoformat);
-            if (st == NULL)
-                goto fail;
-            Py_XSETREF(stamp, st);
-            Py_INCREF(f[F_TIMESTAMP]);
-            Py_XSETREF(last_ts, f[F_TIMESTAMP]);
-        }
+        if (sample_fields(PySequence_Fast_GET_ITEM(seq, i), f, &last_ts,
+                          &stamp) < 0)
+            goto fail;
         if (md_json == NULL || !same_metadata(last_md, f[F_METADATA])) {
             PyObject *md = f[F_METADATA];
             Py_XSETREF(md_json, PyObject_CallOneArg(dumps, md));
@@ -669,14 +693,9 @@ encode_samples(PyObject *self, PyObject *args)
                         goto fail;
                 }
             }
-            if (signed_) {
-                md_block.len = 0;
-                key_name.len = 0;
-                if (PUT_LIT(&key_name, "resource_metadata:") < 0 ||
-                        put_flat(&md_block, &key_name, md, list_text,
-                                 0) < 0)
-                    goto fail;
-            }
+            if (signed_ && flatten_metadata(&md_block, &key_name, md,
+                                            list_text) < 0)
+                goto fail;
             /* Escaped once for the samples that share it: it is most of
              * each message's bytes. */
             md_esc.len = 0;
@@ -685,7 +704,6 @@ encode_samples(PyObject *self, PyObject *args)
                 goto fail;
             Py_XSETREF(last_md, Py_NewRef(f[F_METADATA]));
         }
-        f[F_TIMESTAMP] = stamp;
         json.len = 0;
         int quoted = md_quoted;
         for (int k = 0; k < COUNT(BODY); k++) {

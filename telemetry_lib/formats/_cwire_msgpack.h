@@ -194,23 +194,10 @@ encode_msgpack(PyObject *self, PyObject *args)
     if (result == NULL || flagged == NULL)
         goto fail;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *s = PySequence_Fast_GET_ITEM(seq, i);
-        if (!PyTuple_Check(s) || PyTuple_GET_SIZE(s) < N_FIELDS) {
-            PyErr_SetString(PyExc_TypeError, "not a Sample");
-            goto fail;
-        }
         PyObject *f[N_FIELDS];
-        for (int k = 0; k < N_FIELDS; k++)
-            f[k] = PyTuple_GET_ITEM(s, k);
-        if (!same_timestamp(f[F_TIMESTAMP], last_ts)) {
-            PyObject *st = PyObject_CallMethodNoArgs(f[F_TIMESTAMP],
-                                                     s_isoformat);
-            if (st == NULL)
-                goto fail;
-            Py_XSETREF(stamp, st);
-            Py_INCREF(f[F_TIMESTAMP]);
-            Py_XSETREF(last_ts, f[F_TIMESTAMP]);
-        }
+        if (sample_fields(PySequence_Fast_GET_ITEM(seq, i), f, &last_ts,
+                          &stamp) < 0)
+            goto fail;
         if (md_packed == NULL || !same_metadata(last_md, f[F_METADATA])) {
             PyObject *md = f[F_METADATA];
             Py_XSETREF(md_packed, PyObject_CallOneArg(pack, md));
@@ -222,17 +209,11 @@ encode_msgpack(PyObject *self, PyObject *args)
             }
             if ((md_flag = mp_flagged(md, flag_key)) < 0)
                 goto fail;
-            if (signed_) {
-                md_block.len = 0;
-                key_name.len = 0;
-                if (PUT_LIT(&key_name, "resource_metadata:") < 0 ||
-                        put_flat(&md_block, &key_name, md, list_text,
-                                 0) < 0)
-                    goto fail;
-            }
+            if (signed_ && flatten_metadata(&md_block, &key_name, md,
+                                            list_text) < 0)
+                goto fail;
             Py_XSETREF(last_md, Py_NewRef(md));
         }
-        f[F_TIMESTAMP] = stamp;
         out.len = 0;
         /* Room for a TCP frame's length, filled in at the end. */
         if (framed && buf_put(&out, "\0\0\0\0\0\0\0\0", 8) < 0)

@@ -75,6 +75,28 @@ _CONTEXT = '_context_'
 _PRIORITY = operator.itemgetter(0)
 
 
+#: Bytes asked of the socket at once: py-amqp reads each frame's header,
+#: payload and end byte with a recv() of its own -- nine system calls a
+#: notification -- and keeps what a recv() gives beyond what it asked for.
+READ_AHEAD = 16384
+
+
+def read_ahead(conn):
+    """Make ``conn`` read the socket ``READ_AHEAD`` bytes at a time.
+
+    The one place we reach past py-amqp's public API (its plain TCP
+    transport's ``_quick_recv``; ``tests/unit/test_seams.py`` is the
+    canary): left as it is for TLS, and when the attribute is gone.
+    """
+    transport = getattr(conn, 'transport', None)
+    recv = getattr(transport, '_quick_recv', None)
+    if not isinstance(transport, amqp.transport.TCPTransport) or \
+            recv is None:
+        return False
+    transport._quick_recv = lambda n: recv(max(n, READ_AHEAD))
+    return True
+
+
 class Undecodable(ValueError):
     """A message that is no oslo.messaging notification."""
 
@@ -185,6 +207,7 @@ class _Bus:
                            else 60))
             try:
                 conn.connect()
+                read_ahead(conn)
                 return conn
             except (OSError, amqp.exceptions.AMQPError) as exc:
                 problems.append('%s:%s: %s' % (host.hostname, host.port,

@@ -133,3 +133,25 @@ class TestCompiledEncoder(base.TestCase):
         assert ceilometer.compiled_fallbacks() == 2
         assert len(logs.output) == 1 and 'MemoryError: canary' in \
             logs.output[0]
+
+
+class TestPyAmqp(base.TestCase):
+
+    def test_the_tcp_transport_reads_through_quick_recv(self):
+        # The direct notification consumer widens py-amqp's reads through
+        # this attribute; its _read keeps what a recv gives beyond n.
+        import amqp
+        from telemetry_lib.notification import direct
+        source = inspect.getsource(amqp.transport.TCPTransport)
+        assert 'self._quick_recv = self.sock.recv' in source
+        assert 'recv = self._quick_recv' in source
+        assert 'rbuf[:n], rbuf[n:]' in source
+
+        class Conn:
+            transport = amqp.transport.TCPTransport.__new__(
+                amqp.transport.TCPTransport)
+        asked = []
+        Conn.transport._quick_recv = lambda n: asked.append(n) or b''
+        assert direct.read_ahead(Conn)
+        Conn.transport._quick_recv(7)
+        assert asked == [direct.READ_AHEAD]
