@@ -98,6 +98,24 @@ class _Sink:
                 self.done.set()
 
 
+def _names(who):
+    """A topic and a pool of this run's own: a queue left by an earlier
+    run (interrupted, or with messages requeued) would be counted too.
+    """
+    run = uuid.uuid4().hex[:8]
+    return 'bench_%s' % run, 'bench-%s-%s' % (who, run)
+
+
+def _delete_queue(pool):
+    import amqp
+    conn = amqp.Connection('127.0.0.1:%d' % PORT)
+    conn.connect()
+    try:
+        conn.channel().queue_delete(pool)
+    finally:
+        conn.close()
+
+
 def _fill(om, conf, topic, pool, bodies, n):
     """Create the pool's queue (a listener started and stopped), then
     leave ``n`` notifications waiting in it.
@@ -128,7 +146,7 @@ def _fill(om, conf, topic, pool, bodies, n):
 
 def end_to_end_ceilometer(om, conf, bodies, n, batch):
     c_samples, c_event = reference.ceilometer()
-    topic, pool = 'bench_%s' % uuid.uuid4().hex[:8], 'bench-ceilo'
+    topic, pool = _names('ceilo')
     _fill(om, conf, topic, pool, bodies, n)
     sink = _Sink(n)
 
@@ -151,11 +169,12 @@ def end_to_end_ceilometer(om, conf, bodies, n, batch):
     lis.stop()
     lis.wait()
     transport.cleanup()
+    _delete_queue(pool)
     return n / (end[0] - start[0]), (end[1] - start[1]) / n * 1e6
 
 
 def end_to_end_ours(om, conf, bodies, n, batch, consumer='oslo.messaging'):
-    topic, pool = 'bench_%s' % uuid.uuid4().hex[:8], 'bench-ours'
+    topic, pool = _names('ours')
     _fill(om, conf, topic, pool, bodies, n)
     sink = _Sink(n)
     d = delivery.build(conf, 'test://?max_queue_samples=10000000', 'samples')
@@ -191,6 +210,7 @@ def end_to_end_ours(om, conf, bodies, n, batch, consumer='oslo.messaging'):
     lis.close(10)
     d.close(10)
     de.close(10)
+    _delete_queue(pool)
     return n / (end[0] - start[0]), (end[1] - start[1]) / n * 1e6
 
 

@@ -361,19 +361,23 @@ class DirectNotificationListener(base.NotificationListener):
         """
         opts = self.opts
         first = None
+        ticked = time.monotonic()
         while not self._stopping.is_set():
-            wait = TICK if first is None else max(0.0, min(
-                TICK, first + opts.batch_timeout - time.monotonic()))
+            # One timeout for every wait: py-amqp sets the socket's timeout
+            # around each frame it reads when it changes, twice a frame. A
+            # batch goes out at most TICK after its timeout.
             try:
-                conn.drain_events(timeout=wait)
+                conn.drain_events(timeout=TICK)
             except socket.timeout:
                 pass
-            conn.heartbeat_tick()
+            now = time.monotonic()
+            if now - ticked >= TICK:
+                conn.heartbeat_tick()
+                ticked = now
             if pending and first is None:
-                first = time.monotonic()
+                first = now
             if pending and (len(pending) >= opts.batch_size
-                            or time.monotonic() - first
-                            >= opts.batch_timeout):
+                            or now - first >= opts.batch_timeout):
                 batch = pending[:opts.batch_size]
                 del pending[:opts.batch_size]
                 self._handle(channel, batch)
