@@ -21,7 +21,7 @@ class CLITest(base.TestCase):
     def setUp(self):
         super().setUp()
         self.url = 'sqlite://%s/db.sqlite' % self.tmpdir
-        now = datetime.datetime.now(UTC)
+        self.now = now = datetime.datetime.now(UTC)
         storage = storage_base.load_storage(self.conf, self.url)
         storage.write([Sample(
             'host.cpu.time', 'cumulative', 'ns', i * 1e9, resource_id='h1',
@@ -223,6 +223,16 @@ alarms:
 
     def setUp(self):
         super().setUp()
+        # One sample every 10 s goes on for the next minute: the last two
+        # complete 10-s buckets hold one each even when the evaluation
+        # runs after a bucket boundary that setUp's clock had not reached
+        # (it did, now and then, on a loaded machine).
+        storage = storage_base.load_storage(self.conf, self.url)
+        storage.write([Sample(
+            'host.cpu.time', 'cumulative', 'ns', (6 + i) * 1e9,
+            resource_id='h1', timestamp=self.now + datetime.timedelta(
+                seconds=i * 10)) for i in range(7)])
+        storage.close()
         self.path = self.write_file('alarms.yaml', self.ALARMS)
         self.state = self.write_file('alarms.conf', '[alarms]\n'
                                      'state_file = %s/alarms.sqlite\n'
