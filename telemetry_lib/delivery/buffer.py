@@ -28,14 +28,10 @@ from telemetry_lib.delivery import stats as st
 from telemetry_lib import jsoncodec
 
 
-#: An entry is a sequence -- ``(item, size)`` in memory, ``[item, size,
-#: key]`` in the spool, which fills the key in once the item is on disk --
-#: rather than an object with attributes: a tuple is made in C, and at
-#: hundreds of thousands of samples a second an object per sample is most
-#: of the queue's cost.
+#: The spool's entry: ``[item, size, key]``, a list it fills the key into
+#: once the item is on disk. The memory store's entries are the items
+#: themselves (see :class:`MemoryStore`).
 ITEM, SIZE, KEY = 0, 1, 2
-_ITEM = operator.itemgetter(ITEM)
-_SIZE = operator.itemgetter(SIZE)
 _METADATA = operator.attrgetter('resource_metadata')
 #: Bytes per item beside its metadata: the sample's own fields.
 _BASE = 600
@@ -85,30 +81,43 @@ def batch_size(items):
 _LAST_SIZES = threading.local()
 
 
-def entries_size(entries):
-    """The bytes ``entries`` count for, summed in C."""
-    return sum(map(_SIZE, entries))
+class Batch(list):
+    """Items put together, each counting ``each`` bytes; a slice is one
+    too.
+    """
 
+    __slots__ = ('each',)
 
-def items_of(entries):
-    """The items of ``entries``, in their order."""
-    return list(map(_ITEM, entries))
+    def __init__(self, items, each):
+        super().__init__(items)
+        self.each = each
+
+    def __getitem__(self, index):
+        got = list.__getitem__(self, index)
+        return Batch(got, self.each) if isinstance(index, slice) else got
 
 
 class MemoryStore:
     """Items in memory; lost with the process (use the spool for more).
 
-    The queue is a deque of the batches as they were put, not of items:
-    taking a batch is a few slices in C whatever its size, where popping
-    item by item was most of the worker's cost.
+    Its entries are the items themselves, not an object per item: at
+    hundreds of thousands of samples a second, an object per sample (and
+    the garbage collector's walks over them) was most of the queue's cost.
+    The queue holds the :class:`Batch` es as they were put, each item
+    counting its batch's mean size; taking is a few slices in C. What is in
+    flight counts as one sum, and a part of it leaves with its share of
+    the sum (all of what is left with the last part): exact per batch put
+    and taken whole, within a few bytes for the parts a partial failure
+    makes.
     """
 
     def __init__(self):
-        self._queue = collections.deque()   # lists of entries, oldest first
-        self._head = 0          # entries of the first list already taken
+        self._queue = collections.deque()   # Batches, oldest first
+        self._head = 0          # items of the first Batch already taken
         self.count = 0          # queued + in flight
         self.nbytes = 0
         self.in_flight = 0
+        self._in_flight_bytes = 0
 
     recovered = 0
 
@@ -117,12 +126,8 @@ class MemoryStore:
         return self.count - self.in_flight
 
     def prepare(self, items):
-        """Entries for ``items``, and how many could not be stored.
-
-        Every entry of a batch counts the batch's mean size: the sum is
-        what bounds the queue, and it is the same whichever items of the
-        batch are evicted first, since each leaves with the size it came in
-        with.
+        """A :class:`Batch` of ``items``, and how many could not be
+        stored (none: memory takes anything).
         """
         # A pipeline hands the same items, in the same order, to each of its
         # publishers one after the other in one thread: the size of the
@@ -132,51 +137,88 @@ class MemoryStore:
         last = getattr(_LAST_SIZES, 'memo', None)
         if (last is not None and len(last[0]) == len(items)
                 and all(map(operator.is_, items, last[0]))):
-            size = last[1]
+            each = last[1]
         else:
-            size = -(-batch_size(items) // max(1, len(items)))
-            _LAST_SIZES.memo = (tuple(items), size)
-        return list(zip(items, itertools.repeat(size))), 0
+            each = -(-batch_size(items) // max(1, len(items)))
+            _LAST_SIZES.memo = (tuple(items), each)
+        return Batch(items, each), 0
 
-    def append(self, entries):
-        if entries:
-            self._queue.append(entries)
-            self.count += len(entries)
-            self.nbytes += entries_size(entries)
+    @staticmethod
+    def sizes(batch):
+        """Each entry's bytes, of a :class:`Batch` from :meth:`prepare`."""
+        return itertools.repeat(batch.each, len(batch))
+
+    def size_of(self, entries):
+        """The bytes ``entries`` count for: a :class:`Batch` its own, what
+        :meth:`take` gave (or a part of it) its share of the in-flight sum.
+        """
+        each = getattr(entries, 'each', None)
+        if each is not None:
+            return each * len(entries)
+        return self._share(len(entries))
+
+    @staticmethod
+    def items_of(entries):
+        return entries
+
+    def _share(self, n):
+        if n >= self.in_flight:
+            return self._in_flight_bytes
+        return self._in_flight_bytes * n // self.in_flight
+
+    def append(self, batch):
+        if batch:
+            self._queue.append(batch)
+            self.count += len(batch)
+            self.nbytes += batch.each * len(batch)
 
     def take(self, max_items):
         queue = self._queue
-        taken = []
+        taken, size = [], 0
         while queue and len(taken) < max_items:
             chunk, head = queue[0], self._head
             end = head + max_items - len(taken)
             if end >= len(chunk):
-                taken += chunk[head:] if head else chunk
+                taken += list.__getitem__(chunk, slice(head, None)) \
+                    if head else chunk
+                size += (len(chunk) - head) * chunk.each
                 queue.popleft()
                 self._head = 0
             else:
-                taken += chunk[head:end]
+                taken += list.__getitem__(chunk, slice(head, end))
+                size += (end - head) * chunk.each
                 # The list lives on until its last entry is taken: what it
                 # no longer holds must not stay alive with it.
                 chunk[head:end] = itertools.repeat(None, end - head)
                 self._head = end
         self.in_flight += len(taken)
+        self._in_flight_bytes += size
         return taken
+
+    def _leave(self, n):
+        """Take ``n`` entries out of flight; the bytes they counted."""
+        size = self._share(n)
+        self.in_flight -= n
+        self._in_flight_bytes -= size
+        if not self.in_flight:
+            self._in_flight_bytes = 0
+        return size
 
     def settle(self, entries):
         """Forget entries for good (delivered or dropped)."""
-        self.in_flight -= len(entries)
+        self.nbytes -= self._leave(len(entries))
         self.count -= len(entries)
-        self.nbytes -= entries_size(entries)
+        if not self.count:
+            self.nbytes = 0
 
     def release(self, entries):
         """Put in-flight entries back at the head, in their order."""
+        size = self._leave(len(entries))
         if self._head:
             self._queue[0] = self._queue[0][self._head:]
             self._head = 0
-        self.in_flight -= len(entries)
         if entries:
-            self._queue.appendleft(list(entries))
+            self._queue.appendleft(Batch(entries, size // len(entries)))
 
     def evict_oldest(self, items_needed, bytes_needed):
         """Remove the oldest queued (not in-flight) entries until enough
@@ -186,7 +228,7 @@ class MemoryStore:
         queue = self._queue
         while queue and (count < items_needed or size < bytes_needed):
             chunk = queue[0]
-            size += chunk[self._head][SIZE]
+            size += chunk.each
             chunk[self._head] = None
             count += 1
             self._head += 1
@@ -194,7 +236,7 @@ class MemoryStore:
                 queue.popleft()
                 self._head = 0
         self.count -= count
-        self.nbytes -= size
+        self.nbytes = max(0, self.nbytes - size) if self.count else 0
         return count, size
 
     def discard_all(self):
@@ -202,6 +244,7 @@ class MemoryStore:
         count = self.count
         self._queue.clear()
         self._head = self.count = self.nbytes = self.in_flight = 0
+        self._in_flight_bytes = 0
         return count
 
     def close(self):
@@ -249,7 +292,7 @@ class Buffer:
                 return 0
             opts = self.options
             if (self.store.count + len(entries) <= opts.max_queue_samples
-                    and self.store.nbytes + entries_size(entries)
+                    and self.store.nbytes + self.store.size_of(entries)
                     <= opts.max_queue_bytes):
                 # Room for all of it (the usual case): what every policy
                 # does then, without walking the entries in Python.
@@ -274,7 +317,7 @@ class Buffer:
         entries, unstorable = self.store.prepare(items)
         with self.lock:
             opts = self.options
-            size = entries_size(entries)
+            size = self.store.size_of(entries)
             if self.closing or (
                     self.store.count + len(entries)
                     > opts.max_queue_samples * high_water) or (
@@ -300,8 +343,7 @@ class Buffer:
         room = self.options.max_queue_samples - self.store.count
         byte_room = self.options.max_queue_bytes - self.store.nbytes
         n = 0
-        for entry in entries:
-            size = entry[SIZE]
+        for size in self.store.sizes(entries):
             too_big = size > byte_room and (n or self.store.count)
             if n >= room or too_big:
                 break
@@ -329,12 +371,12 @@ class Buffer:
         opts = self.options
         # Of the incoming items, only the newest that could ever fit.
         keep, size = 0, 0
-        for entry in reversed(entries):
+        for one in reversed(list(self.store.sizes(entries))):
             if keep >= opts.max_queue_samples or (
-                    keep and size + entry[SIZE] > opts.max_queue_bytes):
+                    keep and size + one > opts.max_queue_bytes):
                 break
             keep += 1
-            size += entry[SIZE]
+            size += one
         skipped = len(entries) - keep
         entries = entries[skipped:]
         need_items = self.store.count + keep - opts.max_queue_samples

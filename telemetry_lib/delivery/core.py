@@ -31,7 +31,6 @@ import time
 import traceback
 
 from telemetry_lib.delivery.buffer import Buffer
-from telemetry_lib.delivery.buffer import items_of
 from telemetry_lib.delivery.buffer import MemoryStore
 from telemetry_lib.delivery.options import DeliveryOptions
 from telemetry_lib.delivery.retry import RetryPolicy
@@ -374,7 +373,7 @@ class Delivery(lifecycle.Component):
         buf = self._buffer
         attempt = 0
         while True:
-            items = items_of(entries)
+            items = buf.store.items_of(entries)
             started = self._clock()
             # The outcome is handled after the try: a log line written
             # inside an except block gets the exception appended again by

@@ -24,10 +24,10 @@ share one spool by mistake.
 """
 
 import logging
+import operator
 import sqlite3
 
 from telemetry_lib.clients import sqlitedb
-from telemetry_lib.delivery.buffer import entries_size
 from telemetry_lib.delivery.buffer import ITEM
 from telemetry_lib.delivery.buffer import KEY
 from telemetry_lib.delivery.buffer import SIZE
@@ -37,6 +37,8 @@ from telemetry_lib.formats import ceilometer
 from telemetry_lib import jsoncodec
 
 LOG = logging.getLogger(__name__)
+_ITEM = operator.itemgetter(ITEM)
+_SIZE = operator.itemgetter(SIZE)
 
 
 class SampleCodec:
@@ -136,6 +138,18 @@ class SpoolStore:
         return ([[b, len(b), None] for b in blobs],
                 len(items) - len(blobs))
 
+    @staticmethod
+    def sizes(entries):
+        return map(_SIZE, entries)
+
+    @staticmethod
+    def size_of(entries):
+        return sum(map(_SIZE, entries))
+
+    @staticmethod
+    def items_of(entries):
+        return list(map(_ITEM, entries))
+
     def append(self, entries):
         if not entries:
             return
@@ -151,7 +165,7 @@ class SpoolStore:
             raise
         self._db.execute('COMMIT')
         self.count += len(entries)
-        self.nbytes += entries_size(entries)
+        self.nbytes += self.size_of(entries)
 
     def take(self, max_items):
         rows = self._db.execute(
@@ -185,7 +199,7 @@ class SpoolStore:
         for e in entries:
             self._in_flight.pop(e[KEY], None)
         self.count -= len(entries)
-        self.nbytes -= entries_size(entries)
+        self.nbytes -= self.size_of(entries)
 
     def release(self, entries):
         for e in entries:

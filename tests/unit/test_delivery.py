@@ -665,8 +665,7 @@ class TestByteBound(DeliveryTest):
             resource_metadata={'v': 'x' * 100 * i})
             for i in range(10)])
         store.append(entries)
-        assert store.nbytes >= buffer.batch_size(
-            [e[buffer.ITEM] for e in entries])
+        assert store.nbytes >= buffer.batch_size(entries)
         count, size = store.evict_oldest(3, 0)
         assert count == 3
         store.settle(store.take(100))
@@ -693,8 +692,7 @@ class TestMemoryStore(base.TestCase):
         return items
 
     def numbers(self, entries):
-        from telemetry_lib.delivery import buffer
-        return [e[buffer.ITEM].n for e in entries]
+        return [e.n for e in entries]
 
     def test_order_across_batches_partial_takes_and_releases(self):
         import random
@@ -716,6 +714,8 @@ class TestMemoryStore(base.TestCase):
                     del expected[start:start + count]
                 got += self.numbers(taken)
                 store.settle(taken)
+                assert store.nbytes >= 0 and (store.nbytes > 0) == (
+                    store.count > 0), (store.nbytes, store.count)
             assert got == expected
             assert (store.count, store.nbytes, store.in_flight) == (0, 0, 0)
 
