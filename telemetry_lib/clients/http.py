@@ -337,15 +337,27 @@ class HttpClient:
                 manager.clear()
 
 
-def publisher_error(response, detail):
+def publisher_error(response, detail, is_retryable=retryable):
     """The delivery core's error for a ``response`` that is not 2xx:
-    :class:`RetryableError` (with the peer's ``Retry-After``) or
-    :class:`PermanentError`, saying ``detail``.
+    :class:`RetryableError` (with the peer's ``Retry-After``) when
+    ``is_retryable(status)`` (:func:`retryable` unless a protocol says
+    otherwise), else :class:`PermanentError`, saying ``detail``.
     """
-    if retryable(response.status):
+    if is_retryable(response.status):
         return RetryableError(detail,
                               retry_after=retry_after(response.headers))
     return PermanentError(detail)
+
+
+def publisher_request(client, method, url, **kwargs):
+    """``client.request(...)`` for a publisher: a peer that does not
+    answer is a :class:`RetryableError` naming the request.
+    """
+    try:
+        return client.request(method, url, **kwargs)
+    except Unanswered as exc:
+        raise RetryableError('%s %s failed: %s' % (method, url, exc)
+                             ) from None
 
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")

@@ -187,8 +187,9 @@ class _Bus:
                        for priority in base.PRIORITIES]
         self.pool = opts.pool
 
-    def connect(self, rabbit, deadline_wait):
-        """A connected ``amqp.Connection`` to the first host that answers.
+    def connect(self, rabbit, stopping):
+        """A connected ``amqp.Connection`` to the first host that answers
+        (``stopping()`` true: no more hosts are tried).
 
         :raises OSError, amqp.exceptions.AMQPError: when none does.
         """
@@ -212,7 +213,7 @@ class _Bus:
             except (OSError, amqp.exceptions.AMQPError) as exc:
                 problems.append('%s:%s: %s' % (host.hostname, host.port,
                                                exc))
-            if deadline_wait():
+            if stopping():
                 break
         raise ConnectionError('; '.join(problems))
 
@@ -307,12 +308,11 @@ class DirectNotificationListener(base.NotificationListener):
 
     # -- one worker ----------------------------------------------------------
 
-    def _rabbit(self):
-        return getattr(self.conf, 'oslo_messaging_rabbit', None)
-
     def _run(self, bus):
         delay = 1.0
-        rabbit = self._rabbit()
+        # Registered by oslo.messaging's driver when start() made the
+        # transports.
+        rabbit = getattr(self.conf, 'oslo_messaging_rabbit', None)
         while not self._stopping.is_set():
             try:
                 conn = bus.connect(rabbit, self._stopping.is_set)
@@ -405,8 +405,12 @@ class DirectNotificationListener(base.NotificationListener):
             group = list(group)
             messages = [m for _, _, m in group]
             if priority not in base.PRIORITIES:
-                LOG.warning('notifications: unknown priority %r; %d '
-                            'acknowledged', priority, len(group))
+                # What oslo.messaging's dispatcher does: a warning, and
+                # the message acknowledged (here once a minute, however
+                # many come).
+                self.problems.problem(
+                    'priority', 'unknown priority %r; %d notification(s) '
+                    'acknowledged', priority[:50], len(group))
                 done += messages
             elif self.process(priority, [b for _, b, _ in group]):
                 done += messages

@@ -117,14 +117,11 @@ class HttpPublisher(base.Publisher):
             raise PermanentError(str(first), items=list(failures))
 
     def _post(self, data, count):
-        try:
-            resp = self._client.request(
-                'POST', self.target, data=data, params=self._params,
-                headers=dict(_HEADERS, **self._headers) if self._headers
-                else _HEADERS)
-        except http.Unanswered as exc:
-            raise RetryableError('POST %s failed: %s'
-                                 % (self.target, exc)) from None
+        resp = http.publisher_request(
+            self._client, 'POST', self.target, data=data,
+            params=self._params,
+            headers=dict(_HEADERS, **self._headers) if self._headers
+            else _HEADERS)
         if not resp.ok:
             raise http.publisher_error(
                 resp, 'POST %s of %d item(s), %d bytes: HTTP %d %s'

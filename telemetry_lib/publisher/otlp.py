@@ -38,8 +38,6 @@ import socket
 import threading
 
 from telemetry_lib.clients import http
-from telemetry_lib.exceptions import PermanentError
-from telemetry_lib.exceptions import RetryableError
 from telemetry_lib.formats import otlp
 from telemetry_lib import lifecycle
 from telemetry_lib.publisher import base
@@ -80,11 +78,8 @@ class OTLPPublisher(base.Publisher):
                                                self.region), self.encoding)
         if self.gzip:
             body = gzip.compress(body, compresslevel=5)
-        try:
-            resp = self._client.request('POST', self.target, data=body)
-        except http.Unanswered as exc:
-            raise RetryableError('POST %s failed: %s'
-                                 % (self.target, exc)) from None
+        resp = http.publisher_request(self._client, 'POST', self.target,
+                                      data=body)
         if resp.ok:
             rejected, message = otlp.partial_success(
                 resp.content, self.encoding)
@@ -95,12 +90,10 @@ class OTLPPublisher(base.Publisher):
                                   'point(s): %s', rejected,
                                   http.short(message))
             return
-        detail = 'POST %s of %d sample(s): HTTP %d %s' % (
-            self.target, len(samples), resp.status, http.short(resp.text))
-        if resp.status in RETRYABLE:
-            raise RetryableError(detail,
-                                 retry_after=http.retry_after(resp.headers))
-        raise PermanentError(detail)
+        raise http.publisher_error(
+            resp, 'POST %s of %d sample(s): HTTP %d %s' % (
+                self.target, len(samples), resp.status,
+                http.short(resp.text)), RETRYABLE.__contains__)
 
     def adjustments(self):
         with self._lock:

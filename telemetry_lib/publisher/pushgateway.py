@@ -200,14 +200,10 @@ class PushgatewayPublisher(base.Publisher):
                             resource, exc)
 
     def _request(self, method, url, body):
-        try:
-            resp = self._client.request(
-                method, url, data=body,
-                headers={'Content-Type': fmt.TEXT_CONTENT_TYPE}
-                if body is not None else {})
-        except http.Unanswered as exc:
-            raise RetryableError('%s %s failed: %s' % (method, url, exc)
-                                 ) from None
+        resp = http.publisher_request(
+            self._client, method, url, data=body,
+            headers={'Content-Type': fmt.TEXT_CONTENT_TYPE}
+            if body is not None else {})
         if not resp.ok:
             raise http.publisher_error(resp, '%s %s: HTTP %d %s' % (
                 method, url, resp.status, http.short(resp.text)))

@@ -96,11 +96,8 @@ class RemoteWritePublisher(base.Publisher):
     def _post(self, samples):
         body = rw.compress(rw.write_request(
             samples, self.scheme, self._publisher_id, self.metadata))
-        try:
-            resp = self._client.request('POST', self.target, data=body)
-        except http.Unanswered as exc:
-            raise RetryableError('POST %s failed: %s'
-                                 % (self.target, exc)) from None
+        resp = http.publisher_request(self._client, 'POST', self.target,
+                                      data=body)
         if resp.ok:
             return
         detail = 'POST %s of %d sample(s): HTTP %d %s' % (
