@@ -15,7 +15,10 @@
 delivery worker; where the items live is a *store*: :class:`MemoryStore`
 here, :class:`~telemetry_lib.delivery.spool.SpoolStore` on disk. A store
 keeps items in arrival order and knows which ones are in flight (taken by
-the worker, not yet settled), which an eviction never touches.
+the worker, not yet settled), which an eviction never touches. Its entries
+are its own (the items themselves in memory, rows in the spool): the buffer
+and the worker ask the store for their ``sizes``, ``size_of`` and
+``items_of``.
 """
 
 import collections

@@ -126,9 +126,6 @@ class VictoriaMetricsReceiver(_Receiver):
                 '-storageDataPath=' + os.path.join(self.dir, 'data'),
                 '-httpListenAddr=127.0.0.1:%d' % self.port,
                 '-retentionPeriod=1', '-search.latencyOffset=0s',
-                # A batch sent again after a cut counts once, as in
-                # Prometheus.
-                '-dedup.minScrapeInterval=1ms',
                 '-search.disableCache', '-loggerLevel=ERROR']
 
     def timestamps(self, selector, seconds):
@@ -142,7 +139,9 @@ class VictoriaMetricsReceiver(_Receiver):
             series = json.loads(line)
             out.setdefault(series['metric']['resource'], []).extend(
                 series['timestamps'])
-        return {k: sorted(v) for k, v in out.items()}
+        # A batch sent again after a cut (at least once) is stored twice
+        # here; Prometheus keeps one sample per timestamp.
+        return {k: sorted(set(v)) for k, v in out.items()}
 
 
 class RemoteWriteTest(base.TestCase):
@@ -224,7 +223,18 @@ class TestOutageBackfill(RemoteWriteTest):
             st = d.stats()
             assert st.balanced and st.dropped == {} and st.pending == 0, st
             assert st.published == produced['count'], (r.name, st)
-            got = r.timestamps(fmt.stf_meter_name(meter), window)
+            got = {}
+
+            def searchable(r=r):
+                # What a receiver acknowledged may become searchable a
+                # little later (VictoriaMetrics, now and then, for a batch
+                # taken just after the outage): read until it is all there
+                # or a minute has passed, then judge.
+                got.clear()
+                got.update(r.timestamps(fmt.stf_meter_name(meter), window))
+                return len(got) == RESOURCES and all(
+                    set(ts) == set(stamps) for ts in got.values())
+            base.wait_until(searchable, 60, interval=1.0)
             assert len(got) == RESOURCES, (r.name, sorted(got))
             counts = {res: len(ts) for res, ts in got.items()}
             missing = sorted(set(stamps) - set(got['r00']))
@@ -234,10 +244,13 @@ class TestOutageBackfill(RemoteWriteTest):
                 r.name, counts, [(round((m - marks['down']) / 1000, 2),
                                   round((m - marks['up']) / 1000, 2))
                                  for m in missing[:20]])
-            gaps = max(max(b - a for a, b in zip(ts, ts[1:]))
-                       for ts in got.values())
-            # Every STEP a sample, outage or not: no gap.
-            assert gaps < 1000, (r.name, gaps)
+            # No gap, outage or not: every series holds exactly the
+            # timestamps produced (compared with what the producer made,
+            # not with the clock: a producer starved for a second on a
+            # loaded machine is not a gap in the delivery).
+            for res, ts in got.items():
+                assert set(ts) == set(stamps), (
+                    r.name, res, sorted(set(stamps) ^ set(ts))[:20])
 
 
 class TestRefusedSeries(RemoteWriteTest):
