@@ -182,8 +182,14 @@ class TestOutageBackfill(RemoteWriteTest):
 
         def produce():
             n, next_at = 0, time.monotonic()
+            first = datetime.datetime.now(UTC)
             while not stop.is_set():
-                now = datetime.datetime.now(UTC)
+                # Stamped by the schedule, not the clock: a producer that
+                # falls behind on a loaded machine catches up with batches
+                # a few microseconds apart, which the clock stamped with
+                # the same millisecond -- one sample for the receivers,
+                # two for the count.
+                now = first + datetime.timedelta(seconds=n * STEP)
                 batch = [Sample(meter, 'gauge', 'B', float(n),
                                 resource_id='r%02d' % r, timestamp=now)
                          for r in range(RESOURCES)]
